@@ -1,0 +1,1 @@
+"""Tierstream customers service."""

@@ -1,0 +1,1 @@
+"""Tierstream feedback service."""

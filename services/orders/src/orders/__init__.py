@@ -1,0 +1,1 @@
+"""Tierstream orders service."""

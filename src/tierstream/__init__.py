@@ -1,0 +1,1 @@
+"""Tierstream command line and local stack orchestration."""
