@@ -1,1 +1,275 @@
-def main() -> None: ...
+"""``tierstream`` — run the local stack, load data, look inside.
+
+tierstream up        start PostgreSQL, Kafka and the four services (idempotent), print URLs
+tierstream down      stop everything ``up`` started
+tierstream status    what runs where
+tierstream demo      up + load the Online Retail data set + show a few customers' segments
+tierstream load      load the data set into a running stack
+tierstream segment   one customer's segment
+tierstream tail      print events arriving on a topic
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tierstream import stack
+from tierstream.dataset import LoadPlan, plan, read_rows
+from tierstream.loader import load, make_progress
+
+app = typer.Typer(help="Tierstream: event-sourced customer management — local stack and tools.", add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+KafkaPort = Annotated[int, typer.Option(help="Kafka client port")]
+PgPort = Annotated[int, typer.Option(help="PostgreSQL port")]
+Partitions = Annotated[int, typer.Option(min=1, help="partitions of the contract topics")]
+
+
+def _config(kafka_port: int, pg_port: int, partitions: int) -> stack.StackConfig:
+    return stack.StackConfig(kafka_port=kafka_port, pg_port=pg_port, partitions=partitions)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _print_urls(config: stack.StackConfig, infra: stack.Infra) -> None:
+    table = Table(title="Tierstream is up", show_lines=False)
+    table.add_column("what")
+    table.add_column("where")
+    for service in stack.SERVICES:
+        table.add_row(f"{service} API", f"{config.url(service)}/docs")
+    table.add_row("segment of a customer", f"{config.url('segmentation')}/customers/<id>/segment")
+    table.add_row("Kafka", infra.bootstrap_servers)
+    table.add_row("PostgreSQL", infra.pg_url.replace(":tierstream@", ":***@"))
+    table.add_row("logs", str(config.log_dir))
+    console.print(table)
+    console.print(f"Dashboard: [bold]{config.url('segmentation')}/docs[/]  (stop everything: tierstream down)")
+
+
+@app.command()
+def up(
+    kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
+    pg_port: PgPort = stack.DEV_PG_PORT,
+    partitions: Partitions = 3,
+) -> None:
+    """Start PostgreSQL, Kafka, migrations and all four services in the background."""
+    config = _config(kafka_port, pg_port, partitions)
+    started = time.monotonic()
+    try:
+        with console.status("starting PostgreSQL, Kafka and the services…"):
+            infra = stack.up(config)
+    except stack.StackError as exc:
+        raise _fail(str(exc)) from exc
+    _print_urls(config, infra)
+    console.print(f"[dim]up in {time.monotonic() - started:.1f}s[/]")
+
+
+@app.command()
+def down() -> None:
+    """Stop the services, Kafka and PostgreSQL that ``up`` started (by PID)."""
+    config = stack.StackConfig()
+    try:
+        stopped = stack.down(config)
+    except stack.StackError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"stopped: {', '.join(stopped) or 'no services'}; Kafka and PostgreSQL stopped")
+
+
+@app.command()
+def status() -> None:
+    """Show which services run and whether they are ready."""
+    config = stack.StackConfig()
+    table = Table()
+    for column in ("service", "pid", "url", "ready"):
+        table.add_column(column)
+    for service in stack.SERVICES:
+        pid = stack.service_pid(config, service)
+        ready = "-"
+        if pid:
+            try:
+                ready = str(httpx.get(f"{config.url(service)}/health/ready", timeout=3).json()["status"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                ready = "no answer"
+        table.add_row(service, str(pid or "-"), config.url(service), ready)
+    console.print(table)
+
+
+def _plan(data: Path, customers: int | None) -> LoadPlan:
+    if not data.exists():
+        raise _fail(f"data file {data} not found (expected the Online Retail CSV, gzip or plain)")
+    with console.status(f"reading {data}…"):
+        return plan(read_rows(data), max_customers=customers)
+
+
+def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int) -> None:
+    urls = {s: config.url(s) for s in stack.SERVICES}
+    console.print(
+        f"loading {len(load_plan.customers):,} customers, {len(load_plan.orders):,} orders, "
+        f"{len(load_plan.returns):,} returns from {load_plan.rows_read:,} rows"
+    )
+    started = time.monotonic()
+    with make_progress() as progress:
+        report = asyncio.run(load(load_plan, urls, concurrency=concurrency, progress=progress))
+    elapsed = time.monotonic() - started
+    table = Table(title=f"loaded in {elapsed:.0f}s")
+    for column in ("kind", "created", "already there", "failed"):
+        table.add_column(column, justify="right")
+    for kind in ("customers", "orders", "returns"):
+        table.add_row(kind, f"{report.created[kind]:,}", f"{report.already[kind]:,}", f"{report.failed[kind]:,}")
+    console.print(table)
+    if load_plan.rejected:
+        rejected = Table(title="not loaded, by reason")
+        rejected.add_column("rows / invoices", justify="right")
+        rejected.add_column("reason")
+        for reason, count in load_plan.rejected.most_common():
+            rejected.add_row(f"{count:,}", reason)
+        console.print(rejected)
+    for failure in report.failures:
+        err.print(f"[red]failed:[/] {failure}")
+
+
+DataPath = Annotated[Path, typer.Option(help="Online Retail CSV (.csv or .csv.gz)")]
+SampleCustomers = Annotated[int | None, typer.Option(help="load only the first N customers (default: all)")]
+Concurrency = Annotated[int, typer.Option(min=1, max=128, help="concurrent API requests")]
+
+
+def _default_data() -> Path:
+    return stack.repo_root() / "data" / "online_retail.csv.gz"
+
+
+@app.command("load")
+def load_command(data: DataPath = Path(""), customers: SampleCustomers = None, concurrency: Concurrency = 16) -> None:
+    """Load the Online Retail data set into a running stack through the public APIs."""
+    config = stack.StackConfig()
+    _load(_plan(data if str(data) else _default_data(), customers), config, concurrency)
+
+
+@app.command()
+def demo(
+    data: DataPath = Path(""),
+    customers: SampleCustomers = None,
+    concurrency: Concurrency = 16,
+    kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
+    pg_port: PgPort = stack.DEV_PG_PORT,
+) -> None:
+    """Start the stack, load the real data set, and show a few customers' segments."""
+    config = _config(kafka_port, pg_port, 3)
+    load_plan = _plan(data if str(data) else _default_data(), customers)
+    try:
+        with console.status("starting PostgreSQL, Kafka and the services…"):
+            infra = stack.up(config)
+    except stack.StackError as exc:
+        raise _fail(str(exc)) from exc
+    _load(load_plan, config, concurrency)
+    _show_top_customers(config, load_plan)
+    _print_urls(config, infra)
+
+
+def _show_top_customers(config: stack.StackConfig, load_plan: LoadPlan, count: int = 8) -> None:
+    orders_per_customer: dict[str, int] = {}
+    for order in load_plan.orders:
+        orders_per_customer[order.customer_id] = orders_per_customer.get(order.customer_id, 0) + 1
+    top = sorted(orders_per_customer, key=lambda c: -orders_per_customer[c])[:count]
+    rows = _wait_for_segments(config, {c: orders_per_customer[c] for c in top})
+    table = Table(title="a few customers' live segments")
+    for column in ("customer", "tier", "orders", "net revenue", "last order"):
+        table.add_column(column)
+    for seg in rows:
+        table.add_row(
+            seg["customer_id"],
+            seg["value_tier"],
+            str(seg["orders_count"]),
+            f"{seg['net_revenue']} {seg['currency'] or ''}",
+            str(seg["last_order_at"])[:10],
+        )
+    console.print(table)
+
+
+def _wait_for_segments(config: stack.StackConfig, expected: dict[str, int], timeout_s: float = 120) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    rows: dict[str, dict] = {}
+    with console.status("waiting for the segmentation projection to catch up…"):
+        while time.monotonic() < deadline and len(rows) < len(expected):
+            for customer_id, orders in expected.items():
+                if customer_id in rows:
+                    continue
+                response = httpx.get(f"{config.url('segmentation')}/customers/{customer_id}/segment", timeout=5)
+                if response.status_code == 200 and response.json()["orders_count"] >= orders:
+                    rows[customer_id] = response.json()
+            time.sleep(0.5)
+    missing = set(expected) - set(rows)
+    if missing:
+        err.print(f"[yellow]segments not caught up after {timeout_s:.0f}s for {sorted(missing)}[/]")
+    return [rows[c] for c in expected if c in rows]
+
+
+@app.command()
+def segment(customer_id: str) -> None:
+    """Print one customer's live segment (from the segmentation read API)."""
+    config = stack.StackConfig()
+    try:
+        response = httpx.get(f"{config.url('segmentation')}/customers/{customer_id}/segment", timeout=5)
+    except httpx.HTTPError as exc:
+        raise _fail(
+            f"segmentation API not reachable at {config.url('segmentation')} ({exc!r}); run tierstream up"
+        ) from exc
+    if response.status_code == 404:
+        raise _fail(f"no segment for customer {customer_id!r} (unknown, or not projected yet)")
+    console.print_json(response.text)
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="topic, e.g. crm.orders.v1")],
+    from_beginning: Annotated[bool, typer.Option(help="start at the earliest offset")] = False,
+    limit: Annotated[int, typer.Option(help="stop after N events (0 = run until Ctrl-C)")] = 0,
+    bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = f"127.0.0.1:{stack.DEV_KAFKA_PORT}",
+) -> None:
+    """Print the events on a topic, one JSON line each (key, partition, offset, value)."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+        await consumer.start()
+        seen = 0
+        try:
+            async for record in consumer:
+                value = record.value.decode("utf-8", "replace") if record.value else None
+                try:
+                    parsed = json.loads(value) if value else None
+                except ValueError:
+                    parsed = value
+                key = record.key.decode() if record.key else None
+                line = {"partition": record.partition, "offset": record.offset, "key": key, "value": parsed}
+                console.print_json(json.dumps(line))
+                seen += 1
+                if limit and seen >= limit:
+                    return
+        finally:
+            await consumer.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def main() -> None:
+    app()

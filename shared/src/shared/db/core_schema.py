@@ -1,0 +1,61 @@
+"""Frozen migration steps for the core tables, shared by every service's Alembic history.
+
+Each function is one version of the core schema and never changes once released; a later change to
+the core tables is a new function (``upgrade_v2``) that services call from a new revision.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+
+def upgrade_v1() -> None:
+    op.execute(
+        """
+        CREATE TABLE events (
+            position       BIGINT GENERATED ALWAYS AS IDENTITY NOT NULL UNIQUE,
+            stream_id      TEXT NOT NULL,
+            stream_version INTEGER NOT NULL CHECK (stream_version >= 1),
+            aggregate_type TEXT NOT NULL,
+            event_id       UUID NOT NULL UNIQUE,
+            event_type     TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            occurred_at    TIMESTAMPTZ NOT NULL,
+            recorded_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+            data           JSONB NOT NULL,
+            metadata       JSONB NOT NULL,
+            CONSTRAINT events_pkey PRIMARY KEY (stream_id, stream_version)
+        );
+        CREATE TABLE outbox (
+            id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            message_id  UUID NOT NULL UNIQUE,
+            topic       TEXT NOT NULL,
+            key         TEXT,
+            value       BYTEA NOT NULL,
+            headers     JSONB NOT NULL,
+            created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+            sent_at     TIMESTAMPTZ
+        );
+        CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
+        CREATE INDEX outbox_sent_at_idx ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+        CREATE TABLE inbox (
+            consumer_group TEXT NOT NULL,
+            event_id       UUID NOT NULL,
+            processed_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+            CONSTRAINT inbox_pkey PRIMARY KEY (consumer_group, event_id)
+        );
+        CREATE INDEX inbox_processed_at_idx ON inbox (processed_at);
+        CREATE TABLE consumer_offsets (
+            consumer_group TEXT NOT NULL,
+            topic          TEXT NOT NULL,
+            partition      INTEGER NOT NULL,
+            next_offset    BIGINT NOT NULL,
+            updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+            CONSTRAINT consumer_offsets_pkey PRIMARY KEY (consumer_group, topic, partition)
+        );
+        """
+    )
+
+
+def downgrade_v1() -> None:
+    op.execute("DROP TABLE consumer_offsets; DROP TABLE inbox; DROP TABLE outbox; DROP TABLE events;")

@@ -1,0 +1,157 @@
+"""(event_type, schema_version) → payload model, upcasters, and the one validation entry point.
+
+Every payload class of the contract is registered here when :mod:`shared.events` is imported.
+:func:`parse_envelope` is the only way bytes from the bus become an :class:`Envelope`; its error,
+:class:`InvalidEvent`, names the event type and schema version it could not accept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.events.envelope import Envelope, EventPayload
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class InvalidEvent(ValueError):
+    """Bytes that are not a valid contract event. ``reason`` is a short machine-readable code."""
+
+    def __init__(
+        self, reason: str, detail: str, *, event_type: str | None = None, schema_version: int | None = None
+    ) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.event_type = event_type
+        self.schema_version = schema_version
+        named = f"{event_type} v{schema_version}" if event_type else "event"
+        super().__init__(f"{named}: {reason}: {detail}")
+
+
+class _Header(BaseModel):
+    """The envelope without its payload: enough to find the payload model."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_type: str = Field(min_length=1)
+    schema_version: int = Field(ge=1)
+    data: dict[str, Any]
+
+
+class EventRegistry:
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, int], type[EventPayload]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, model: type[EventPayload]) -> type[EventPayload]:
+        key = (model.event_type, model.schema_version)
+        existing = self._models.get(key)
+        if existing is not None and existing is not model:
+            raise ValueError(f"{key} is already registered to {existing.__qualname__}")
+        self._models[key] = model
+        return model
+
+    def register_upcaster(self, event_type: str, from_version: int, upcaster: Upcaster) -> None:
+        """Register a pure function turning ``data`` of ``from_version`` into ``from_version + 1``."""
+        self._upcasters[(event_type, from_version)] = upcaster
+
+    def model_for(self, event_type: str, schema_version: int) -> type[EventPayload]:
+        try:
+            return self._models[(event_type, schema_version)]
+        except KeyError:
+            known = sorted(v for (t, v) in self._models if t == event_type)
+            if not known:
+                raise InvalidEvent(
+                    "unknown_event_type",
+                    f"no event type {event_type!r} in the contract",
+                    event_type=event_type,
+                    schema_version=schema_version,
+                ) from None
+            raise InvalidEvent(
+                "unknown_schema_version",
+                f"known versions of {event_type!r}: {known}",
+                event_type=event_type,
+                schema_version=schema_version,
+            ) from None
+
+    def models(self) -> Iterable[type[EventPayload]]:
+        return sorted(self._models.values(), key=lambda m: (m.event_type, m.schema_version))
+
+    def latest_version(self, event_type: str) -> int:
+        return max(v for (t, v) in self._models if t == event_type)
+
+    def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Apply registered upcasters until no further one exists; returns (version, data)."""
+        while (event_type, schema_version) in self._upcasters:
+            data = self._upcasters[(event_type, schema_version)](data)
+            schema_version += 1
+        return schema_version, data
+
+    def parse(self, raw: bytes | str | dict[str, Any], *, upcast: bool = False) -> Envelope:
+        """Validate ``raw`` into an Envelope with a typed payload, or raise :class:`InvalidEvent`."""
+        if isinstance(raw, dict):
+            document: Any = raw
+        else:
+            try:
+                document = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InvalidEvent("malformed_json", str(exc)) from exc
+        if not isinstance(document, dict):
+            raise InvalidEvent("malformed_envelope", f"expected a JSON object, got {type(document).__name__}")
+        try:
+            header = _Header.model_validate(document)
+        except ValidationError as exc:
+            raise InvalidEvent(
+                "malformed_envelope",
+                _errors(exc),
+                event_type=_str_or_none(document.get("event_type")),
+                schema_version=_int_or_none(document.get("schema_version")),
+            ) from exc
+        event_type, version, data = header.event_type, header.schema_version, header.data
+        model = self.model_for(event_type, version)
+        if upcast:
+            version, data = self.upcast(event_type, version, data)
+            model = self.model_for(event_type, version)
+        try:
+            payload = model.model_validate(data)
+            return Envelope.model_validate({**document, "schema_version": version, "data": payload})
+        except ValidationError as exc:
+            raise InvalidEvent(
+                "invalid_payload" if "data" not in _error_locations(exc) else "malformed_envelope",
+                _errors(exc),
+                event_type=event_type,
+                schema_version=version,
+            ) from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+
+
+def _error_locations(exc: ValidationError) -> set[str]:
+    return {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+REGISTRY = EventRegistry()
+
+
+def event(model: type[EventPayload]) -> type[EventPayload]:
+    """Class decorator: register a payload model in the contract registry."""
+    return REGISTRY.register(model)
+
+
+def parse_envelope(raw: bytes | str | dict[str, Any], *, upcast: bool = False) -> Envelope:
+    """The one validation entry point for events arriving from the bus."""
+    return REGISTRY.parse(raw, upcast=upcast)

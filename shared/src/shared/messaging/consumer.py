@@ -1,0 +1,309 @@
+"""Exactly-once-in-effect consumption: Kafka → projection in PostgreSQL.
+
+For every poll, in ONE database transaction: validate each record (invalid → dead letter), drop
+event_ids already in the inbox, let the projection apply the new events (it may stage outgoing
+messages), write dead letters + outgoing messages to the outbox, and store the next offset per
+(group, topic, partition). On assignment the consumer seeks to the offsets stored in PostgreSQL;
+Kafka-side commits are advisory only (for lag tooling).
+
+Failures: a transient error (database or connection) rolls back and retries the same records with
+backoff, forever — nothing is skipped. Any other error from the projection switches to one savepoint
+per record, retried a bounded number of times, and then dead-letters that record with the exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter, Gauge
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.events.envelope import Envelope
+from shared.events.registry import InvalidEvent, parse_envelope
+from shared.logging import get_logger
+from shared.messaging.deadletter import dead_letter
+from shared.messaging.outbox import OutboxMessage, write_outbox
+
+log = get_logger(__name__)
+
+APPLIED = Counter("tierstream_events_applied_total", "Events applied to a projection", ["group"])
+DUPLICATES = Counter("tierstream_events_duplicate_total", "Redelivered events dropped by the inbox", ["group"])
+DEADLETTERED = Counter("tierstream_events_deadlettered_total", "Records sent to the dead-letter topic", ["group"])
+LAG = Gauge("tierstream_consumer_lag", "End offset minus position", ["group", "topic", "partition"])
+
+_INBOX = text(
+    "INSERT INTO inbox (consumer_group, event_id) SELECT :g, unnest(CAST(:ids AS uuid[])) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
+_SAVE_OFFSETS = text(
+    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+    "SELECT :g, t, p, o FROM unnest(CAST(:topics AS text[]), CAST(:parts AS int[]), CAST(:offs AS bigint[])) "
+    "AS x(t, p, o) "
+    "ON CONFLICT (consumer_group, topic, partition) DO UPDATE "
+    "SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"
+)
+_LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = :g")
+
+
+class Projection(Protocol):
+    """What a consumer feeds: new (deduplicated, valid) events, in partition order."""
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Envelope]) -> Sequence[OutboxMessage]:
+        """Apply ``events`` inside ``conn``'s transaction; return messages to stage in the outbox."""
+        ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+@dataclass
+class _Decoded:
+    record: ConsumerRecord
+    envelope: Envelope | None
+    dead: OutboxMessage | None
+
+
+class ProjectionConsumer:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        projection: Projection,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: Sequence[str],
+        deadletter_topic: str,
+        batch_size: int = 500,
+        handler_attempts: int = 3,
+        client_id: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.projection = projection
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.deadletter_topic = deadletter_topic
+        self.batch_size = batch_size
+        self.handler_attempts = handler_attempts
+        self._processing = asyncio.Lock()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id or group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch_size,
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            isolation_level="read_committed",
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
+        await self.consumer.start()
+        log.info("consumer.started", group=self.group_id, topics=self.topics)
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                if batch:
+                    async with self._processing:
+                        await self._process_until_done(batch, stop)
+                    await self._advisory_commit(batch)
+        finally:
+            await self.consumer.stop()
+            log.info("consumer.stopped", group=self.group_id)
+
+    async def load_offsets(self) -> dict[TopicPartition, int]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_LOAD_OFFSETS, {"g": self.group_id})).all()
+        return {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
+
+    # -- processing -----------------------------------------------------------------------------
+    async def _process_until_done(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+        records = [r for tp in sorted(batch) for r in batch[tp]]
+        decoded = [self._decode(r) for r in records]
+        backoff = 0.2
+        while True:
+            try:
+                await self._process(decoded)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if stop.is_set():
+                    raise
+                log.warning("consumer.transient_failure", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 15.0)
+
+    async def process_records(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply ``records`` as one poll would (public for tests and rebuild tooling)."""
+        await self._process([self._decode(r) for r in records])
+
+    def _decode(self, record: ConsumerRecord) -> _Decoded:
+        try:
+            envelope = parse_envelope(record.value if record.value is not None else b"null")
+        except InvalidEvent as exc:
+            dead = dead_letter(
+                record,
+                topic=self.deadletter_topic,
+                consumer_group=self.group_id,
+                reason=exc.reason,
+                detail=str(exc),
+                exception=exc,
+            )
+            return _Decoded(record, None, dead)
+        return _Decoded(record, envelope, None)
+
+    async def _process(self, decoded: Sequence[_Decoded]) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                fresh = await self._dedupe(conn, decoded)
+                outgoing = list(await self.projection.apply(conn, [d.envelope for d in fresh]))  # type: ignore[misc]
+                await self._finish(conn, decoded, outgoing)
+            APPLIED.labels(self.group_id).inc(len(fresh))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("consumer.batch_failed_switching_to_single", error=repr(exc), records=len(decoded))
+            await self._process_one_by_one(decoded)
+
+    async def _process_one_by_one(self, decoded: Sequence[_Decoded]) -> None:
+        async with self.engine.begin() as conn:
+            outgoing: list[OutboxMessage] = []
+            extra_dead: list[OutboxMessage] = []
+            for item in decoded:
+                if item.envelope is None:
+                    continue
+                last_exc: Exception | None = None
+                for attempt in range(1, self.handler_attempts + 1):
+                    try:
+                        async with conn.begin_nested():
+                            fresh = await self._dedupe(conn, [item])
+                            outgoing.extend(await self.projection.apply(conn, [d.envelope for d in fresh]))  # type: ignore[misc]
+                        last_exc = None
+                        break
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        last_exc = exc
+                        await asyncio.sleep(0.05 * attempt)
+                if last_exc is not None:
+                    env = item.envelope
+                    log.error(
+                        "consumer.deadlettered",
+                        event_id=str(env.event_id),
+                        event_type=env.event_type,
+                        error=repr(last_exc),
+                    )
+                    extra_dead.append(
+                        dead_letter(
+                            item.record,
+                            topic=self.deadletter_topic,
+                            consumer_group=self.group_id,
+                            reason="handler_failed",
+                            detail=f"{env.event_type} v{env.schema_version} {env.event_id}: {last_exc!r}",
+                            exception=last_exc,
+                        )
+                    )
+            await self._finish(conn, decoded, outgoing + extra_dead)
+
+    async def _dedupe(self, conn: AsyncConnection, decoded: Sequence[_Decoded]) -> list[_Decoded]:
+        seen: set[str] = set()
+        candidates: list[_Decoded] = []
+        for item in decoded:
+            if item.envelope is None:
+                continue
+            key = str(item.envelope.event_id)
+            if key not in seen:
+                seen.add(key)
+                candidates.append(item)
+        if not candidates:
+            return []
+        result = await conn.execute(
+            _INBOX,
+            {"g": self.group_id, "ids": [str(c.envelope.event_id) for c in candidates]},  # type: ignore[union-attr]
+        )
+        inserted = {str(row[0]) for row in result}
+        fresh = [c for c in candidates if str(c.envelope.event_id) in inserted]  # type: ignore[union-attr]
+        if len(fresh) < len(decoded):
+            DUPLICATES.labels(self.group_id).inc(len([d for d in decoded if d.envelope]) - len(fresh))
+        return fresh
+
+    async def _finish(self, conn: AsyncConnection, decoded: Sequence[_Decoded], outgoing: list[OutboxMessage]) -> None:
+        dead = [d.dead for d in decoded if d.dead is not None]
+        if dead:
+            DEADLETTERED.labels(self.group_id).inc(len(dead))
+            for d in decoded:
+                if d.dead is not None:
+                    log.warning(
+                        "consumer.invalid_event",
+                        topic=d.record.topic,
+                        partition=d.record.partition,
+                        offset=d.record.offset,
+                        reason=dict(d.dead.headers).get("dlq_reason"),
+                    )
+        await write_outbox(conn, dead + outgoing)
+        next_offsets: dict[tuple[str, int], int] = {}
+        for d in decoded:
+            key = (d.record.topic, d.record.partition)
+            next_offsets[key] = max(next_offsets.get(key, 0), d.record.offset + 1)
+        await conn.execute(
+            _SAVE_OFFSETS,
+            {
+                "g": self.group_id,
+                "topics": [t for t, _ in next_offsets],
+                "parts": [p for _, p in next_offsets],
+                "offs": list(next_offsets.values()),
+            },
+        )
+
+    async def _advisory_commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self.consumer.commit(offsets)
+        except Exception as exc:  # advisory only: PostgreSQL holds the truth
+            log.debug("consumer.advisory_commit_failed", error=repr(exc))
+        for tp, offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                LAG.labels(self.group_id, tp.topic, tp.partition).set(max(0, highwater - offset))
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    """Positions come from PostgreSQL, not from Kafka's committed offsets."""
+
+    def __init__(self, owner: ProjectionConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in flight (it commits its own offsets); never held around getmany.
+        async with self.owner._processing:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = await self.owner.load_offsets()
+        fresh = []
+        for tp in assigned:
+            if tp in stored:
+                self.owner.consumer.seek(tp, stored[tp])
+            else:
+                fresh.append(tp)
+        if fresh:
+            await self.owner.consumer.seek_to_beginning(*fresh)
+        log.info(
+            "consumer.assigned",
+            group=self.owner.group_id,
+            partitions=[f"{t.topic}:{t.partition}" for t in assigned],
+        )

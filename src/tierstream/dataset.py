@@ -1,0 +1,169 @@
+"""Turn the Online Retail CSV into commands for the public APIs. Pure: no I/O beyond reading rows.
+
+Data set: "Online Retail" (Daqing Chen, Sai Liang Sain, Kun Guo, 2012; UCI Machine Learning Repository,
+CC BY 4.0) — every invoice line of a UK online wholesaler, 2010-12-01 .. 2011-12-09.
+
+Mapping: each CustomerID → a customer (region = its first country); each invoice with a customer →
+an order (``INV-<no>``, placed in UK local time, GBP); each cancellation invoice (``C…``) → returns
+against that customer's latest earlier orders, split if one order cannot absorb it. Rows that cannot
+become commands are counted by reason — nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+UK = ZoneInfo("Europe/London")
+CURRENCY = "GBP"
+
+
+@dataclass
+class CustomerCmd:
+    customer_id: str
+    company_name: str
+    region: str
+    country: str
+
+
+@dataclass
+class OrderCmd:
+    order_id: str
+    customer_id: str
+    placed_at: datetime
+    lines: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((Decimal(str(ln["unit_price"])) * int(str(ln["quantity"])) for ln in self.lines), Decimal(0))
+
+
+@dataclass
+class ReturnCmd:
+    order_id: str
+    customer_id: str
+    return_id: str
+    amount: Decimal
+    reason: str
+
+
+@dataclass
+class LoadPlan:
+    customers: list[CustomerCmd]
+    orders: list[OrderCmd]
+    returns: list[ReturnCmd]
+    rows_read: int
+    rejected: Counter[str]
+
+
+def read_rows(path: Path) -> Iterator[dict[str, str]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+        yield from csv.DictReader(handle)
+
+
+def customer_id_of(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return f"C{int(float(raw))}"
+    except ValueError:
+        return None
+
+
+def plan(rows: Iterable[dict[str, str]], *, max_customers: int | None = None) -> LoadPlan:
+    rejected: Counter[str] = Counter()
+    customers: dict[str, CustomerCmd] = {}
+    orders: dict[str, OrderCmd] = {}
+    cancellations: dict[str, tuple[str, datetime, Decimal]] = {}
+    count = 0
+    for row in rows:
+        count += 1
+        cid = customer_id_of(row.get("CustomerID", ""))
+        if cid is None:
+            rejected["no CustomerID (walk-in sale, not a customer event)"] += 1
+            continue
+        if max_customers is not None and cid not in customers and len(customers) >= max_customers:
+            rejected["outside the requested sample of customers"] += 1
+            continue
+        try:
+            quantity = int(row["Quantity"])
+            price = Decimal(row["UnitPrice"])
+            placed = datetime.strptime(row["InvoiceDate"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UK)
+        except (ValueError, InvalidOperation, KeyError):
+            rejected["unparseable quantity, price or date"] += 1
+            continue
+        if cid not in customers:
+            country = row.get("Country", "").strip() or "Unknown"
+            customers[cid] = CustomerCmd(cid, f"Customer {cid[1:]}", region=country, country=country)
+        invoice = row["InvoiceNo"].strip()
+        if invoice.startswith("C"):
+            if quantity >= 0 or price < 0:
+                rejected["cancellation line with a non-negative quantity or negative price"] += 1
+                continue
+            _, _, amount = cancellations.get(invoice, (cid, placed, Decimal(0)))
+            cancellations[invoice] = (cid, placed, amount + price * -quantity)
+            continue
+        if quantity <= 0:
+            rejected["invoice line with quantity <= 0 (adjustment)"] += 1
+            continue
+        if price < 0:
+            rejected["invoice line with a negative price (bad-debt adjustment)"] += 1
+            continue
+        order = orders.setdefault(invoice, OrderCmd(f"INV-{invoice}", cid, placed))
+        order.lines.append(
+            {
+                "sku": row["StockCode"].strip()[:64] or "UNKNOWN",
+                "description": (row.get("Description") or "").strip()[:300],
+                "quantity": quantity,
+                "unit_price": format(price, "f"),
+            }
+        )
+    order_list = sorted(orders.values(), key=lambda o: (o.placed_at, o.order_id))
+    returns = _allocate_returns(order_list, cancellations, rejected)
+    used = {o.customer_id for o in order_list} | {c for c, _, _ in cancellations.values()}
+    return LoadPlan(
+        customers=[c for c in customers.values() if c.customer_id in used],
+        orders=order_list,
+        returns=returns,
+        rows_read=count,
+        rejected=rejected,
+    )
+
+
+def _allocate_returns(
+    orders: list[OrderCmd], cancellations: dict[str, tuple[str, datetime, Decimal]], rejected: Counter[str]
+) -> list[ReturnCmd]:
+    """Each cancellation invoice returns goods from the customer's latest earlier orders."""
+    remaining = {o.order_id: o.total for o in orders}
+    by_customer: dict[str, list[OrderCmd]] = {}
+    for order in orders:
+        by_customer.setdefault(order.customer_id, []).append(order)
+    returns: list[ReturnCmd] = []
+    for invoice, (cid, when, amount) in sorted(cancellations.items(), key=lambda kv: (kv[1][1], kv[0])):
+        if amount <= 0:
+            rejected["cancellation invoice (whole) of zero value"] += 1
+            continue
+        left = amount
+        part = 0
+        for order in reversed([o for o in by_customer.get(cid, []) if o.placed_at <= when]):
+            take = min(left, remaining[order.order_id])
+            if take <= 0:
+                continue
+            remaining[order.order_id] -= take
+            part += 1
+            returns.append(ReturnCmd(order.order_id, cid, f"RET-{invoice}-{part}", take, f"cancellation {invoice}"))
+            left -= take
+            if left <= 0:
+                break
+        if left > 0:
+            rejected["cancellation invoice (whole) larger than the customer's earlier orders in the data"] += 1
+    return returns

@@ -1,0 +1,120 @@
+"""Load a :class:`LoadPlan` through the public HTTP APIs, concurrently, with a progress bar.
+
+Re-running is safe: a 409 for something that already exists counts as "already loaded".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from tierstream.dataset import CURRENCY, CustomerCmd, LoadPlan, OrderCmd, ReturnCmd
+
+T = TypeVar("T")
+
+
+@dataclass
+class LoadReport:
+    created: Counter[str] = field(default_factory=Counter)
+    already: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+async def load(
+    plan: LoadPlan, urls: dict[str, str], *, concurrency: int = 16, progress: Progress | None = None
+) -> LoadReport:
+    report = LoadReport()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        def customer(cmd: CustomerCmd) -> Awaitable[httpx.Response]:
+            body = {
+                "customer_id": cmd.customer_id,
+                "company_name": cmd.company_name,
+                "region": cmd.region,
+                "country": cmd.country,
+                "stage": "customer",
+            }
+            return client.post(f"{urls['customers']}/customers", json=body)
+
+        def order(cmd: OrderCmd) -> Awaitable[httpx.Response]:
+            body = {
+                "order_id": cmd.order_id,
+                "customer_id": cmd.customer_id,
+                "currency": CURRENCY,
+                "placed_at": cmd.placed_at.isoformat(),
+                "lines": cmd.lines,
+            }
+            return client.post(f"{urls['orders']}/orders", json=body)
+
+        def ret(cmd: ReturnCmd) -> Awaitable[httpx.Response]:
+            body = {"amount": format(cmd.amount, "f"), "reason": cmd.reason, "return_id": cmd.return_id}
+            return client.post(f"{urls['orders']}/orders/{cmd.order_id}/returns", json=body)
+
+        await _phase("customers", plan.customers, customer, report, concurrency, progress)
+        await _phase("orders", plan.orders, order, report, concurrency, progress)
+        await _phase("returns", plan.returns, ret, report, concurrency, progress)
+    return report
+
+
+async def _phase(
+    name: str,
+    items: Sequence[T],
+    send: Callable[[T], Awaitable[httpx.Response]],
+    report: LoadReport,
+    concurrency: int,
+    progress: Progress | None,
+) -> None:
+    task = progress.add_task(name, total=len(items)) if progress else None
+    queue: asyncio.Queue[T] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            item = queue.get_nowait()
+            await _send_with_retry(name, item, send, report)
+            if progress is not None and task is not None:
+                progress.advance(task)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _send_with_retry(
+    name: str, item: T, send: Callable[[T], Awaitable[httpx.Response]], report: LoadReport
+) -> None:
+    for attempt in range(5):
+        try:
+            response = await send(item)
+        except httpx.TransportError as exc:
+            error = repr(exc)
+        else:
+            if response.status_code in (200, 201):
+                report.created[name] += 1
+                return
+            if response.status_code == 409:
+                report.already[name] += 1
+                return
+            error = f"HTTP {response.status_code}: {response.text[:300]}"
+            if response.status_code < 500:
+                break
+        await asyncio.sleep(0.5 * 2**attempt)
+    report.failed[name] += 1
+    if len(report.failures) < 20:
+        report.failures.append(f"{name}: {error}")
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
