@@ -1,0 +1,114 @@
+"""End to end: the four services as real processes on real Kafka + PostgreSQL, driven over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tierstream import stack
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_stack(kafka_bootstrap: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.StackConfig]:
+    tag = uuid.uuid4().hex[:8]
+    config = stack.StackConfig(
+        ports={s: free_port() for s in stack.SERVICES},
+        namespace=f"e2e{tag}.",
+        database_prefix=f"e2e_{tag}_",
+        state_dir=Path(tmp_path_factory.mktemp("stack")),
+    )
+    infra = stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)
+    try:
+        for service in stack.SERVICES:
+            stack.start_service(config, infra, service)
+        for service in stack.SERVICES:
+            stack.wait_ready(config, service)
+        yield config
+    finally:
+        for service in stack.SERVICES:
+            stack.stop_service(config, service)
+        for log in sorted(config.log_dir.glob("*.log")):
+            print(f"--- {log.name} (tail)\n" + "\n".join(log.read_text().splitlines()[-15:]))
+
+
+def wait_for(url: str, predicate, timeout_s: float = 30) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        response = httpx.get(url, timeout=5)
+        last = response.status_code, response.text
+        if response.status_code == 200 and predicate(response.json()):
+            return response.json()
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never satisfied the expectation; last answer {last}")
+
+
+def test_register_order_complain_and_see_the_segment(running_stack: stack.StackConfig) -> None:
+    c = running_stack
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    response = httpx.post(
+        f"{c.url('customers')}/customers",
+        json={"customer_id": customer_id, "company_name": "Hangzhou Trading Co.", "region": "East China"},
+    )
+    assert response.status_code == 201, response.text
+    for n, (qty, price) in enumerate([(10, "120.00"), (3, "99.90"), (1, "0.10")]):
+        response = httpx.post(
+            f"{c.url('orders')}/orders",
+            json={"customer_id": customer_id, "order_id": f"{customer_id}-o{n}", "lines": [
+                {"sku": f"SKU-{n}", "description": "goods", "quantity": qty, "unit_price": price}]},
+        )
+        assert response.status_code == 201, response.text
+    assert response.json()["total"] == "0.10"
+    response = httpx.post(
+        f"{c.url('feedback')}/complaints",
+        json={"customer_id": customer_id, "category": "delivery", "severity": "high", "summary": "late truck"},
+    )
+    assert response.status_code == 201, response.text
+
+    segment = wait_for(
+        f"{c.url('segmentation')}/customers/{customer_id}/segment",
+        lambda s: s["orders_count"] == 3 and s["open_complaints"] == 1 and s["registered"],
+    )
+    assert segment["net_revenue"] == "1499.8000"  # 1200 + 299.70 + 0.10
+    assert segment["currency"] == "CNY"
+    assert segment["value_tier"] == "normal"
+    assert segment["company_name"] == "Hangzhou Trading Co."
+
+
+def test_malformed_commands_get_422_with_field_errors(running_stack: stack.StackConfig) -> None:
+    response = httpx.post(
+        f"{running_stack.url('orders')}/orders",
+        json={"customer_id": "c 1", "lines": [{"sku": "", "quantity": 0, "unit_price": 1.5}]},
+    )
+    assert response.status_code == 422
+    fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
+    assert {("customer_id",), ("lines", 0, "sku"), ("lines", 0, "quantity"), ("lines", 0, "unit_price")} <= fields
+    response = httpx.post(f"{running_stack.url('feedback')}/complaints", json={"customer_id": "c1", "severity": "meh"})
+    assert response.status_code == 422
+    assert {e["loc"][-1] for e in response.json()["detail"]} >= {"category", "severity", "summary"}
+
+
+def test_reads_of_unknown_things_are_404_and_streams_are_readable(running_stack: stack.StackConfig) -> None:
+    c = running_stack
+    assert httpx.get(f"{c.url('orders')}/orders/nope").status_code == 404
+    assert httpx.get(f"{c.url('segmentation')}/customers/nope/segment").status_code == 404
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    httpx.post(f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"})
+    again = httpx.post(f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"})
+    assert again.status_code == 409
+    events = httpx.get(f"{c.url('customers')}/customers/{customer_id}/events").json()
+    assert [(e["stream_version"], e["event_type"]) for e in events] == [(1, "CustomerRegistered")]

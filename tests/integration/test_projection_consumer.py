@@ -1,0 +1,172 @@
+"""The exactly-once consumer against real Kafka and PostgreSQL, feeding the segmentation projection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from segmentation.application.projector import SegmentProjector
+from segmentation.projections.read_model import get_view
+from shared.db.engine import create_engine
+from shared.events import customers, orders
+from shared.events.envelope import Envelope, EventPayload, Money
+from shared.events.registry import parse_envelope
+from shared.events.topics import Topics
+from shared.messaging.consumer import ProjectionConsumer
+from shared.messaging.kafka import make_producer
+from shared.messaging.relay import OutboxRelay
+from shared.testing.kafka import produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def envelope(payload: EventPayload, customer_id: str, version: int = 1) -> Envelope:
+    return Envelope.wrap(
+        payload, producer="test", aggregate_type="thing", aggregate_id=customer_id, aggregate_version=version,
+        customer_id=customer_id, correlation_id="corr-1",
+    )
+
+
+def placed(customer_id: str, order_id: str, amount: str) -> Envelope:
+    money = Money(amount=Decimal(amount), currency="GBP")
+    return envelope(
+        orders.OrderPlaced(
+            order_id=order_id, customer_id=customer_id,
+            lines=[orders.OrderLine(sku="S", description="d", quantity=1, unit_price=money)],
+            total=money, placed_at=datetime(2026, 1, 2, tzinfo=UTC), due_date=date(2026, 2, 1),
+            payment_days=30, status="placed",
+        ),
+        customer_id,
+    )
+
+
+@pytest.fixture
+async def segmentation_engine(database_factory):  # type: ignore[no-untyped-def]
+    engine = create_engine(await database_factory("segmentation"))
+    yield engine
+    await engine.dispose()
+
+
+async def run_consumer_until(consumer: ProjectionConsumer, condition, timeout_s: float = 45) -> None:  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await condition():
+            assert asyncio.get_running_loop().time() < deadline, "consumer did not reach the expected state"
+            assert not task.done(), f"consumer stopped: {task.exception() if task.done() else ''}"
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await task
+
+
+def make_consumer(engine, topics: Topics, kafka_bootstrap: str) -> ProjectionConsumer:  # type: ignore[no-untyped-def]
+    return ProjectionConsumer(
+        engine, SegmentProjector(topic=topics.segmentation), bootstrap_servers=kafka_bootstrap,
+        group_id=f"{topics.namespace}segmentation", topics=[topics.customers, topics.orders, topics.feedback],
+        deadletter_topic=topics.deadletter,
+    )
+
+
+async def segment(engine, customer_id: str) -> dict | None:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return await get_view(conn, customer_id)
+
+
+async def test_duplicates_change_nothing_and_bad_events_are_dead_lettered_while_the_consumer_goes_on(
+    segmentation_engine, topics: Topics, kafka_bootstrap: str  # type: ignore[no-untyped-def]
+) -> None:
+    registered = envelope(customers.CustomerRegistered(customer_id="c-1", company_name="Acme", region="East"), "c-1")
+    first, second = placed("c-1", "o-1", "400.00"), placed("c-1", "o-2", "700.00")
+    unknown = json.dumps({**json.loads(first.to_json()), "event_type": "OrderTeleported"}).encode()
+    await produce(kafka_bootstrap, topics.customers, [(b"c-1", registered.to_json())])
+    await produce(
+        kafka_bootstrap,
+        topics.orders,
+        [
+            (b"c-1", first.to_json()),
+            (b"c-1", first.to_json()),  # redelivery
+            (b"c-1", b"{not json"),
+            (b"c-1", unknown),
+            (b"c-1", second.to_json()),  # after the bad ones: must still be applied
+        ],
+    )
+    consumer = make_consumer(segmentation_engine, topics, kafka_bootstrap)
+
+    async def caught_up() -> bool:
+        row = await segment(segmentation_engine, "c-1")
+        return bool(row) and row["orders_count"] >= 2 and row["registered"]
+
+    await run_consumer_until(consumer, caught_up)
+    await asyncio.sleep(0.5)  # a duplicate arriving late would show up now
+
+    row = await segment(segmentation_engine, "c-1")
+    assert row is not None
+    assert (row["orders_count"], row["net_revenue"], row["events_applied"]) == (2, Decimal("1100.0000"), 3)
+    assert row["value_tier"] == "normal"
+
+    async with segmentation_engine.connect() as conn:
+        offsets = {
+            (r.topic, r.partition): r.next_offset
+            for r in await conn.execute(text("SELECT topic, partition, next_offset FROM consumer_offsets"))
+        }
+        dead = (await conn.execute(text(
+            "SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": topics.deadletter})).scalars().all()
+        tier_events = (await conn.execute(text(
+            "SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": topics.segmentation})).scalars().all()
+    assert sum(o for (t, _), o in offsets.items() if t == topics.orders) == 5
+    letters = [json.loads(bytes(v)) for v in dead]
+    assert [d["reason"] for d in letters] == ["malformed_json", "unknown_event_type"]
+    assert all(d["original"]["topic"] == topics.orders and d["original"]["key"]["data"] == "c-1" for d in letters)
+    assert [d["original"]["offset"] for d in letters] == [2, 3]
+    assert "OrderTeleported" in letters[1]["detail"]
+    changes = [parse_envelope(bytes(v)).data for v in tier_events]
+    # how polls batch the events decides whether "small" is passed through; the chain must be consistent
+    assert changes[0].previous_tier is None and changes[-1].new_tier == "normal"
+    assert all(a.new_tier == b.previous_tier for a, b in zip(changes, changes[1:], strict=False))
+
+    # the relay carries dead letters and tier changes to Kafka like any outbox row
+    producer = make_producer(kafka_bootstrap, client_id="seg-relay")
+    await producer.start()
+    try:
+        await OutboxRelay(segmentation_engine, producer, service="seg-test").publish_batch()
+    finally:
+        await producer.stop()
+    records = await read_topic(kafka_bootstrap, topics.deadletter, expect=2)
+    assert [dict(r.headers)["dlq_reason"] for r in records] == [b"malformed_json", b"unknown_event_type"]
+
+
+async def test_a_restarted_consumer_resumes_from_the_offsets_stored_in_postgresql(
+    segmentation_engine, topics: Topics, kafka_bootstrap: str  # type: ignore[no-untyped-def]
+) -> None:
+    await produce(kafka_bootstrap, topics.orders, [(b"c-2", placed("c-2", f"o-{i}", "10").to_json()) for i in range(3)])
+
+    async def count_is(n: int):  # type: ignore[no-untyped-def]
+        async def check() -> bool:
+            row = await segment(segmentation_engine, "c-2")
+            return bool(row) and row["orders_count"] >= n
+        return check
+
+    await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), await count_is(3))
+    # Kafka's own committed offsets are advisory: wipe them so only PostgreSQL can tell where to resume.
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_consumer_groups([f"{topics.namespace}segmentation"])
+    finally:
+        await admin.close()
+    await produce(kafka_bootstrap, topics.orders, [(b"c-2", placed("c-2", f"o-{i}", "10").to_json()) for i in range(3, 5)])
+    await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), await count_is(5))
+    await asyncio.sleep(0.5)
+    row = await segment(segmentation_engine, "c-2")
+    assert row is not None and (row["orders_count"], row["events_applied"]) == (5, 5)
+    async with segmentation_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM inbox")) == 5
