@@ -46,6 +46,13 @@ class ServiceSettings(BaseSettings):
     topic_partitions: int = Field(
         default=3, ge=1, le=1000, validation_alias=AliasChoices("TIERSTREAM_TOPIC_PARTITIONS")
     )
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=-1,
+        le=10,
+        validation_alias=AliasChoices("TIERSTREAM_TOPIC_REPLICATION_FACTOR"),
+        description="replication of the contract topics (-1 = the broker's default.replication.factor)",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
