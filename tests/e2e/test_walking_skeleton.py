@@ -23,7 +23,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def running_stack(kafka_bootstrap: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.StackConfig]:
+def running_stack(
+    kafka_bootstrap: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stack.StackConfig]:
     tag = uuid.uuid4().hex[:8]
     config = stack.StackConfig(
         ports={s: free_port() for s in stack.SERVICES},
@@ -68,8 +70,11 @@ def test_register_order_complain_and_see_the_segment(running_stack: stack.StackC
     for n, (qty, price) in enumerate([(10, "120.00"), (3, "99.90"), (1, "0.10")]):
         response = httpx.post(
             f"{c.url('orders')}/orders",
-            json={"customer_id": customer_id, "order_id": f"{customer_id}-o{n}", "lines": [
-                {"sku": f"SKU-{n}", "description": "goods", "quantity": qty, "unit_price": price}]},
+            json={
+                "customer_id": customer_id,
+                "order_id": f"{customer_id}-o{n}",
+                "lines": [{"sku": f"SKU-{n}", "description": "goods", "quantity": qty, "unit_price": price}],
+            },
         )
         assert response.status_code == 201, response.text
     assert response.json()["total"] == "0.10"
@@ -108,7 +113,9 @@ def test_reads_of_unknown_things_are_404_and_streams_are_readable(running_stack:
     assert httpx.get(f"{c.url('segmentation')}/customers/nope/segment").status_code == 404
     customer_id = f"cust-{uuid.uuid4().hex[:8]}"
     httpx.post(f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"})
-    again = httpx.post(f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"})
+    again = httpx.post(
+        f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"}
+    )
     assert again.status_code == 409
     events = httpx.get(f"{c.url('customers')}/customers/{customer_id}/events").json()
     assert [(e["stream_version"], e["event_type"]) for e in events] == [(1, "CustomerRegistered")]

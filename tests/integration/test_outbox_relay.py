@@ -32,20 +32,22 @@ async def orders_engine(database_factory):  # type: ignore[no-untyped-def]
 
 
 async def place_orders(engine, topics: Topics, customers: int, per_customer: int) -> None:  # type: ignore[no-untyped-def]
-    repo = AggregateRepository(
-        PostgresEventStore(engine), Order, producer=contract.PRODUCER, topic=topics.orders
-    )
+    repo = AggregateRepository(PostgresEventStore(engine), Order, producer=contract.PRODUCER, topic=topics.orders)
     line = [OrderLine(sku="S", description="d", quantity=1, unit_price=Decimal("10"))]
     for n in range(per_customer):
         for c in range(customers):
-            order = Order.place(f"o-{c}-{n}", f"c-{c}", line, currency="CNY", placed_at=datetime.now(UTC), payment_days=30)
+            order = Order.place(
+                f"o-{c}-{n}", f"c-{c}", line, currency="CNY", placed_at=datetime.now(UTC), payment_days=30
+            )
             await repo.save(order, correlation_id=f"corr-{c}-{n}")
             order.return_goods(f"r-{c}-{n}", Decimal("1"), "damaged")
             await repo.save(order, correlation_id=f"corr-{c}-{n}")
 
 
 async def test_relay_publishes_envelopes_keyed_by_customer_with_headers(
-    orders_engine, topics: Topics, kafka_bootstrap: str  # type: ignore[no-untyped-def]
+    orders_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
 ) -> None:
     await place_orders(orders_engine, topics, customers=2, per_customer=1)
     producer = make_producer(kafka_bootstrap, client_id="test-relay")
@@ -74,14 +76,18 @@ async def test_relay_publishes_envelopes_keyed_by_customer_with_headers(
 
 
 async def test_two_relays_publish_each_message_once_in_per_key_order(
-    orders_engine, topics: Topics, kafka_bootstrap: str  # type: ignore[no-untyped-def]
+    orders_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
 ) -> None:
     await place_orders(orders_engine, topics, customers=5, per_customer=20)  # 200 events
     stop = asyncio.Event()
     producers = [make_producer(kafka_bootstrap, client_id=f"relay-{i}") for i in range(2)]
     for p in producers:
         await p.start()
-    relays = [OutboxRelay(orders_engine, p, service="orders-test", batch_size=7, idle_interval_s=0.01) for p in producers]
+    relays = [
+        OutboxRelay(orders_engine, p, service="orders-test", batch_size=7, idle_interval_s=0.01) for p in producers
+    ]
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
         records = await read_topic(kafka_bootstrap, topics.orders, expect=200, timeout_s=60)
@@ -109,9 +115,11 @@ async def test_two_relays_publish_each_message_once_in_per_key_order(
 async def test_sent_rows_are_purged_by_age_and_unsent_rows_never(orders_engine, topics: Topics) -> None:  # type: ignore[no-untyped-def]
     await place_orders(orders_engine, topics, customers=1, per_customer=2)  # 4 rows
     async with orders_engine.begin() as conn:
-        await conn.execute(text(
-            "UPDATE outbox SET sent_at = now() - interval '5 days' WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 2)"
-        ))
+        await conn.execute(
+            text(
+                "UPDATE outbox SET sent_at = now() - interval '5 days' WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 2)"
+            )
+        )
         await conn.execute(text("UPDATE outbox SET sent_at = now() WHERE id = (SELECT max(id) FROM outbox)"))
     relay = OutboxRelay(orders_engine, producer=None, service="orders-test")  # type: ignore[arg-type]
     assert await relay.purge() == 2

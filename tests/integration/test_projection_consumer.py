@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from segmentation.application.projector import SegmentProjector
@@ -27,8 +29,13 @@ pytestmark = pytest.mark.integration
 
 def envelope(payload: EventPayload, customer_id: str, version: int = 1) -> Envelope:
     return Envelope.wrap(
-        payload, producer="test", aggregate_type="thing", aggregate_id=customer_id, aggregate_version=version,
-        customer_id=customer_id, correlation_id="corr-1",
+        payload,
+        producer="test",
+        aggregate_type="thing",
+        aggregate_id=customer_id,
+        aggregate_version=version,
+        customer_id=customer_id,
+        correlation_id="corr-1",
     )
 
 
@@ -36,10 +43,14 @@ def placed(customer_id: str, order_id: str, amount: str) -> Envelope:
     money = Money(amount=Decimal(amount), currency="GBP")
     return envelope(
         orders.OrderPlaced(
-            order_id=order_id, customer_id=customer_id,
+            order_id=order_id,
+            customer_id=customer_id,
             lines=[orders.OrderLine(sku="S", description="d", quantity=1, unit_price=money)],
-            total=money, placed_at=datetime(2026, 1, 2, tzinfo=UTC), due_date=date(2026, 2, 1),
-            payment_days=30, status="placed",
+            total=money,
+            placed_at=datetime(2026, 1, 2, tzinfo=UTC),
+            due_date=date(2026, 2, 1),
+            payment_days=30,
+            status="placed",
         ),
         customer_id,
     )
@@ -68,8 +79,11 @@ async def run_consumer_until(consumer: ProjectionConsumer, condition, timeout_s:
 
 def make_consumer(engine, topics: Topics, kafka_bootstrap: str) -> ProjectionConsumer:  # type: ignore[no-untyped-def]
     return ProjectionConsumer(
-        engine, SegmentProjector(topic=topics.segmentation), bootstrap_servers=kafka_bootstrap,
-        group_id=f"{topics.namespace}segmentation", topics=[topics.customers, topics.orders, topics.feedback],
+        engine,
+        SegmentProjector(topic=topics.segmentation),
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"{topics.namespace}segmentation",
+        topics=[topics.customers, topics.orders, topics.feedback],
         deadletter_topic=topics.deadletter,
     )
 
@@ -80,7 +94,9 @@ async def segment(engine, customer_id: str) -> dict | None:  # type: ignore[no-u
 
 
 async def test_duplicates_change_nothing_and_bad_events_are_dead_lettered_while_the_consumer_goes_on(
-    segmentation_engine, topics: Topics, kafka_bootstrap: str  # type: ignore[no-untyped-def]
+    segmentation_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
 ) -> None:
     registered = envelope(customers.CustomerRegistered(customer_id="c-1", company_name="Acme", region="East"), "c-1")
     first, second = placed("c-1", "o-1", "400.00"), placed("c-1", "o-2", "700.00")
@@ -116,10 +132,24 @@ async def test_duplicates_change_nothing_and_bad_events_are_dead_lettered_while_
             (r.topic, r.partition): r.next_offset
             for r in await conn.execute(text("SELECT topic, partition, next_offset FROM consumer_offsets"))
         }
-        dead = (await conn.execute(text(
-            "SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": topics.deadletter})).scalars().all()
-        tier_events = (await conn.execute(text(
-            "SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": topics.segmentation})).scalars().all()
+        dead = (
+            (
+                await conn.execute(
+                    text("SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": topics.deadletter}
+                )
+            )
+            .scalars()
+            .all()
+        )
+        tier_events = (
+            (
+                await conn.execute(
+                    text("SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": topics.segmentation}
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert sum(o for (t, _), o in offsets.items() if t == topics.orders) == 5
     letters = [json.loads(bytes(v)) for v in dead]
     assert [d["reason"] for d in letters] == ["malformed_json", "unknown_event_type"]
@@ -129,7 +159,7 @@ async def test_duplicates_change_nothing_and_bad_events_are_dead_lettered_while_
     changes = [parse_envelope(bytes(v)).data for v in tier_events]
     # how polls batch the events decides whether "small" is passed through; the chain must be consistent
     assert changes[0].previous_tier is None and changes[-1].new_tier == "normal"
-    assert all(a.new_tier == b.previous_tier for a, b in zip(changes, changes[1:], strict=False))
+    assert all(a.new_tier == b.previous_tier for a, b in itertools.pairwise(changes))
 
     # the relay carries dead letters and tier changes to Kafka like any outbox row
     producer = make_producer(kafka_bootstrap, client_id="seg-relay")
@@ -143,7 +173,9 @@ async def test_duplicates_change_nothing_and_bad_events_are_dead_lettered_while_
 
 
 async def test_a_restarted_consumer_resumes_from_the_offsets_stored_in_postgresql(
-    segmentation_engine, topics: Topics, kafka_bootstrap: str  # type: ignore[no-untyped-def]
+    segmentation_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
 ) -> None:
     await produce(kafka_bootstrap, topics.orders, [(b"c-2", placed("c-2", f"o-{i}", "10").to_json()) for i in range(3)])
 
@@ -151,22 +183,34 @@ async def test_a_restarted_consumer_resumes_from_the_offsets_stored_in_postgresq
         async def check() -> bool:
             row = await segment(segmentation_engine, "c-2")
             return bool(row) and row["orders_count"] >= n
+
         return check
 
     await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), await count_is(3))
-    # Kafka's own committed offsets are advisory: wipe them so only PostgreSQL can tell where to resume.
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_consumer_groups([f"{topics.namespace}segmentation"])
-    finally:
-        await admin.close()
-    await produce(kafka_bootstrap, topics.orders, [(b"c-2", placed("c-2", f"o-{i}", "10").to_json()) for i in range(3, 5)])
+    # Make re-reading visible: rewind Kafka's committed offsets to 0 and forget the inbox. Only a seek to
+    # the offsets stored in PostgreSQL keeps the first three orders from being counted twice.
+    await rewind_kafka_commits(kafka_bootstrap, f"{topics.namespace}segmentation", topics)
+    async with segmentation_engine.begin() as conn:
+        await conn.execute(text("DELETE FROM inbox"))
+    await produce(
+        kafka_bootstrap, topics.orders, [(b"c-2", placed("c-2", f"o-{i}", "10").to_json()) for i in range(3, 5)]
+    )
     await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), await count_is(5))
     await asyncio.sleep(0.5)
     row = await segment(segmentation_engine, "c-2")
     assert row is not None and (row["orders_count"], row["events_applied"]) == (5, 5)
     async with segmentation_engine.connect() as conn:
-        assert await conn.scalar(text("SELECT count(*) FROM inbox")) == 5
+        assert await conn.scalar(text("SELECT count(*) FROM inbox")) == 2
+
+
+async def rewind_kafka_commits(bootstrap: str, group_id: str, topics: Topics) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in (topics.customers, topics.orders, topics.feedback) for p in range(3)
+        ]
+        consumer.assign(partitions)
+        await consumer.commit(dict.fromkeys(partitions, 0))
+    finally:
+        await consumer.stop()

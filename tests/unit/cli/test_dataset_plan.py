@@ -11,11 +11,23 @@ from tierstream.dataset import customer_id_of, plan
 pytestmark = pytest.mark.unit
 
 
-def row(invoice: str, qty: int, price: str, customer: str = "17850.0", when: str = "2010-12-01 08:26:00",
-        sku: str = "85123A") -> dict[str, str]:
+def row(
+    invoice: str,
+    qty: int,
+    price: str,
+    customer: str = "17850.0",
+    when: str = "2010-12-01 08:26:00",
+    sku: str = "85123A",
+) -> dict[str, str]:
     return {
-        "InvoiceNo": invoice, "StockCode": sku, "Description": "THING", "Quantity": str(qty),
-        "InvoiceDate": when, "UnitPrice": price, "CustomerID": customer, "Country": "United Kingdom",
+        "InvoiceNo": invoice,
+        "StockCode": sku,
+        "Description": "THING",
+        "Quantity": str(qty),
+        "InvoiceDate": when,
+        "UnitPrice": price,
+        "CustomerID": customer,
+        "Country": "United Kingdom",
     }
 
 
@@ -42,7 +54,10 @@ def test_a_cancellation_returns_goods_from_the_latest_earlier_orders() -> None:
             row("C536400", -8, "1.00", when="2010-12-03 08:00:00"),
         ]
     )
-    assert [(r.order_id, r.amount) for r in result.returns] == [("INV-536366", Decimal("5.00")), ("INV-536365", Decimal("3.00"))]
+    assert [(r.order_id, r.amount) for r in result.returns] == [
+        ("INV-536366", Decimal("5.00")),
+        ("INV-536365", Decimal("3.00")),
+    ]
     assert len({r.return_id for r in result.returns}) == 2
 
 

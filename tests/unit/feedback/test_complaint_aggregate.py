@@ -68,7 +68,12 @@ def test_acknowledging_twice_is_refused() -> None:
 
 def test_deadlines_follow_the_filing_time_not_the_wall_clock() -> None:
     later = Complaint.file(
-        "k-2", "c-1", category="price", severity="low", summary="x", order_id=None,
+        "k-2",
+        "c-1",
+        category="price",
+        severity="low",
+        summary="x",
+        order_id=None,
         filed_at=FILED_AT + timedelta(days=1),
     )
     [event] = later.pending_events

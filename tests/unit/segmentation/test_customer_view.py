@@ -56,8 +56,14 @@ def history() -> list[Envelope]:
         wrap(orders.OrderCancelled(order_id="o-2", amount=Money(amount=Decimal("300.00")), reason="x"), 5),
         wrap(
             feedback.ComplaintFiled(
-                complaint_id="k-1", customer_id="c-1", category="delivery", severity="high", summary="late",
-                filed_at=T0, acknowledge_by=T0 + timedelta(hours=4), resolve_by=T0 + timedelta(days=3),
+                complaint_id="k-1",
+                customer_id="c-1",
+                category="delivery",
+                severity="high",
+                summary="late",
+                filed_at=T0,
+                acknowledge_by=T0 + timedelta(hours=4),
+                resolve_by=T0 + timedelta(days=3),
             ),
             6,
         ),

@@ -7,6 +7,8 @@ Create Date: 2026-11-23
 
 from alembic import op
 
+from shared.db.core_schema import run_script
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -14,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
+    run_script(
         """
         CREATE TABLE customer_segments (
             customer_id          TEXT PRIMARY KEY,

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from alembic import op
 
+__all__ = ["downgrade_v1", "run_script", "upgrade_v1"]
+
+
+def run_script(script: str) -> None:
+    """Execute a script statement by statement (asyncpg runs one statement per call)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            op.execute(statement)
+
 
 def upgrade_v1() -> None:
-    op.execute(
+    run_script(
         """
         CREATE TABLE events (
             position       BIGINT GENERATED ALWAYS AS IDENTITY NOT NULL UNIQUE,
@@ -58,4 +67,4 @@ def upgrade_v1() -> None:
 
 
 def downgrade_v1() -> None:
-    op.execute("DROP TABLE consumer_offsets; DROP TABLE inbox; DROP TABLE outbox; DROP TABLE events;")
+    run_script("DROP TABLE consumer_offsets; DROP TABLE inbox; DROP TABLE outbox; DROP TABLE events;")

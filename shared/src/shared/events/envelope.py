@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializeAsAny,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -37,6 +38,9 @@ DecimalString = Annotated[
     BeforeValidator(_reject_float),
     Field(allow_inf_nan=False),
     PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
+    # The wire format is a string in both directions; without this the validation schema would say
+    # "number or string" although numbers with a fraction (floats) are refused.
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["1234.50"]}),
 ]
 
 DEFAULT_CURRENCY = "CNY"
@@ -47,8 +51,8 @@ class Money(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount: DecimalString
-    currency: str = Field(default=DEFAULT_CURRENCY, pattern=r"^[A-Z]{3}$")
+    amount: DecimalString = Field(description='decimal amount as a string, e.g. "1234.50"; never a JSON number')
+    currency: str = Field(default=DEFAULT_CURRENCY, pattern=r"^[A-Z]{3}$", description="ISO-4217 currency code")
 
 
 class EventPayload(BaseModel):
@@ -69,18 +73,22 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_id: uuid.UUID
-    event_type: str = Field(min_length=1, max_length=100)
-    schema_version: int = Field(ge=1)
-    occurred_at: AwareDatetime
-    producer: str = Field(min_length=1, max_length=100)
-    aggregate_type: str = Field(min_length=1, max_length=100)
-    aggregate_id: str = Field(min_length=1, max_length=200)
-    aggregate_version: int = Field(ge=1)
-    customer_id: str = Field(min_length=1, max_length=200)
-    correlation_id: str = Field(min_length=1, max_length=200)
-    causation_id: str | None = Field(default=None, max_length=200)
-    data: SerializeAsAny[EventPayload]
+    event_id: uuid.UUID = Field(description="unique id of the event; consumers deduplicate by it")
+    event_type: str = Field(min_length=1, max_length=100, description="past-tense name, e.g. OrderPlaced")
+    schema_version: int = Field(ge=1, description="version of the payload schema of this event type")
+    occurred_at: AwareDatetime = Field(description="when it happened, UTC, RFC 3339")
+    producer: str = Field(min_length=1, max_length=100, description="service that published it")
+    aggregate_type: str = Field(min_length=1, max_length=100, description="kind of aggregate, e.g. order")
+    aggregate_id: str = Field(min_length=1, max_length=200, description="id of the aggregate within its kind")
+    aggregate_version: int = Field(ge=1, description="position of the event in its aggregate's stream (1-based)")
+    customer_id: str = Field(min_length=1, max_length=200, description="the customer; also the Kafka message key")
+    correlation_id: str = Field(
+        min_length=1, max_length=200, description="id of the request or flow that led here, kept along causal chains"
+    )
+    causation_id: str | None = Field(
+        default=None, max_length=200, description="event_id of the event that caused this one, if any"
+    )
+    data: SerializeAsAny[EventPayload] = Field(description="the payload, per (event_type, schema_version)")
 
     @field_validator("occurred_at")
     @classmethod

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.events.envelope import Envelope, EventPayload
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+P = TypeVar("P", bound=type[EventPayload])
 
 
 class InvalidEvent(ValueError):
@@ -47,7 +48,7 @@ class EventRegistry:
         self._models: dict[tuple[str, int], type[EventPayload]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
 
-    def register(self, model: type[EventPayload]) -> type[EventPayload]:
+    def register(self, model: P) -> P:
         key = (model.event_type, model.schema_version)
         existing = self._models.get(key)
         if existing is not None and existing is not model:
@@ -116,24 +117,21 @@ class EventRegistry:
         if upcast:
             version, data = self.upcast(event_type, version, data)
             model = self.model_for(event_type, version)
+        # Payload and envelope are validated separately so that the reason says which one failed.
         try:
             payload = model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidEvent("invalid_payload", _errors(exc), event_type=event_type, schema_version=version) from exc
+        try:
             return Envelope.model_validate({**document, "schema_version": version, "data": payload})
         except ValidationError as exc:
             raise InvalidEvent(
-                "invalid_payload" if "data" not in _error_locations(exc) else "malformed_envelope",
-                _errors(exc),
-                event_type=event_type,
-                schema_version=version,
+                "malformed_envelope", _errors(exc), event_type=event_type, schema_version=version
             ) from exc
 
 
 def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
-
-
-def _error_locations(exc: ValidationError) -> set[str]:
-    return {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -147,7 +145,7 @@ def _int_or_none(value: Any) -> int | None:
 REGISTRY = EventRegistry()
 
 
-def event(model: type[EventPayload]) -> type[EventPayload]:
+def event(model: P) -> P:
     """Class decorator: register a payload model in the contract registry."""
     return REGISTRY.register(model)
 

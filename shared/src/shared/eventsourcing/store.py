@@ -52,6 +52,7 @@ class StoredEvent:
     occurred_at: datetime
     data: dict[str, Any]
     metadata: dict[str, Any]
+    recorded_at: datetime | None = None
 
 
 #: Extra work done inside the append transaction (e.g. storing an idempotent response).
