@@ -179,13 +179,25 @@ def stop_service(config: StackConfig, service: str, timeout_s: float = 20) -> bo
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return True
-        time.sleep(0.2)
+        time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     return True
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; reaps it if it is our child, and treats a zombie as gone."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def up(config: StackConfig) -> Infra:

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,6 +43,10 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 
 def correlation_id(request: Request) -> str:
     return request.state.correlation_id
+
+
+#: Inject the request's correlation id into a route: ``async def route(cid: CorrelationId)``.
+CorrelationId = Annotated[str, Depends(correlation_id)]
 
 
 def database_check(engine: AsyncEngine) -> ReadyCheck:

@@ -77,7 +77,8 @@ class ServiceDefinition(Generic[S]):
 async def migrate(definition: ServiceDefinition[Any], settings: ServiceSettings) -> None:
     await upgrade(definition.migrations, settings.database_url)
     created = await ensure_topics(
-        settings.kafka_bootstrap_servers, Topics(settings.topic_namespace).all(),
+        settings.kafka_bootstrap_servers,
+        Topics(settings.topic_namespace).all(),
         partitions=settings.topic_partitions,
         replication_factor=settings.topic_replication_factor,
     )

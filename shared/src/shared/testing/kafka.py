@@ -14,7 +14,10 @@ async def read_topic(
 ) -> list[ConsumerRecord]:
     """Read ``topic`` from the beginning until ``expect`` records arrived or the timeout passed."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap_servers, group_id=None, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -31,9 +34,7 @@ async def read_topic(
     return records
 
 
-async def produce(
-    bootstrap_servers: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]
-) -> None:
+async def produce(bootstrap_servers: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Send (key, value) pairs and wait for every acknowledgement."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True)
     await producer.start()

@@ -6,13 +6,13 @@ from dataclasses import asdict
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, status
+from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel, Field
-from shared.events.vocabulary import Channel, NeedProfile, SalesStage, SizeBand
 
 from customers.application.handlers import CustomerHandlers, RegisterCustomer
 from customers.domain.customer import Customer, Profile
-from shared.api import Identifier, NotFound, StoredEventOut, correlation_id, create_app, database_check, kafka_check
+from shared.api import CorrelationId, Identifier, NotFound, StoredEventOut, create_app, database_check, kafka_check
+from shared.events.vocabulary import Channel, NeedProfile, SalesStage, SizeBand
 from shared.runtime import Container
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -60,10 +60,9 @@ class CustomerOut(BaseModel):
 def build_api(container: Container) -> FastAPI:
     handlers: CustomerHandlers = container.parts["handlers"]
     router = APIRouter(prefix="/customers", tags=["customers"])
-    Cid = Annotated[str, Depends(correlation_id)]
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut, summary="Register a customer")
-    async def register_customer(body: RegisterCustomerIn, cid: Cid) -> CustomerOut:
+    async def register_customer(body: RegisterCustomerIn, cid: CorrelationId) -> CustomerOut:
         profile = Profile(**body.model_dump(exclude={"customer_id", "stage"}))
         cmd = RegisterCustomer(profile=profile, customer_id=body.customer_id, stage=body.stage.value)
         return CustomerOut.of(await handlers.register_customer(cmd, cid))

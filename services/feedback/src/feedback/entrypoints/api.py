@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, status
+from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel, Field
-from shared.events.vocabulary import ComplaintCategory, Severity
 
 from feedback.application.handlers import FeedbackHandlers, FileComplaint
 from feedback.domain.complaint import Complaint
-from shared.api import Identifier, NotFound, StoredEventOut, correlation_id, create_app, database_check, kafka_check
+from shared.api import CorrelationId, Identifier, NotFound, StoredEventOut, create_app, database_check, kafka_check
+from shared.events.vocabulary import ComplaintCategory, Severity
 from shared.runtime import Container
 
 
@@ -61,10 +60,9 @@ class ComplaintOut(BaseModel):
 def build_api(container: Container) -> FastAPI:
     handlers: FeedbackHandlers = container.parts["handlers"]
     router = APIRouter(prefix="/complaints", tags=["complaints"])
-    Cid = Annotated[str, Depends(correlation_id)]
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=ComplaintOut, summary="File a complaint")
-    async def file_complaint(body: FileComplaintIn, cid: Cid) -> ComplaintOut:
+    async def file_complaint(body: FileComplaintIn, cid: CorrelationId) -> ComplaintOut:
         cmd = FileComplaint(
             customer_id=body.customer_id,
             category=body.category.value,
@@ -90,19 +88,19 @@ def build_api(container: Container) -> FastAPI:
         return [StoredEventOut.from_stored(e) for e in history]
 
     @router.post("/{complaint_id}/acknowledgement", response_model=ComplaintOut, summary="Acknowledge")
-    async def acknowledge(complaint_id: str, body: AcknowledgeIn, cid: Cid) -> ComplaintOut:
+    async def acknowledge(complaint_id: str, body: AcknowledgeIn, cid: CorrelationId) -> ComplaintOut:
         return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.acknowledge(body.acknowledged_by), cid))
 
     @router.post("/{complaint_id}/resolution", response_model=ComplaintOut, summary="Resolve")
-    async def resolve(complaint_id: str, body: ResolveIn, cid: Cid) -> ComplaintOut:
+    async def resolve(complaint_id: str, body: ResolveIn, cid: CorrelationId) -> ComplaintOut:
         return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.resolve(body.resolution), cid))
 
     @router.post("/{complaint_id}/confirmation", response_model=ComplaintOut, summary="Customer confirms")
-    async def confirm(complaint_id: str, cid: Cid) -> ComplaintOut:
+    async def confirm(complaint_id: str, cid: CorrelationId) -> ComplaintOut:
         return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.confirm(), cid))
 
     @router.post("/{complaint_id}/reopening", response_model=ComplaintOut, summary="Customer reopens")
-    async def reopen(complaint_id: str, body: ReopenIn, cid: Cid) -> ComplaintOut:
+    async def reopen(complaint_id: str, body: ReopenIn, cid: CorrelationId) -> ComplaintOut:
         return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.reopen(body.reason), cid))
 
     return create_app(

@@ -6,12 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, status
+from fastapi import APIRouter, FastAPI, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from orders.application.handlers import CancelOrder, OrderHandlers, PlaceOrder, ReturnGoods
 from orders.domain.order import Order, OrderLine
-from shared.api import Identifier, NotFound, StoredEventOut, correlation_id, create_app, database_check, kafka_check
+from shared.api import CorrelationId, Identifier, NotFound, StoredEventOut, create_app, database_check, kafka_check
 from shared.events.envelope import DecimalString
 from shared.runtime import Container
 
@@ -72,10 +72,9 @@ class OrderOut(BaseModel):
 def build_api(container: Container) -> FastAPI:
     handlers: OrderHandlers = container.parts["handlers"]
     router = APIRouter(prefix="/orders", tags=["orders"])
-    Cid = Annotated[str, Depends(correlation_id)]
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut, summary="Place an order")
-    async def place_order(body: PlaceOrderIn, cid: Cid) -> OrderOut:
+    async def place_order(body: PlaceOrderIn, cid: CorrelationId) -> OrderOut:
         lines = [
             OrderLine(
                 sku=line.sku,
@@ -111,11 +110,11 @@ def build_api(container: Container) -> FastAPI:
         return [StoredEventOut.from_stored(e) for e in history]
 
     @router.post("/{order_id}/cancellation", response_model=OrderOut, summary="Cancel an order")
-    async def cancel_order(order_id: str, body: CancelOrderIn, cid: Cid) -> OrderOut:
+    async def cancel_order(order_id: str, body: CancelOrderIn, cid: CorrelationId) -> OrderOut:
         return OrderOut.of(await handlers.cancel_order(CancelOrder(order_id, body.reason), cid))
 
     @router.post("/{order_id}/returns", response_model=OrderOut, summary="Return goods (part or all)")
-    async def return_goods(order_id: str, body: ReturnGoodsIn, cid: Cid) -> OrderOut:
+    async def return_goods(order_id: str, body: ReturnGoodsIn, cid: CorrelationId) -> OrderOut:
         cmd = ReturnGoods(order_id, Decimal(body.amount), body.reason, body.return_id)
         return OrderOut.of(await handlers.return_goods(cmd, cid))
 

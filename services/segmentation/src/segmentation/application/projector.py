@@ -49,7 +49,6 @@ class SegmentProjector:
 
     def _tier_changed(self, view: CustomerView, previous_tier: str | None, cause: Envelope) -> OutboxMessage:
         payload = contract.CustomerTierChanged(
-            customer_id=view.customer_id,
             previous_tier=previous_tier,
             new_tier=view.value_tier,
             reason=f"net contribution {view.net_revenue} after {cause.event_type}",
