@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
@@ -47,6 +48,34 @@ def correlation_id(request: Request) -> str:
 
 #: Inject the request's correlation id into a route: ``async def route(cid: CorrelationId)``.
 CorrelationId = Annotated[str, Depends(correlation_id)]
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(description='the aggregate version the command expects, e.g. "3" (as returned in ETag)'),
+    ] = None,
+) -> int | None:
+    """Parse ``If-Match: "3"`` (or ``W/"3"`` or ``3``) into an expected aggregate version."""
+    if if_match is None:
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "if-match"),
+                    "msg": 'must be an aggregate version, e.g. "3"',
+                    "input": if_match,
+                }
+            ]
+        )
+    return int(raw)
+
+
+#: ``expected: ExpectedVersion`` on a command route: None, or the version from ``If-Match``.
+ExpectedVersion = Annotated[int | None, Depends(expected_version)]
 
 
 def database_check(engine: AsyncEngine) -> ReadyCheck:

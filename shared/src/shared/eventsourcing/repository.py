@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from shared.events.envelope import Envelope, EventPayload, utc_now
 from shared.eventsourcing.aggregate import Aggregate
-from shared.eventsourcing.store import EventStore, NewEvent, StoredEvent, TransactionHook
+from shared.eventsourcing.store import ConcurrencyConflict, EventStore, NewEvent, StoredEvent, TransactionHook
 from shared.messaging.outbox import OutboxMessage
 
 A = TypeVar("A", bound=Aggregate)
@@ -67,8 +67,14 @@ class AggregateRepository(Generic[A]):
         correlation_id: str,
         causation_id: str | None = None,
         hook: TransactionHook | None = None,
+        expected_version: int | None = None,
     ) -> list[Envelope]:
-        """Append pending events + their public envelopes atomically; returns the envelopes."""
+        """Append pending events + their public envelopes atomically; returns the envelopes.
+
+        ``expected_version`` (from ``If-Match``) is the version the caller last saw; a different stored
+        version raises :class:`ConcurrencyConflict` before anything is written."""
+        if expected_version is not None and expected_version != aggregate.stored_version:
+            raise ConcurrencyConflict(aggregate.stream_id, expected_version, aggregate.stored_version)
         pending = aggregate.pending_events
         if not pending and hook is None:
             return []

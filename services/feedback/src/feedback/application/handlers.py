@@ -43,11 +43,17 @@ class FeedbackHandlers:
         await self.complaints.save(complaint, correlation_id=correlation_id)
         return complaint
 
-    async def change(self, complaint_id: str, action: Callable[[Complaint], None], correlation_id: str) -> Complaint:
+    async def change(
+        self,
+        complaint_id: str,
+        action: Callable[[Complaint], None],
+        correlation_id: str,
+        expected_version: int | None = None,
+    ) -> Complaint:
         """Apply one state transition (acknowledge / resolve / confirm / reopen) to a complaint."""
         complaint = await self.complaints.get(complaint_id)
         if complaint is None:
             raise NotFound("complaint", complaint_id)
         action(complaint)
-        await self.complaints.save(complaint, correlation_id=correlation_id)
+        await self.complaints.save(complaint, correlation_id=correlation_id, expected_version=expected_version)
         return complaint

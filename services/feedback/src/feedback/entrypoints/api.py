@@ -9,7 +9,16 @@ from pydantic import BaseModel, Field
 
 from feedback.application.handlers import FeedbackHandlers, FileComplaint
 from feedback.domain.complaint import Complaint
-from shared.api import CorrelationId, Identifier, NotFound, StoredEventOut, create_app, database_check, kafka_check
+from shared.api import (
+    CorrelationId,
+    ExpectedVersion,
+    Identifier,
+    NotFound,
+    StoredEventOut,
+    create_app,
+    database_check,
+    kafka_check,
+)
 from shared.events.vocabulary import ComplaintCategory, Severity
 from shared.runtime import Container
 
@@ -88,20 +97,26 @@ def build_api(container: Container) -> FastAPI:
         return [StoredEventOut.from_stored(e) for e in history]
 
     @router.post("/{complaint_id}/acknowledgement", response_model=ComplaintOut, summary="Acknowledge")
-    async def acknowledge(complaint_id: str, body: AcknowledgeIn, cid: CorrelationId) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.acknowledge(body.acknowledged_by), cid))
+    async def acknowledge(
+        complaint_id: str, body: AcknowledgeIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> ComplaintOut:
+        return ComplaintOut.of(
+            await handlers.change(complaint_id, lambda c: c.acknowledge(body.acknowledged_by), cid, expected)
+        )
 
     @router.post("/{complaint_id}/resolution", response_model=ComplaintOut, summary="Resolve")
-    async def resolve(complaint_id: str, body: ResolveIn, cid: CorrelationId) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.resolve(body.resolution), cid))
+    async def resolve(
+        complaint_id: str, body: ResolveIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> ComplaintOut:
+        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.resolve(body.resolution), cid, expected))
 
     @router.post("/{complaint_id}/confirmation", response_model=ComplaintOut, summary="Customer confirms")
-    async def confirm(complaint_id: str, cid: CorrelationId) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.confirm(), cid))
+    async def confirm(complaint_id: str, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
+        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.confirm(), cid, expected))
 
     @router.post("/{complaint_id}/reopening", response_model=ComplaintOut, summary="Customer reopens")
-    async def reopen(complaint_id: str, body: ReopenIn, cid: CorrelationId) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.reopen(body.reason), cid))
+    async def reopen(complaint_id: str, body: ReopenIn, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
+        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.reopen(body.reason), cid, expected))
 
     return create_app(
         service="feedback",

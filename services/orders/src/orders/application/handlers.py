@@ -28,6 +28,7 @@ class PlaceOrder:
 class CancelOrder:
     order_id: str
     reason: str
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ReturnGoods:
     amount: Decimal
     reason: str
     return_id: str | None = None
+    expected_version: int | None = None
 
 
 class OrderHandlers:
@@ -61,13 +63,13 @@ class OrderHandlers:
     async def cancel_order(self, cmd: CancelOrder, correlation_id: str) -> Order:
         order = await self._load(cmd.order_id)
         order.cancel(cmd.reason)
-        await self.orders.save(order, correlation_id=correlation_id)
+        await self.orders.save(order, correlation_id=correlation_id, expected_version=cmd.expected_version)
         return order
 
     async def return_goods(self, cmd: ReturnGoods, correlation_id: str) -> Order:
         order = await self._load(cmd.order_id)
         order.return_goods(cmd.return_id or str(uuid.uuid4()), cmd.amount, cmd.reason)
-        await self.orders.save(order, correlation_id=correlation_id)
+        await self.orders.save(order, correlation_id=correlation_id, expected_version=cmd.expected_version)
         return order
 
     async def _load(self, order_id: str) -> Order:

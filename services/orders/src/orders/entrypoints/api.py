@@ -11,7 +11,16 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from orders.application.handlers import CancelOrder, OrderHandlers, PlaceOrder, ReturnGoods
 from orders.domain.order import Order, OrderLine
-from shared.api import CorrelationId, Identifier, NotFound, StoredEventOut, create_app, database_check, kafka_check
+from shared.api import (
+    CorrelationId,
+    ExpectedVersion,
+    Identifier,
+    NotFound,
+    StoredEventOut,
+    create_app,
+    database_check,
+    kafka_check,
+)
 from shared.events.envelope import DecimalString
 from shared.runtime import Container
 
@@ -110,12 +119,16 @@ def build_api(container: Container) -> FastAPI:
         return [StoredEventOut.from_stored(e) for e in history]
 
     @router.post("/{order_id}/cancellation", response_model=OrderOut, summary="Cancel an order")
-    async def cancel_order(order_id: str, body: CancelOrderIn, cid: CorrelationId) -> OrderOut:
-        return OrderOut.of(await handlers.cancel_order(CancelOrder(order_id, body.reason), cid))
+    async def cancel_order(
+        order_id: str, body: CancelOrderIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> OrderOut:
+        return OrderOut.of(await handlers.cancel_order(CancelOrder(order_id, body.reason, expected), cid))
 
     @router.post("/{order_id}/returns", response_model=OrderOut, summary="Return goods (part or all)")
-    async def return_goods(order_id: str, body: ReturnGoodsIn, cid: CorrelationId) -> OrderOut:
-        cmd = ReturnGoods(order_id, Decimal(body.amount), body.reason, body.return_id)
+    async def return_goods(
+        order_id: str, body: ReturnGoodsIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> OrderOut:
+        cmd = ReturnGoods(order_id, Decimal(body.amount), body.reason, body.return_id, expected)
         return OrderOut.of(await handlers.return_goods(cmd, cid))
 
     settings = container.settings
