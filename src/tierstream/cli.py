@@ -141,7 +141,7 @@ def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int) -> N
         err.print(f"[red]failed:[/] {failure}")
 
 
-DataPath = Annotated[Path, typer.Option(help="Online Retail CSV (.csv or .csv.gz)")]
+DataPath = Annotated[Path | None, typer.Option(help="Online Retail CSV (.csv or .csv.gz); default: data/online_retail.csv.gz")]
 SampleCustomers = Annotated[int | None, typer.Option(help="load only the first N customers (default: all)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=128, help="concurrent API requests")]
 
@@ -151,15 +151,15 @@ def _default_data() -> Path:
 
 
 @app.command("load")
-def load_command(data: DataPath = Path(""), customers: SampleCustomers = None, concurrency: Concurrency = 16) -> None:
+def load_command(data: DataPath = None, customers: SampleCustomers = None, concurrency: Concurrency = 16) -> None:
     """Load the Online Retail data set into a running stack through the public APIs."""
     config = stack.StackConfig()
-    _load(_plan(data if str(data) else _default_data(), customers), config, concurrency)
+    _load(_plan(data or _default_data(), customers), config, concurrency)
 
 
 @app.command()
 def demo(
-    data: DataPath = Path(""),
+    data: DataPath = None,
     customers: SampleCustomers = None,
     concurrency: Concurrency = 16,
     kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
@@ -167,7 +167,7 @@ def demo(
 ) -> None:
     """Start the stack, load the real data set, and show a few customers' segments."""
     config = _config(kafka_port, pg_port, 3)
-    load_plan = _plan(data if str(data) else _default_data(), customers)
+    load_plan = _plan(data or _default_data(), customers)
     try:
         with console.status("starting PostgreSQL, Kafka and the services…"):
             infra = stack.up(config)
