@@ -6,6 +6,7 @@ Re-running is safe: a 409 for something that already exists counts as "already l
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ async def _phase(
 async def _send_with_retry(
     name: str, item: T, send: Callable[[T], Awaitable[httpx.Response]], report: LoadReport
 ) -> None:
-    for attempt in range(5):
+    for attempt in range(12):
         try:
             response = await send(item)
         except httpx.TransportError as exc:
@@ -99,16 +100,29 @@ async def _send_with_retry(
             if response.status_code in (200, 201):
                 report.created[name] += 1
                 return
-            if response.status_code == 409:
-                report.already[name] += 1
-                return
             error = f"HTTP {response.status_code}: {response.text[:300]}"
+            if response.status_code == 409:
+                if _conflict_code(response) == "version_conflict":
+                    # a concurrent command on the same aggregate won the race: retry on its fresh state
+                    await asyncio.sleep(random.uniform(0.005, 0.05))
+                    continue
+                if "already" in response.text:
+                    report.already[name] += 1
+                    return
+                break
             if response.status_code < 500:
                 break
-        await asyncio.sleep(0.5 * 2**attempt)
+        await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
     report.failed[name] += 1
     if len(report.failures) < 20:
         report.failures.append(f"{name}: {error}")
+
+
+def _conflict_code(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("code")
+    except ValueError:
+        return None
 
 
 def make_progress() -> Progress:
