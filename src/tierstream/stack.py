@@ -136,11 +136,7 @@ def start_service(config: StackConfig, infra: Infra, service: str) -> int:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **service_env(config, infra, service)}
-    migrate = subprocess.run(
-        [sys.executable, "-m", service, "migrate"], env=env, capture_output=True, text=True, check=False
-    )
-    if migrate.returncode != 0:
-        raise StackError(f"{service} migrate failed:\n{migrate.stderr.strip()[-3000:]}")
+    # `dev` migrates before it serves, so the four services migrate in parallel.
     log = (config.log_dir / f"{service}.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", service, "dev"],
@@ -159,7 +155,9 @@ def wait_ready(config: StackConfig, service: str, timeout_s: float = 90) -> None
     last = "no answer"
     while time.monotonic() < deadline:
         if service_pid(config, service) is None:
-            raise StackError(f"{service} exited; see {config.log_dir / (service + '.log')}")
+            log = config.log_dir / f"{service}.log"
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-12:]) if log.exists() else ""
+            raise StackError(f"{service} exited during start-up; the end of {log}:\n{tail}")
         try:
             response = httpx.get(f"{config.url(service)}/health/ready", timeout=3)
             if response.status_code == 200:
