@@ -7,6 +7,9 @@ tierstream demo      up + load the Online Retail data set + show a few customers
 tierstream load      load the data set into a running stack
 tierstream segment   one customer's segment
 tierstream tail      print events arriving on a topic
+
+Every call to a service API sends ``Authorization: Bearer $TIERSTREAM_TOKEN`` (default ``dev-admin``, the
+development token; see docs/api.md).
 """
 
 from __future__ import annotations
@@ -122,7 +125,9 @@ def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int) -> N
     )
     started = time.monotonic()
     with make_progress() as progress:
-        report = asyncio.run(load(load_plan, urls, concurrency=concurrency, progress=progress))
+        report = asyncio.run(
+            load(load_plan, urls, concurrency=concurrency, progress=progress, headers=stack.auth_headers())
+        )
     elapsed = time.monotonic() - started
     table = Table(title=f"loaded in {elapsed:.0f}s")
     for column in ("kind", "created", "already there", "failed"):
@@ -141,7 +146,9 @@ def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int) -> N
         err.print(f"[red]failed:[/] {failure}")
 
 
-DataPath = Annotated[Path | None, typer.Option(help="Online Retail CSV (.csv or .csv.gz); default: data/online_retail.csv.gz")]
+DataPath = Annotated[
+    Path | None, typer.Option(help="Online Retail CSV (.csv or .csv.gz); default: data/online_retail.csv.gz")
+]
 SampleCustomers = Annotated[int | None, typer.Option(help="load only the first N customers (default: all)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=128, help="concurrent API requests")]
 
@@ -206,7 +213,11 @@ def _wait_for_segments(config: stack.StackConfig, expected: dict[str, int], time
             for customer_id, orders in expected.items():
                 if customer_id in rows:
                     continue
-                response = httpx.get(f"{config.url('segmentation')}/customers/{customer_id}/segment", timeout=5)
+                response = httpx.get(
+                    f"{config.url('segmentation')}/customers/{customer_id}/segment",
+                    headers=stack.auth_headers(),
+                    timeout=5,
+                )
                 if response.status_code == 200 and response.json()["orders_count"] >= orders:
                     rows[customer_id] = response.json()
             time.sleep(0.5)
@@ -221,7 +232,11 @@ def segment(customer_id: str) -> None:
     """Print one customer's live segment (from the segmentation read API)."""
     config = stack.StackConfig()
     try:
-        response = httpx.get(f"{config.url('segmentation')}/customers/{customer_id}/segment", timeout=5)
+        response = httpx.get(
+            f"{config.url('segmentation')}/customers/{customer_id}/segment",
+            headers=stack.auth_headers(),
+            timeout=5,
+        )
     except httpx.HTTPError as exc:
         raise _fail(
             f"segmentation API not reachable at {config.url('segmentation')} ({exc!r}); run tierstream up"

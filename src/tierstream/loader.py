@@ -19,6 +19,9 @@ from tierstream.dataset import CURRENCY, CustomerCmd, LoadPlan, OrderCmd, Return
 
 T = TypeVar("T")
 
+#: How long an order refused as ``unknown_customer`` is retried (the customer is usually known within 1 s).
+UNKNOWN_CUSTOMER_PATIENCE_S = 30.0
+
 
 @dataclass
 class LoadReport:
@@ -29,11 +32,17 @@ class LoadReport:
 
 
 async def load(
-    plan: LoadPlan, urls: dict[str, str], *, concurrency: int = 16, progress: Progress | None = None
+    plan: LoadPlan,
+    urls: dict[str, str],
+    *,
+    concurrency: int = 16,
+    progress: Progress | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadReport:
+    """``headers`` go with every request (the bearer token: ``tierstream.stack.auth_headers()``)."""
     report = LoadReport()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
 
         def customer(cmd: CustomerCmd) -> Awaitable[httpx.Response]:
             body = {
@@ -91,7 +100,10 @@ async def _phase(
 async def _send_with_retry(
     name: str, item: T, send: Callable[[T], Awaitable[httpx.Response]], report: LoadReport
 ) -> None:
-    for attempt in range(12):
+    attempt = 0
+    waited_for_customer, customer_delay = 0.0, 0.1
+    while attempt < 12:
+        attempt += 1
         try:
             response = await send(item)
         except httpx.TransportError as exc:
@@ -101,6 +113,16 @@ async def _send_with_retry(
                 report.created[name] += 1
                 return
             error = f"HTTP {response.status_code}: {response.text[:300]}"
+            if response.status_code == 422 and _conflict_code(response) == "unknown_customer":
+                # orders learns of a new customer through crm.customers.v1 (relay → Kafka → its consumer):
+                # wait for it with backoff, up to UNKNOWN_CUSTOMER_PATIENCE_S, without spending attempts
+                if waited_for_customer >= UNKNOWN_CUSTOMER_PATIENCE_S:
+                    break
+                attempt -= 1
+                await asyncio.sleep(customer_delay)
+                waited_for_customer += customer_delay
+                customer_delay = min(customer_delay * 2, 2.0)
+                continue
             if response.status_code == 409:
                 if _conflict_code(response) == "version_conflict":
                     # a concurrent command on the same aggregate won the race: retry on its fresh state
@@ -112,7 +134,7 @@ async def _send_with_retry(
                 break
             if response.status_code < 500:
                 break
-        await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
+        await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
     report.failed[name] += 1
     if len(report.failures) < 20:
         report.failures.append(f"{name}: {error}")

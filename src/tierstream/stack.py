@@ -20,7 +20,19 @@ from shared.db.engine import to_asyncpg_url
 from shared.settings import DEV_KAFKA_PORT, DEV_PG_PORT
 
 SERVICES = ("customers", "orders", "feedback", "segmentation")
+#: Bearer token the CLI, loader and tests send; the local stack accepts the documented dev tokens.
+TOKEN_ENV = "TIERSTREAM_TOKEN"
+DEFAULT_TOKEN = "dev-admin"
 DEFAULT_PORTS = {"customers": 8001, "orders": 8002, "feedback": 8003, "segmentation": 8004}
+
+
+def api_token() -> str:
+    return os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
+
+
+def auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer $TIERSTREAM_TOKEN`` (default ``dev-admin``): every API requires a token."""
+    return {"Authorization": f"Bearer {api_token()}"}
 
 
 class StackError(RuntimeError):

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,16 @@ import pytest
 from tierstream import stack
 
 pytestmark = pytest.mark.e2e
+
+AUTH = stack.auth_headers()  # every API requires a bearer token; the stack accepts the dev tokens
+
+
+def api_get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, headers=AUTH, **kwargs)
+
+
+def api_post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, headers=AUTH, **kwargs)
 
 
 def free_port() -> int:
@@ -51,7 +62,7 @@ def wait_for(url: str, predicate, timeout_s: float = 30) -> dict:  # type: ignor
     deadline = time.monotonic() + timeout_s
     last: object = None
     while time.monotonic() < deadline:
-        response = httpx.get(url, timeout=5)
+        response = api_get(url, timeout=5)
         last = response.status_code, response.text
         if response.status_code == 200 and predicate(response.json()):
             return response.json()
@@ -59,18 +70,32 @@ def wait_for(url: str, predicate, timeout_s: float = 30) -> dict:  # type: ignor
     raise AssertionError(f"{url} never satisfied the expectation; last answer {last}")
 
 
+def post_order(url: str, body: dict, timeout_s: float = 30, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def,type-arg]
+    """POST an order, waiting while orders does not know the customer yet: it learns of new customers
+    through crm.customers.v1 (customers relay → Kafka → orders' credit-terms consumer)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while True:
+        response = api_post(url, json=body, timeout=10, **kwargs)
+        unknown = response.status_code == 422 and response.json().get("code") == "unknown_customer"
+        if not unknown or time.monotonic() > deadline:
+            return response
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
 def test_register_order_complain_and_see_the_segment(running_stack: stack.StackConfig) -> None:
     c = running_stack
     customer_id = f"cust-{uuid.uuid4().hex[:8]}"
-    response = httpx.post(
+    response = api_post(
         f"{c.url('customers')}/customers",
         json={"customer_id": customer_id, "company_name": "Hangzhou Trading Co.", "region": "East China"},
     )
     assert response.status_code == 201, response.text
     for n, (qty, price) in enumerate([(10, "120.00"), (3, "99.90"), (1, "0.10")]):
-        response = httpx.post(
+        response = post_order(
             f"{c.url('orders')}/orders",
-            json={
+            {
                 "customer_id": customer_id,
                 "order_id": f"{customer_id}-o{n}",
                 "lines": [{"sku": f"SKU-{n}", "description": "goods", "quantity": qty, "unit_price": price}],
@@ -78,7 +103,7 @@ def test_register_order_complain_and_see_the_segment(running_stack: stack.StackC
         )
         assert response.status_code == 201, response.text
     assert response.json()["total"] == "0.10"
-    response = httpx.post(
+    response = api_post(
         f"{c.url('feedback')}/complaints",
         json={"customer_id": customer_id, "category": "delivery", "severity": "high", "summary": "late truck"},
     )
@@ -95,27 +120,28 @@ def test_register_order_complain_and_see_the_segment(running_stack: stack.StackC
 
 
 def test_malformed_commands_get_422_with_field_errors(running_stack: stack.StackConfig) -> None:
-    response = httpx.post(
+    response = api_post(
         f"{running_stack.url('orders')}/orders",
         json={"customer_id": "c 1", "lines": [{"sku": "", "quantity": 0, "unit_price": 1.5}]},
     )
     assert response.status_code == 422
     fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
     assert {("customer_id",), ("lines", 0, "sku"), ("lines", 0, "quantity"), ("lines", 0, "unit_price")} <= fields
-    response = httpx.post(f"{running_stack.url('feedback')}/complaints", json={"customer_id": "c1", "severity": "meh"})
+    response = api_post(f"{running_stack.url('feedback')}/complaints", json={"customer_id": "c1", "severity": "meh"})
     assert response.status_code == 422
     assert {e["loc"][-1] for e in response.json()["detail"]} >= {"category", "severity", "summary"}
 
 
 def test_reads_of_unknown_things_are_404_and_streams_are_readable(running_stack: stack.StackConfig) -> None:
     c = running_stack
-    assert httpx.get(f"{c.url('orders')}/orders/nope").status_code == 404
-    assert httpx.get(f"{c.url('segmentation')}/customers/nope/segment").status_code == 404
+    assert httpx.get(f"{c.url('orders')}/orders/nope").status_code == 401  # no token
+    assert api_get(f"{c.url('orders')}/orders/nope").status_code == 404
+    assert api_get(f"{c.url('segmentation')}/customers/nope/segment").status_code == 404
     customer_id = f"cust-{uuid.uuid4().hex[:8]}"
-    httpx.post(f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"})
-    again = httpx.post(
+    api_post(f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"})
+    again = api_post(
         f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "A", "region": "B"}
     )
     assert again.status_code == 409
-    events = httpx.get(f"{c.url('customers')}/customers/{customer_id}/events").json()
+    events = api_get(f"{c.url('customers')}/customers/{customer_id}/events").json()
     assert [(e["stream_version"], e["event_type"]) for e in events] == [(1, "CustomerRegistered")]

@@ -1,37 +1,58 @@
-"""What every HTTP API of the project shares: health, metrics, correlation ids, error mapping.
+"""What every HTTP API of the project shares: auth, idempotency, ETags, errors, health, metrics.
 
-Errors: request validation → 422 with field errors (FastAPI's shape); :class:`NotFound` → 404;
-:class:`ConcurrencyConflict` and :class:`DomainError` → 409; the database unreachable → 503 with
-``Retry-After`` (the command was not applied: its transaction never committed).
+Everything here is applied once by :func:`create_app`, so each service's API gets it without code of
+its own (the caller-facing contract is docs/api.md):
+
+* bearer tokens with ``<service>:read`` / ``<service>:write`` scopes (:mod:`shared.auth`);
+* ``Idempotency-Key`` on every POST (:mod:`shared.idempotency`);
+* ``ETag: "<version>"`` on every JSON object answer that has an integer ``version`` field, and
+  ``If-Match`` on commands (:data:`ExpectedVersion`) → 409 when the aggregate moved on;
+* errors: request validation → 422 with field errors (FastAPI's shape); :class:`NotFound` → 404;
+  :class:`ConcurrencyConflict` and :class:`DomainError` → 409; the database unreachable → 503 with
+  ``Retry-After`` (the command was not applied: its transaction never committed); anything else → 500.
+  The last two are mapped by a middleware inside the correlation-id one, so even they carry
+  ``X-Correlation-ID`` and are counted in the metrics, and the server does not log them twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import idempotency
+from shared.auth import (
+    DEFAULT_PUBLIC_PATHS,
+    SECURITY_SCHEME,
+    BearerAuthMiddleware,
+    TokenRegistry,
+    is_public,
+    required_scope,
+)
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.store import ConcurrencyConflict, StoredEvent
+from shared.idempotency import IdempotencyMiddleware, IdempotencyStore, KeyStore, purge_periodically
 from shared.logging import get_logger
-from shared.messaging.consumer import is_transient
 from shared.messaging.kafka import kafka_ready
+from shared.middleware import (
+    CorrelationMiddleware,
+    ErrorMappingMiddleware,
+    VersionETagMiddleware,
+)
+from shared.settings import ApiSettings
 
 log = get_logger(__name__)
-
-REQUESTS = Counter("tierstream_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
-LATENCY = Histogram("tierstream_http_request_seconds", "HTTP request latency", ["service", "route"])
-CORRELATION_HEADER = "X-Correlation-ID"
 
 
 class NotFound(Exception):
@@ -78,16 +99,23 @@ def expected_version(
 ExpectedVersion = Annotated[int | None, Depends(expected_version)]
 
 
-def database_check(engine: AsyncEngine) -> ReadyCheck:
-    async def check() -> bool:
+class DatabaseCheck:
+    """Readiness of the service's own database; ``create_app`` also finds the engine for idempotency here."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def __call__(self) -> bool:
         try:
-            async with engine.connect() as conn:
+            async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
         except Exception:
             return False
 
-    return check
+
+def database_check(engine: AsyncEngine) -> ReadyCheck:
+    return DatabaseCheck(engine)
 
 
 def kafka_check(bootstrap_servers: str) -> ReadyCheck:
@@ -105,22 +133,52 @@ def create_app(
     routers: list[APIRouter],
     ready_checks: dict[str, ReadyCheck],
     version: str = "0.1.0",
+    settings: ApiSettings | None = None,
+    engine: AsyncEngine | None = None,
+    public_paths: Iterable[str] = (),
+    idempotency_store: KeyStore | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
+    """The FastAPI app of one service, with every guarantee its callers are owed (see docs/api.md).
+
+    ``settings`` default to :class:`ApiSettings` read from the environment (tokens, environment);
+    ``engine`` (the service's own database, for ``Idempotency-Key``) defaults to the one behind the
+    ``DatabaseCheck`` in ``ready_checks``; without either, keyed POSTs run unprotected (logged once).
+    ``public_paths`` adds paths served without a token (exact, or prefixes ending in "/");
+    ``idempotency_store`` replaces the PostgreSQL key store (unit tests)."""
+    settings = settings or ApiSettings()
+    engine = engine or next((c.engine for c in ready_checks.values() if isinstance(c, DatabaseCheck)), None)
+    public = (*DEFAULT_PUBLIC_PATHS, *public_paths)
+    fastapi_kwargs["lifespan"] = _lifespan(fastapi_kwargs.get("lifespan"), engine, settings)
     app = FastAPI(title=title, description=description, version=version, **fastapi_kwargs)
 
-    @app.middleware("http")
-    async def bind_correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        cid = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-        request.state.correlation_id = cid
-        with structlog.contextvars.bound_contextvars(correlation_id=cid):
-            response = await call_next(request)
-        response.headers[CORRELATION_HEADER] = cid
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        return response
+    _add_exception_handlers(app)
+    # Starlette wraps the last added middleware outermost. Request path, outside in: correlation id +
+    # metrics → errors mapped to 500/503 → bearer auth → ETag from "version" → Idempotency-Key → routes.
+    store = idempotency_store or (IdempotencyStore(engine) if engine is not None else None)
+    if store is not None:
+        app.add_middleware(IdempotencyMiddleware, service=service, store=store)
+    else:
+        log.warning("api.idempotency_disabled", service=service, reason="no database engine")
+    app.add_middleware(VersionETagMiddleware)
+    app.add_middleware(
+        BearerAuthMiddleware,
+        service=service,
+        registry=TokenRegistry(settings.effective_api_tokens()),
+        public_paths=public,
+    )
+    app.add_middleware(ErrorMappingMiddleware)
 
+    app.add_middleware(CorrelationMiddleware, service=service)
+
+    app.include_router(_operations_router(service, ready_checks))
+    for router in routers:
+        app.include_router(router)
+    _document_guarantees(app, service, public)
+    return app
+
+
+def _add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
@@ -134,18 +192,8 @@ def create_app(
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "code": "rule_violated"}, status_code=409)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_transient(exc):
-            log.warning("http.dependency_unavailable", path=request.url.path, error=repr(exc))
-            return JSONResponse(
-                {"detail": "the database is unavailable; nothing was changed, retry later"},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
-        log.exception("http.unhandled", path=request.url.path)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
 
+def _operations_router(service: str, ready_checks: dict[str, ReadyCheck]) -> APIRouter:
     health = APIRouter(tags=["operations"])
 
     @health.get("/health/live", summary="Liveness: the process answers")
@@ -163,10 +211,77 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(health)
-    for router in routers:
-        app.include_router(router)
-    return app
+    return health
+
+
+def _lifespan(inner: Any, engine: AsyncEngine | None, settings: ApiSettings) -> Any:
+    """The app's lifespan: the caller's (if any), plus the periodic purge of old idempotency keys."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        stop = asyncio.Event()
+        purger = None
+        if engine is not None:
+            retention = timedelta(hours=settings.idempotency_retention_hours)
+            purger = asyncio.create_task(purge_periodically(engine, retention, stop))
+        try:
+            if inner is None:
+                yield None
+            else:
+                async with inner(app) as state:
+                    yield state
+        finally:
+            stop.set()
+            if purger is not None:
+                await purger
+
+    return lifespan
+
+
+def _document_guarantees(app: FastAPI, service: str, public_paths: Iterable[str]) -> None:
+    """OpenAPI: the bearer scheme and scope per operation, Idempotency-Key on POST, 401/403/503."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a token from TIERSTREAM_API_TOKENS with the operation's scope (see docs/api.md)",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                _document_operation(operation, service, method, public=is_public(path, public_paths))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_operation(operation: dict[str, Any], service: str, method: str, *, public: bool) -> None:
+    if public:
+        operation["security"] = []
+        return
+    scope = required_scope(service, method)
+    operation["security"] = [{SECURITY_SCHEME: [scope]}]
+    operation["description"] = (operation.get("description", "") + f"\n\nRequires the scope `{scope}`.").strip()
+    responses = operation.setdefault("responses", {})
+    responses.setdefault("401", {"description": "missing or invalid bearer token"})
+    responses.setdefault("403", {"description": f"the token lacks the scope {scope}"})
+    responses.setdefault("503", {"description": "the database is unavailable; retry after Retry-After seconds"})
+    if method.lower() == "post":
+        operation.setdefault("parameters", []).append(
+            {
+                "name": idempotency.HEADER,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+                "description": "retries with the same key and body replay the first answer "
+                "(header Idempotency-Replayed: true) and change nothing",
+            }
+        )
+        responses.setdefault("409", {"description": "version conflict, rule violated, or the key is in flight"})
 
 
 class StoredEventOut(BaseModel):

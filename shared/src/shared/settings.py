@@ -2,14 +2,18 @@
 
 Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``CUSTOMERS_`` …), so its
 database URL and HTTP port are ``CUSTOMERS_DATABASE_URL`` / ``CUSTOMERS_HTTP_PORT``; settings that the
-whole stack shares (Kafka, environment, topic namespace) have one unprefixed name.
+whole stack shares (Kafka, environment, topic namespace, API tokens) have one unprefixed name.
+
+:class:`ApiSettings` is the part every HTTP API needs (environment, bearer tokens, idempotency) on its own, so
+:func:`shared.api.create_app` can read it from the environment when a service does not pass its settings.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_DB_USER = "tierstream"
@@ -17,21 +21,97 @@ DEV_DB_PASSWORD = "tierstream"
 DEV_PG_PORT = 55432
 DEV_KAFKA_PORT = 9092
 
+#: Documented development tokens (docs/api.md), used only when ``TIERSTREAM_API_TOKENS`` is unset outside
+#: production; a production process refuses to start with any of them configured.
+DEV_API_TOKENS: dict[str, list[str]] = {
+    "dev-admin": ["*"],
+    "dev-dashboard": ["*:read"],
+}
+#: ``*`` (everything), ``*:read`` / ``*:write`` (every service), ``orders:read``, ``orders:write`` …
+SCOPE_PATTERN = re.compile(r"^(\*|(\*|[a-z][a-z0-9_-]*):(read|write))$")
+#: Fault-injection points (tests only, see :mod:`shared.faults`); refused in production.
+FAULT_INJECT_ENV = "TIERSTREAM_FAULT_INJECT"
+
 
 def dev_database_url(service: str) -> str:
     return f"postgresql+asyncpg://{DEV_DB_USER}:{DEV_DB_PASSWORD}@127.0.0.1:{DEV_PG_PORT}/tierstream_{service}"
 
 
-class ServiceSettings(BaseSettings):
+class ApiSettings(BaseSettings):
+    """What every HTTP API needs: the environment, bearer tokens (token → scopes), idempotency retention.
+
+    Outside production, an unset ``TIERSTREAM_API_TOKENS`` means the documented :data:`DEV_API_TOKENS`.
+    In production the tokens must be set and must not contain a development token; fault injection is
+    refused there too. Both are validation errors at start-up, naming the variable."""
+
+    # No populate_by_name: pydantic-settings would then also read <PREFIX>_API_TOKENS, <PREFIX>_ENVIRONMENT…
+    # from the environment. Pass these fields by their alias: ApiSettings(TIERSTREAM_API_TOKENS={…}).
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", validation_alias=AliasChoices("TIERSTREAM_ENV")
+    )
+    api_tokens: dict[str, list[str]] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TIERSTREAM_API_TOKENS"),
+        description='JSON object token → scopes, e.g. {"tok-erp": ["orders:write", "customers:read"]}',
+    )
+    fault_inject: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(FAULT_INJECT_ENV),
+        description="a fault-injection point to trigger (tests only; refused in production)",
+    )
+    idempotency_retention_hours: float = Field(
+        default=24,
+        gt=0,
+        validation_alias=AliasChoices("TIERSTREAM_IDEMPOTENCY_RETENTION_HOURS"),
+        description="how long an Idempotency-Key and its stored response are kept",
+    )
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_are_well_formed(cls, tokens: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if tokens is None:
+            return None
+        for token, scopes in tokens.items():
+            if len(token) < 8:
+                raise ValueError("TIERSTREAM_API_TOKENS: every token needs at least 8 characters")
+            if not token.isprintable() or any(c.isspace() for c in token):
+                raise ValueError("TIERSTREAM_API_TOKENS: tokens must be printable, without spaces")
+            bad = [s for s in scopes if not SCOPE_PATTERN.match(s)]
+            if bad:
+                raise ValueError(
+                    f"TIERSTREAM_API_TOKENS: invalid scopes {bad} (use '<service>:read', '<service>:write', "
+                    "'*:read', '*:write' or '*')"
+                )
+        return tokens
+
+    @model_validator(mode="after")
+    def _production_refuses_dev_tokens(self) -> ApiSettings:
+        if self.environment == "production":
+            if not self.api_tokens:
+                raise ValueError("TIERSTREAM_API_TOKENS must be set in production (JSON object token → scopes)")
+            dev = sorted(set(self.api_tokens) & set(DEV_API_TOKENS))
+            if dev:
+                raise ValueError(f"TIERSTREAM_API_TOKENS contains development tokens {dev}; refused in production")
+            if self.fault_inject:
+                raise ValueError(f"{FAULT_INJECT_ENV} is for tests only; refused in production")
+        return self
+
+    def effective_api_tokens(self) -> dict[str, list[str]]:
+        """The configured tokens, or the development defaults when none are configured."""
+        if self.api_tokens is not None:
+            return self.api_tokens
+        return DEV_API_TOKENS
+
+
+class ServiceSettings(ApiSettings):
     """Settings of one service; subclasses set ``service_name``, ``env_prefix`` and defaults."""
 
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
     service_name: ClassVar[str] = "service"
 
-    environment: Literal["development", "test", "production"] = Field(
-        default="development", validation_alias=AliasChoices("TIERSTREAM_ENV")
-    )
     database_url: str = Field(default="", description="SQLAlchemy URL of this service's own database")
     db_pool_size: int = Field(default=10, ge=1, le=200)
     kafka_bootstrap_servers: str = Field(

@@ -1,15 +1,27 @@
-"""Settings of the feedback service (env prefix ``FEEDBACK_``)."""
+"""Settings of the feedback service (env prefix ``FEEDBACK_``).
+
+The complaint SLA policy is part of them (see :mod:`feedback.domain.sla` and docs/feedback.md):
+override one number with ``FEEDBACK_SLA__CRITICAL__ACKNOWLEDGE_HOURS=1`` or the whole policy with
+``FEEDBACK_SLA='{"critical": {"acknowledge_hours": 1, "resolve_days": 0.5}, ...}'``; an invalid policy
+stops the process at start with the offending field named.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from feedback.domain.sla import SlaPolicy
 from shared.settings import ServiceSettings
 
 
 class FeedbackSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="FEEDBACK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_", env_nested_delimiter="__", extra="ignore")
     service_name: ClassVar[str] = "feedback"
     http_port: int = 8003
+
+    sla: SlaPolicy = Field(default_factory=SlaPolicy, description="complaint SLA targets per severity")
+    sweep_interval_s: float = Field(default=60, gt=0, le=86_400, description="seconds between SLA sweeps")
+    sweep_batch_size: int = Field(default=200, ge=1, le=10_000, description="complaints read per sweep page")

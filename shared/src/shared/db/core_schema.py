@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-__all__ = ["downgrade_v1", "run_script", "upgrade_v1"]
+__all__ = ["downgrade_v1", "downgrade_v2", "run_script", "upgrade_v1", "upgrade_v2"]
 
 
 def run_script(script: str) -> None:
@@ -68,3 +68,30 @@ def upgrade_v1() -> None:
 
 def downgrade_v1() -> None:
     run_script("DROP TABLE consumer_offsets; DROP TABLE inbox; DROP TABLE outbox; DROP TABLE events;")
+
+
+def upgrade_v2() -> None:
+    """``idempotency_keys``: one row per (scope, key) of a command API (see :mod:`shared.idempotency`).
+
+    The row is inserted in the command's append transaction (status NULL = in flight or response not
+    yet stored) and completed with the response right after; rows are purged by ``created_at``."""
+    run_script(
+        """
+        CREATE TABLE idempotency_keys (
+            scope          TEXT NOT NULL,
+            key            TEXT NOT NULL,
+            request_hash   TEXT NOT NULL,
+            status_code    INTEGER,
+            response_body  BYTEA,
+            created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+            completed_at   TIMESTAMPTZ,
+            CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, key),
+            CONSTRAINT idempotency_keys_key_length CHECK (char_length(key) BETWEEN 1 AND 200)
+        );
+        CREATE INDEX idempotency_keys_created_at_idx ON idempotency_keys (created_at);
+        """
+    )
+
+
+def downgrade_v2() -> None:
+    run_script("DROP TABLE idempotency_keys;")

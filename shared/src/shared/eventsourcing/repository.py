@@ -4,18 +4,23 @@ Saving appends the aggregate's pending (private) events and, in the same transac
 messages of the public envelopes they map to. The mapping private → public is the service's
 ``to_public`` function (``application/public_events.py``); it may drop or transform events, e.g. to keep
 personal data out of public events.
+
+How events become stored ``data`` and back is the ``codec``'s business (default: plain JSON); the
+customers service uses it to encrypt personal data per customer (see :mod:`shared.eventsourcing.codec`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from shared import idempotency
 from shared.events.envelope import Envelope, EventPayload, utc_now
 from shared.eventsourcing.aggregate import Aggregate
+from shared.eventsourcing.codec import EventCodec, PlainCodec, chain_hooks
 from shared.eventsourcing.store import ConcurrencyConflict, EventStore, NewEvent, StoredEvent, TransactionHook
 from shared.messaging.outbox import OutboxMessage
 
@@ -39,6 +44,7 @@ class AggregateRepository(Generic[A]):
         topic: str,
         to_public: PublicMapper = identity_mapper,
         clock: Callable[[], datetime] = utc_now,
+        codec: EventCodec | None = None,
     ) -> None:
         self.store = store
         self.aggregate_cls = aggregate_cls
@@ -46,19 +52,23 @@ class AggregateRepository(Generic[A]):
         self.topic = topic
         self.to_public = to_public
         self.clock = clock
+        self.codec: EventCodec = codec or PlainCodec()
 
     async def get(self, aggregate_id: str) -> A | None:
         stored = await self.store.read_stream(self.aggregate_cls.stream_id_for(aggregate_id))
         if not stored:
             return None
-        return self.aggregate_cls.replay(aggregate_id, (self.deserialize(e) for e in stored))
+        decoded = await self.codec.decode(aggregate_id, stored)
+        events = (self.deserialize(e, data) for e, data in zip(stored, decoded, strict=True))
+        return self.aggregate_cls.replay(aggregate_id, events)
 
     async def history(self, aggregate_id: str) -> list[StoredEvent]:
         return await self.store.read_stream(self.aggregate_cls.stream_id_for(aggregate_id))
 
-    def deserialize(self, stored: StoredEvent) -> BaseModel:
+    def deserialize(self, stored: StoredEvent, data: dict[str, Any] | None = None) -> BaseModel:
+        """The event model of ``stored``; ``data`` is its decoded data when a codec transformed it."""
         model = self.aggregate_cls.event_registry.model_for(stored.event_type, stored.schema_version)
-        return model.model_validate(stored.data)
+        return model.model_validate(stored.data if data is None else data)
 
     async def save(
         self,
@@ -72,21 +82,28 @@ class AggregateRepository(Generic[A]):
         """Append pending events + their public envelopes atomically; returns the envelopes.
 
         ``expected_version`` (from ``If-Match``) is the version the caller last saw; a different stored
-        version raises :class:`ConcurrencyConflict` before anything is written."""
+        version raises :class:`ConcurrencyConflict` before anything is written.
+
+        When the HTTP request being served carries an ``Idempotency-Key`` (:mod:`shared.idempotency`),
+        the key is recorded in the same append transaction: events and key commit together or not at all."""
         if expected_version is not None and expected_version != aggregate.stored_version:
             raise ConcurrencyConflict(aggregate.stream_id, expected_version, aggregate.stored_version)
         pending = aggregate.pending_events
         if not pending and hook is None:
             return []
+        claim = idempotency.current_claim() if pending else None
+        if claim is not None:
+            hook = claim.hook(hook)
         now = self.clock()
         base = aggregate.stored_version
+        encoded = await self.codec.encode(aggregate, pending)
         new_events: list[NewEvent] = []
         envelopes: list[Envelope] = []
-        for offset, event in enumerate(pending, start=1):
+        for offset, (event, data) in enumerate(zip(pending, encoded.data, strict=True), start=1):
             new = NewEvent(
                 event_type=type(event).event_type,  # type: ignore[attr-defined]
                 schema_version=type(event).schema_version,  # type: ignore[attr-defined]
-                data=event.model_dump(mode="json"),
+                data=data,
                 occurred_at=now,
                 metadata={
                     "correlation_id": correlation_id,
@@ -117,7 +134,9 @@ class AggregateRepository(Generic[A]):
             base,
             new_events,
             [OutboxMessage.from_envelope(e, self.topic) for e in envelopes],
-            hook,
+            chain_hooks(encoded.hook, hook),
         )
+        if claim is not None:
+            claim.recorded = True
         aggregate.mark_saved()
         return envelopes

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.faults import fault_point
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -77,6 +78,7 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*pending)
+            fault_point("relay_exit_after_ack")  # inert unless TIERSTREAM_FAULT_INJECT names it (tests)
             await conn.execute(_MARK_SENT, {"ids": [row.id for row in rows]})
         PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)

@@ -1,30 +1,66 @@
-"""Command handlers of the customers service: load → one domain call → save."""
+"""Command handlers and queries of the customers service: load → one domain call → save.
+
+Every save also rewrites the customer's directory row in the same transaction (a hook), and goes
+through the repository's codec, which encrypts personal data and shreds the key on erasure.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
-from customers.domain.customer import Customer, Profile
+from customers.adapters.codec import PersonalDataCodec
+from customers.adapters.directory import CustomerDirectory, DirectoryPage
+from customers.domain import commands as cmd
+from customers.domain.customer import Customer
+from shared.api import NotFound
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
-
-
-@dataclass(frozen=True)
-class RegisterCustomer:
-    profile: Profile
-    customer_id: str | None = None
-    stage: str = "prospect"
+from shared.eventsourcing.store import StoredEvent
 
 
 class CustomerHandlers:
-    def __init__(self, customers: AggregateRepository[Customer]) -> None:
+    def __init__(
+        self, customers: AggregateRepository[Customer], codec: PersonalDataCodec, directory: CustomerDirectory
+    ) -> None:
         self.customers = customers
+        self.codec = codec
+        self.directory = directory
 
-    async def register_customer(self, cmd: RegisterCustomer, correlation_id: str) -> Customer:
-        customer_id = cmd.customer_id or str(uuid.uuid4())
+    async def register_customer(self, command: cmd.RegisterCustomer, correlation_id: str) -> Customer:
+        customer_id = command.customer_id or str(uuid.uuid4())
         if await self.customers.get(customer_id) is not None:
             raise DomainError(f"customer {customer_id} is already registered")
-        customer = Customer.register(customer_id, cmd.profile, cmd.stage)
-        await self.customers.save(customer, correlation_id=correlation_id)
+        customer = Customer.register(customer_id, command.profile, command.stage)
+        await self.customers.save(customer, correlation_id=correlation_id, hook=self.directory.record(customer))
         return customer
+
+    async def handle(self, command: cmd.CustomerCommand, correlation_id: str) -> Customer:
+        """Any command on an existing customer. A command that changes nothing records no event."""
+        customer = await self.customer(command.customer_id)
+        if isinstance(command, cmd.RemoveContact) and command.contact_id not in customer.contacts:
+            raise NotFound("contact", command.contact_id)
+        customer.execute(command)
+        hook = self.directory.record(customer) if customer.pending_events else None
+        await self.customers.save(
+            customer, correlation_id=correlation_id, expected_version=command.expected_version, hook=hook
+        )
+        return customer
+
+    # -- queries --------------------------------------------------------------------------------
+    async def customer(self, customer_id: str) -> Customer:
+        customer = await self.customers.get(customer_id)
+        if customer is None:
+            raise NotFound("customer", customer_id)
+        return customer
+
+    async def events(self, customer_id: str) -> list[StoredEvent]:
+        """The stored stream with personal data shown as encrypted / erased, never opened."""
+        history = await self.customers.history(customer_id)
+        if not history:
+            raise NotFound("customer", customer_id)
+        return await self.codec.redact(customer_id, history)
+
+    async def search(
+        self, *, region: str | None, stage: str | None, active: bool | None, limit: int, offset: int
+    ) -> DirectoryPage:
+        return await self.directory.search(region=region, stage=stage, active=active, limit=limit, offset=offset)

@@ -1,91 +1,175 @@
-"""HTTP API of the customers service."""
+"""HTTP API of the customers service (thin: validate, build a command, call a handler, shape the answer).
+
+Commands on an existing customer accept ``If-Match: "<version>"`` (409 when the customer moved on) and
+answer with the customer's state (``create_app`` adds its ``version`` as ``ETag``). Command answers
+withhold contacts' personal data — they may be stored for ``Idempotency-Key`` replays, which must not
+outlive an erasure; ``GET /customers/{id}`` shows it (or marks it erased). Bodies are never logged.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import date
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, FastAPI, Query, status
 
-from customers.application.handlers import CustomerHandlers, RegisterCustomer
-from customers.domain.customer import Customer, Profile
-from shared.api import CorrelationId, Identifier, NotFound, StoredEventOut, create_app, database_check, kafka_check
-from shared.events.vocabulary import Channel, NeedProfile, SalesStage, SizeBand
+from customers.application.handlers import CustomerHandlers
+from customers.domain import commands as cmd
+from customers.domain.commands import Profile
+from customers.domain.customer import Customer
+from customers.entrypoints.schemas import (
+    AddContactIn,
+    AdvanceStageIn,
+    CreditTermsIn,
+    CustomerOut,
+    CustomerPageOut,
+    ErasureIn,
+    ProfilePatchIn,
+    ReasonIn,
+    RegisterCustomerIn,
+)
+from shared.api import CorrelationId, ExpectedVersion, StoredEventOut, create_app, database_check, kafka_check
+from shared.events.vocabulary import SalesStage
 from shared.runtime import Container
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+OpenApiResponses = dict[int | str, dict[str, Any]]
+CONFLICT: OpenApiResponses = {409: {"description": "a rule refused the command, or If-Match named an older version"}}
+MISSING: OpenApiResponses = {404: {"description": "no such customer (or contact)"}}
 
 
-class RegisterCustomerIn(BaseModel):
-    customer_id: Identifier | None = Field(default=None, description="caller-chosen id; generated when absent")
-    company_name: Text
-    region: Text
-    industry: Text | None = None
-    size_band: SizeBand | None = None
-    country: Text | None = None
-    channel: Channel | None = None
-    need_profile: NeedProfile | None = None
-    founded_on: date | None = Field(default=None, description="founding day (a care date)")
-    stage: SalesStage = SalesStage.PROSPECT
+def _answer(customer: Customer, *, with_personal_data: bool = False) -> CustomerOut:
+    return CustomerOut.of(customer, with_personal_data=with_personal_data)
 
 
-class CustomerOut(BaseModel):
-    customer_id: str
-    company_name: str
-    region: str
-    industry: str | None
-    size_band: str | None
-    country: str | None
-    channel: str | None
-    need_profile: str | None
-    founded_on: date | None
-    stage: str
-    active: bool
-    version: int
+def build_router(handlers: CustomerHandlers) -> APIRouter:
+    router = APIRouter(prefix="/customers", tags=["customers"])
 
-    @classmethod
-    def of(cls, customer: Customer) -> CustomerOut:
-        assert customer.profile is not None
-        return cls(
-            customer_id=customer.id,
-            stage=customer.stage,
-            active=customer.active,
-            version=customer.version,
-            **asdict(customer.profile),
+    async def run(command: cmd.CustomerCommand, cid: str) -> CustomerOut:
+        return _answer(await handlers.handle(command, cid))
+
+    @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut, responses=CONFLICT)
+    async def register_customer(body: RegisterCustomerIn, cid: CorrelationId) -> CustomerOut:
+        """Register a customer (409 if the id is taken)."""
+        profile = Profile(**body.model_dump(exclude={"customer_id", "stage"}))
+        command = cmd.RegisterCustomer(profile=profile, customer_id=body.customer_id, stage=body.stage)
+        return _answer(await handlers.register_customer(command, cid))
+
+    @router.get("", response_model=CustomerPageOut, summary="List customers (filtered, paginated)")
+    async def list_customers(
+        region: Annotated[str | None, Query(max_length=200)] = None,
+        stage: SalesStage | None = None,
+        active: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> CustomerPageOut:
+        page = await handlers.search(
+            region=region, stage=stage.value if stage else None, active=active, limit=limit, offset=offset
         )
+        return CustomerPageOut.of(page, limit=limit, offset=offset)
+
+    @router.get("/{customer_id}", response_model=CustomerOut, responses=MISSING)
+    async def get_customer(customer_id: str) -> CustomerOut:
+        """Current state, with contacts' personal data decrypted — or null with ``erased: true``."""
+        return _answer(await handlers.customer(customer_id), with_personal_data=True)
+
+    @router.get("/{customer_id}/events", response_model=list[StoredEventOut], responses=MISSING)
+    async def customer_events(customer_id: str) -> list[StoredEventOut]:
+        """The stored stream; personal data appears only as ``{"status": "encrypted" | "erased"}``."""
+        return [StoredEventOut.from_stored(e) for e in await handlers.events(customer_id)]
+
+    @router.patch("/{customer_id}/profile", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
+    async def update_profile(
+        customer_id: str, body: ProfilePatchIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Change profile fields (only those present; unchanged values record nothing)."""
+        return await run(cmd.UpdateProfile(customer_id, body.changes(), expected_version=expected), cid)
+
+    @router.post(
+        "/{customer_id}/contacts",
+        status_code=status.HTTP_201_CREATED,
+        response_model=CustomerOut,
+        responses={**MISSING, **CONFLICT},
+    )
+    async def add_contact(
+        customer_id: str, body: AddContactIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Add a contact person; the answer withholds the personal data just stored."""
+        command = cmd.AddContact(
+            customer_id,
+            contact_id=body.contact_id or uuid.uuid4().hex,
+            role=body.role,
+            name=body.name,
+            phone=body.phone,
+            email=body.email,
+            birthday=body.birthday,
+            expected_version=expected,
+        )
+        return await run(command, cid)
+
+    @router.delete(
+        "/{customer_id}/contacts/{contact_id}", response_model=CustomerOut, responses={**MISSING, **CONFLICT}
+    )
+    async def remove_contact(
+        customer_id: str,
+        contact_id: str,
+        cid: CorrelationId,
+        expected: ExpectedVersion,
+        reason: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+    ) -> CustomerOut:
+        """Remove a contact (its personal data stays encrypted in the stream until erasure)."""
+        command = cmd.RemoveContact(customer_id, contact_id, reason, expected_version=expected)
+        return await run(command, cid)
+
+    @router.post("/{customer_id}/stage", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
+    async def advance_stage(
+        customer_id: str, body: AdvanceStageIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Advance the sales stage (prospect → lead → customer); backwards or sideways is 409."""
+        return await run(cmd.AdvanceStage(customer_id, body.stage, expected_version=expected), cid)
+
+    @router.put("/{customer_id}/credit-terms", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
+    async def set_credit_terms(
+        customer_id: str, body: CreditTermsIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Set the credit limit, payment days and rating (the same terms again record nothing)."""
+        command = cmd.SetCreditTerms(
+            customer_id, body.credit_limit, body.payment_days, body.rating, expected_version=expected
+        )
+        return await run(command, cid)
+
+    @router.post("/{customer_id}/deactivation", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
+    async def deactivate_customer(
+        customer_id: str, body: ReasonIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Deactivate an active customer (409 if already deactivated)."""
+        return await run(cmd.DeactivateCustomer(customer_id, body.reason, expected_version=expected), cid)
+
+    @router.post("/{customer_id}/reactivation", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
+    async def reactivate_customer(
+        customer_id: str, body: ReasonIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Reactivate a deactivated customer (409 if active)."""
+        return await run(cmd.ReactivateCustomer(customer_id, body.reason, expected_version=expected), cid)
+
+    @router.post("/{customer_id}/erasure", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
+    async def erase_personal_data(
+        customer_id: str, body: ErasureIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> CustomerOut:
+        """Erase every contact's personal data by deleting the customer's key (409 if it holds none)."""
+        command = cmd.ErasePersonalData(customer_id, body.requested_by, body.reason, expected_version=expected)
+        return await run(command, cid)
+
+    return router
 
 
 def build_api(container: Container) -> FastAPI:
     handlers: CustomerHandlers = container.parts["handlers"]
-    router = APIRouter(prefix="/customers", tags=["customers"])
-
-    @router.post("", status_code=status.HTTP_201_CREATED, response_model=CustomerOut, summary="Register a customer")
-    async def register_customer(body: RegisterCustomerIn, cid: CorrelationId) -> CustomerOut:
-        profile = Profile(**body.model_dump(exclude={"customer_id", "stage"}))
-        cmd = RegisterCustomer(profile=profile, customer_id=body.customer_id, stage=body.stage.value)
-        return CustomerOut.of(await handlers.register_customer(cmd, cid))
-
-    @router.get("/{customer_id}", response_model=CustomerOut, summary="Current state of a customer")
-    async def get_customer(customer_id: str) -> CustomerOut:
-        customer = await handlers.customers.get(customer_id)
-        if customer is None:
-            raise NotFound("customer", customer_id)
-        return CustomerOut.of(customer)
-
-    @router.get("/{customer_id}/events", response_model=list[StoredEventOut], summary="The customer's event stream")
-    async def customer_events(customer_id: str) -> list[StoredEventOut]:
-        history = await handlers.customers.history(customer_id)
-        if not history:
-            raise NotFound("customer", customer_id)
-        return [StoredEventOut.from_stored(e) for e in history]
-
     return create_app(
         service="customers",
         title="Tierstream customers",
-        description="The customer file of a wholesale business: companies, regions, stages.",
-        routers=[router],
+        description="The customer file (客户档案) of a wholesale business: company profile, contacts "
+        "(personal data encrypted per customer, erasable), sales stage, credit terms, activation.",
+        routers=[build_router(handlers)],
         ready_checks={
             "database": database_check(container.engine),
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),

@@ -1,16 +1,26 @@
-"""Command handlers of the feedback service: load → one domain call → save."""
+"""Command handlers of the feedback service: load → one domain call → save. Nothing else.
+
+The SLA policy and the clock are injected (from settings and the composition root), so a handler
+never holds a deadline rule of its own and tests can fix "now".
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
+from feedback.application.ports import Complaints
 from feedback.domain.complaint import Complaint
+from feedback.domain.sla import SlaPolicy
+from feedback.domain.survey import Survey
 from shared.api import NotFound
 from shared.events.envelope import utc_now
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
+
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -23,10 +33,59 @@ class FileComplaint:
     complaint_id: str | None = None
 
 
-class FeedbackHandlers:
-    def __init__(self, complaints: AggregateRepository[Complaint]) -> None:
-        self.complaints = complaints
+@dataclass(frozen=True)
+class AcknowledgeComplaint:
+    complaint_id: str
+    acknowledged_by: str | None = None
+    expected_version: int | None = None
 
+
+@dataclass(frozen=True)
+class ResolveComplaint:
+    complaint_id: str
+    resolution: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmResolution:
+    complaint_id: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ReopenComplaint:
+    complaint_id: str
+    reason: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerSurvey:
+    customer_id: str
+    csat: int | None = None
+    nps: int | None = None
+    comment: str | None = None
+    order_id: str | None = None
+    survey_id: str | None = None
+    answered_at: datetime | None = None
+
+
+class FeedbackHandlers:
+    def __init__(
+        self,
+        complaints: Complaints,
+        surveys: AggregateRepository[Survey],
+        *,
+        sla_policy: SlaPolicy,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.complaints = complaints
+        self.surveys = surveys
+        self.sla_policy = sla_policy
+        self.clock = clock
+
+    # -- complaints -------------------------------------------------------------------------------
     async def file_complaint(self, cmd: FileComplaint, correlation_id: str) -> Complaint:
         complaint_id = cmd.complaint_id or str(uuid.uuid4())
         if await self.complaints.get(complaint_id) is not None:
@@ -38,22 +97,55 @@ class FeedbackHandlers:
             severity=cmd.severity,
             summary=cmd.summary,
             order_id=cmd.order_id,
-            filed_at=utc_now(),
+            filed_at=self.clock(),
+            policy=self.sla_policy,
         )
         await self.complaints.save(complaint, correlation_id=correlation_id)
         return complaint
 
-    async def change(
-        self,
-        complaint_id: str,
-        action: Callable[[Complaint], None],
-        correlation_id: str,
-        expected_version: int | None = None,
-    ) -> Complaint:
-        """Apply one state transition (acknowledge / resolve / confirm / reopen) to a complaint."""
+    async def acknowledge(self, cmd: AcknowledgeComplaint, correlation_id: str) -> Complaint:
+        complaint = await self._load(cmd.complaint_id)
+        complaint.acknowledge(cmd.acknowledged_by)
+        return await self._save(complaint, correlation_id, cmd.expected_version)
+
+    async def resolve(self, cmd: ResolveComplaint, correlation_id: str) -> Complaint:
+        complaint = await self._load(cmd.complaint_id)
+        complaint.resolve(cmd.resolution)
+        return await self._save(complaint, correlation_id, cmd.expected_version)
+
+    async def confirm(self, cmd: ConfirmResolution, correlation_id: str) -> Complaint:
+        complaint = await self._load(cmd.complaint_id)
+        complaint.confirm()
+        return await self._save(complaint, correlation_id, cmd.expected_version)
+
+    async def reopen(self, cmd: ReopenComplaint, correlation_id: str) -> Complaint:
+        complaint = await self._load(cmd.complaint_id)
+        complaint.reopen(cmd.reason, at=self.clock(), policy=self.sla_policy)
+        return await self._save(complaint, correlation_id, cmd.expected_version)
+
+    async def _load(self, complaint_id: str) -> Complaint:
         complaint = await self.complaints.get(complaint_id)
         if complaint is None:
             raise NotFound("complaint", complaint_id)
-        action(complaint)
+        return complaint
+
+    async def _save(self, complaint: Complaint, correlation_id: str, expected_version: int | None) -> Complaint:
         await self.complaints.save(complaint, correlation_id=correlation_id, expected_version=expected_version)
         return complaint
+
+    # -- surveys ----------------------------------------------------------------------------------
+    async def answer_survey(self, cmd: AnswerSurvey, correlation_id: str) -> Survey:
+        survey_id = cmd.survey_id or str(uuid.uuid4())
+        if await self.surveys.get(survey_id) is not None:
+            raise DomainError(f"survey {survey_id} already exists")
+        survey = Survey.answer(
+            survey_id,
+            cmd.customer_id,
+            csat=cmd.csat,
+            nps=cmd.nps,
+            comment=cmd.comment,
+            order_id=cmd.order_id,
+            answered_at=cmd.answered_at or self.clock(),
+        )
+        await self.surveys.save(survey, correlation_id=correlation_id)
+        return survey

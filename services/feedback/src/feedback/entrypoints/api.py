@@ -1,73 +1,64 @@
-"""HTTP API of the feedback service."""
+"""HTTP API of the feedback service (thin: validate, call a handler, shape the answer).
+
+Commands on a complaint accept ``If-Match: "<version>"`` (409 on a stale version); every answer
+carries the aggregate's ``version`` (which the shared app also returns as ``ETag``). Reads: one
+complaint, its event stream, and a customer's complaints (from the read model, paginated with the
+total). Bodies are in :mod:`feedback.entrypoints.schemas`; see docs/feedback.md.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, FastAPI, Query, status
+from fastapi.exceptions import RequestValidationError
 
-from feedback.application.handlers import FeedbackHandlers, FileComplaint
-from feedback.domain.complaint import Complaint
+from feedback.application.handlers import (
+    AcknowledgeComplaint,
+    AnswerSurvey,
+    ConfirmResolution,
+    FeedbackHandlers,
+    FileComplaint,
+    ReopenComplaint,
+    ResolveComplaint,
+)
+from feedback.application.ports import Complaints
+from feedback.domain.complaint import ComplaintStatus
+from feedback.entrypoints.schemas import (
+    AcknowledgeIn,
+    AnswerSurveyIn,
+    ComplaintOut,
+    ComplaintPageOut,
+    FileComplaintIn,
+    ReopenIn,
+    ResolveIn,
+    SurveyOut,
+)
 from shared.api import (
     CorrelationId,
     ExpectedVersion,
-    Identifier,
     NotFound,
     StoredEventOut,
     create_app,
     database_check,
     kafka_check,
 )
-from shared.events.vocabulary import ComplaintCategory, Severity
 from shared.runtime import Container
 
 
-class FileComplaintIn(BaseModel):
-    customer_id: Identifier
-    category: ComplaintCategory
-    severity: Severity
-    summary: str = Field(min_length=1, max_length=500, description="what went wrong (no personal data)")
-    order_id: Identifier | None = None
-    complaint_id: Identifier | None = None
-
-
-class AcknowledgeIn(BaseModel):
-    acknowledged_by: str | None = Field(default=None, max_length=100)
-
-
-class ResolveIn(BaseModel):
-    resolution: str = Field(min_length=1, max_length=2000)
-
-
-class ReopenIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
-
-
-class ComplaintOut(BaseModel):
-    complaint_id: str
-    customer_id: str
-    category: str
-    severity: str
-    status: str
-    filed_at: datetime | None
-    version: int
-
-    @classmethod
-    def of(cls, c: Complaint) -> ComplaintOut:
-        return cls(
-            complaint_id=c.id,
-            customer_id=c.customer_id,
-            category=c.category,
-            severity=c.severity,
-            status=c.status,
-            filed_at=c.filed_at,
-            version=c.version,
+def _require_a_score(body: AnswerSurveyIn) -> None:
+    """'csat and/or nps' as field errors on both fields (a model-level error would have no field)."""
+    if body.csat is None and body.nps is None:
+        msg = "a survey answer needs a csat or an nps score (or both)"
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body", name), "msg": msg, "input": None} for name in ("csat", "nps")]
         )
 
 
-def build_api(container: Container) -> FastAPI:
-    handlers: FeedbackHandlers = container.parts["handlers"]
+# -- routes -----------------------------------------------------------------------------------------
+
+
+def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list[APIRouter]:
     router = APIRouter(prefix="/complaints", tags=["complaints"])
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=ComplaintOut, summary="File a complaint")
@@ -84,45 +75,99 @@ def build_api(container: Container) -> FastAPI:
 
     @router.get("/{complaint_id}", response_model=ComplaintOut, summary="Current state of a complaint")
     async def get_complaint(complaint_id: str) -> ComplaintOut:
-        complaint = await handlers.complaints.get(complaint_id)
+        complaint = await complaints.get(complaint_id)
         if complaint is None:
             raise NotFound("complaint", complaint_id)
         return ComplaintOut.of(complaint)
 
     @router.get("/{complaint_id}/events", response_model=list[StoredEventOut], summary="The complaint's events")
     async def complaint_events(complaint_id: str) -> list[StoredEventOut]:
-        history = await handlers.complaints.history(complaint_id)
+        history = await complaints.history(complaint_id)
         if not history:
             raise NotFound("complaint", complaint_id)
         return [StoredEventOut.from_stored(e) for e in history]
 
-    @router.post("/{complaint_id}/acknowledgement", response_model=ComplaintOut, summary="Acknowledge")
+    @router.post("/{complaint_id}/acknowledgement", response_model=ComplaintOut, summary="Acknowledge (take ownership)")
     async def acknowledge(
         complaint_id: str, body: AcknowledgeIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> ComplaintOut:
-        return ComplaintOut.of(
-            await handlers.change(complaint_id, lambda c: c.acknowledge(body.acknowledged_by), cid, expected)
-        )
+        cmd = AcknowledgeComplaint(complaint_id, body.acknowledged_by, expected)
+        return ComplaintOut.of(await handlers.acknowledge(cmd, cid))
 
     @router.post("/{complaint_id}/resolution", response_model=ComplaintOut, summary="Resolve")
     async def resolve(
         complaint_id: str, body: ResolveIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.resolve(body.resolution), cid, expected))
+        cmd = ResolveComplaint(complaint_id, body.resolution, expected)
+        return ComplaintOut.of(await handlers.resolve(cmd, cid))
 
-    @router.post("/{complaint_id}/confirmation", response_model=ComplaintOut, summary="Customer confirms")
+    @router.post("/{complaint_id}/confirmation", response_model=ComplaintOut, summary="Customer confirms: closed")
     async def confirm(complaint_id: str, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.confirm(), cid, expected))
+        return ComplaintOut.of(await handlers.confirm(ConfirmResolution(complaint_id, expected), cid))
 
-    @router.post("/{complaint_id}/reopening", response_model=ComplaintOut, summary="Customer reopens")
+    @router.post("/{complaint_id}/reopening", response_model=ComplaintOut, summary="Customer rejects: reopened")
     async def reopen(complaint_id: str, body: ReopenIn, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.change(complaint_id, lambda c: c.reopen(body.reason), cid, expected))
+        return ComplaintOut.of(await handlers.reopen(ReopenComplaint(complaint_id, body.reason, expected), cid))
 
+    by_customer = APIRouter(tags=["complaints"])
+
+    @by_customer.get(
+        "/customers/{customer_id}/complaints", response_model=ComplaintPageOut, summary="A customer's complaints"
+    )
+    async def customer_complaints(
+        customer_id: str,
+        status: Annotated[ComplaintStatus | None, Query(description="only complaints in this status")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> ComplaintPageOut:
+        page = await complaints.for_customer(customer_id, status=status, limit=limit, offset=offset)
+        return ComplaintPageOut.of(page)
+
+    return [router, by_customer]
+
+
+def survey_routes(handlers: FeedbackHandlers) -> APIRouter:
+    router = APIRouter(prefix="/surveys", tags=["surveys"])
+
+    @router.post("", status_code=status.HTTP_201_CREATED, response_model=SurveyOut, summary="Record a survey answer")
+    async def answer_survey(body: AnswerSurveyIn, cid: CorrelationId) -> SurveyOut:
+        _require_a_score(body)
+        cmd = AnswerSurvey(
+            customer_id=body.customer_id,
+            csat=body.csat,
+            nps=body.nps,
+            comment=body.comment,
+            order_id=body.order_id,
+            survey_id=body.survey_id,
+            answered_at=body.answered_at,
+        )
+        return SurveyOut.of(await handlers.answer_survey(cmd, cid))
+
+    @router.get("/{survey_id}", response_model=SurveyOut, summary="One survey answer")
+    async def get_survey(survey_id: str) -> SurveyOut:
+        survey = await handlers.surveys.get(survey_id)
+        if survey is None:
+            raise NotFound("survey", survey_id)
+        return SurveyOut.of(survey)
+
+    @router.get("/{survey_id}/events", response_model=list[StoredEventOut], summary="The survey's events")
+    async def survey_events(survey_id: str) -> list[StoredEventOut]:
+        history = await handlers.surveys.history(survey_id)
+        if not history:
+            raise NotFound("survey", survey_id)
+        return [StoredEventOut.from_stored(e) for e in history]
+
+    return router
+
+
+def build_api(container: Container) -> FastAPI:
+    handlers: FeedbackHandlers = container.parts["handlers"]
+    complaints: Complaints = container.parts["complaints"]
     return create_app(
         service="feedback",
         title="Tierstream feedback",
-        description="Complaints handled as a closed loop, and satisfaction surveys.",
-        routers=[router],
+        description="Complaints handled as a closed loop with SLA escalation, and satisfaction surveys.",
+        routers=[*complaint_routes(handlers, complaints), survey_routes(handlers)],
         ready_checks={
             "database": database_check(container.engine),
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),

@@ -1,79 +1,123 @@
-"""Command handlers of the orders service: load → one domain call → save. Nothing else."""
+"""Command handlers of the orders service: load → one domain call → save. Nothing else.
+
+Placing an order is the one handler with a loop: the credit check reads the customer's position, and
+the append transaction re-checks that position's version (see :class:`~orders.application.ports.CreditLedger`);
+if another order of the same customer (or a change of its terms) got in between, the check runs again.
+Within one process, placements for one customer also queue behind each other (:class:`KeyedLocks`), so
+the re-check only ever fires for races between API instances or with the credit-terms consumer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 
-from orders.domain.order import Order, OrderLine
+from prometheus_client import Counter
+
+from orders.application.commands import CancelOrder, PlaceOrder, ReceivePayment, ReleaseCredit, ReturnGoods
+from orders.application.locks import KeyedLocks
+from orders.application.ports import CreditLedger
+from orders.domain import credit as rules
+from orders.domain.errors import CreditCheckStale
+from orders.domain.order import Order
+from orders.domain.placing import place_order
 from shared.api import NotFound
 from shared.events.envelope import utc_now
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
 
+CREDIT_HOLDS = Counter("tierstream_orders_credit_holds_total", "Orders placed on credit hold", ["reason"])
 
-@dataclass(frozen=True)
-class PlaceOrder:
-    customer_id: str
-    lines: list[OrderLine]
-    currency: str
-    order_id: str | None = None
-    placed_at: datetime | None = None
-    payment_days: int | None = None
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    order_id: str
-    reason: str
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True)
-class ReturnGoods:
-    order_id: str
-    amount: Decimal
-    reason: str
-    return_id: str | None = None
-    expected_version: int | None = None
+__all__ = ["CancelOrder", "OrderHandlers", "PlaceOrder", "ReceivePayment", "ReleaseCredit", "ReturnGoods"]
 
 
 class OrderHandlers:
-    def __init__(self, orders: AggregateRepository[Order], *, default_payment_days: int) -> None:
+    def __init__(
+        self,
+        orders: AggregateRepository[Order],
+        ledger: CreditLedger,
+        *,
+        policy: rules.CreditPolicy,
+        clock: Callable[[], datetime] = utc_now,
+        place_attempts: int = 8,
+    ) -> None:
         self.orders = orders
-        self.default_payment_days = default_payment_days
+        self.ledger = ledger
+        self.policy = policy
+        self.clock = clock
+        self.place_attempts = place_attempts
+        self._placing = KeyedLocks()
 
     async def place_order(self, cmd: PlaceOrder, correlation_id: str) -> Order:
+        async with self._placing.hold(cmd.customer_id):
+            return await self._place_order(cmd, correlation_id)
+
+    async def _place_order(self, cmd: PlaceOrder, correlation_id: str) -> Order:
         order_id = cmd.order_id or str(uuid.uuid4())
-        if await self.orders.get(order_id) is not None:
-            raise DomainError(f"order {order_id} already exists")
-        order = Order.place(
-            order_id,
-            cmd.customer_id,
-            cmd.lines,
-            currency=cmd.currency,
-            placed_at=cmd.placed_at or utc_now(),
-            payment_days=self.default_payment_days if cmd.payment_days is None else cmd.payment_days,
+        placed_at = cmd.placed_at or self.clock()
+        for attempt in range(1, self.place_attempts + 1):
+            if await self.orders.get(order_id) is not None:
+                raise DomainError(f"order {order_id} already exists")
+            customer, exposure = await self.ledger.position(cmd.customer_id, cmd.currency)
+            order = place_order(
+                order_id,
+                cmd.customer_id,
+                cmd.lines,
+                currency=cmd.currency,
+                placed_at=placed_at,
+                customer=customer,
+                exposure=exposure,
+                policy=self.policy,
+            )
+            assert customer is not None  # place_order refuses unknown customers
+            try:
+                hook = self.ledger.placing(order, customer.version)
+                await self.orders.save(order, correlation_id=correlation_id, hook=hook)
+            except CreditCheckStale:
+                await asyncio.sleep(random.uniform(0, 0.02 * attempt))
+                continue
+            if order.hold is not None:
+                for reason in order.hold.reasons:
+                    CREDIT_HOLDS.labels(str(reason)).inc()
+            return order
+        raise DomainError(
+            f"the credit position of customer {cmd.customer_id} kept changing while order {order_id} was checked; retry"
         )
-        await self.orders.save(order, correlation_id=correlation_id)
-        return order
+
+    async def receive_payment(self, cmd: ReceivePayment, correlation_id: str) -> Order:
+        order = await self._load(cmd.order_id)
+        order.receive_payment(cmd.payment_id or str(uuid.uuid4()), cmd.amount, cmd.currency)
+        return await self._save(order, correlation_id, cmd.expected_version)
+
+    async def release_credit(self, cmd: ReleaseCredit, correlation_id: str) -> Order:
+        order = await self._load(cmd.order_id)
+        order.release_credit(cmd.released_by, cmd.note)
+        return await self._save(order, correlation_id, cmd.expected_version)
 
     async def cancel_order(self, cmd: CancelOrder, correlation_id: str) -> Order:
         order = await self._load(cmd.order_id)
         order.cancel(cmd.reason)
-        await self.orders.save(order, correlation_id=correlation_id, expected_version=cmd.expected_version)
-        return order
+        return await self._save(order, correlation_id, cmd.expected_version)
 
     async def return_goods(self, cmd: ReturnGoods, correlation_id: str) -> Order:
         order = await self._load(cmd.order_id)
-        order.return_goods(cmd.return_id or str(uuid.uuid4()), cmd.amount, cmd.reason)
-        await self.orders.save(order, correlation_id=correlation_id, expected_version=cmd.expected_version)
-        return order
+        order.return_goods(cmd.return_id or str(uuid.uuid4()), cmd.amount, cmd.reason, cmd.lines)
+        return await self._save(order, correlation_id, cmd.expected_version)
 
     async def _load(self, order_id: str) -> Order:
         order = await self.orders.get(order_id)
         if order is None:
             raise NotFound("order", order_id)
+        return order
+
+    async def _save(self, order: Order, correlation_id: str, expected_version: int | None) -> Order:
+        await self.orders.save(
+            order,
+            correlation_id=correlation_id,
+            expected_version=expected_version,
+            hook=self.ledger.recording(order),
+        )
         return order

@@ -1,88 +1,78 @@
-"""HTTP API of the orders service (thin: validate, call a handler, shape the answer)."""
+"""HTTP API of the orders service (thin: validate, call a handler, shape the answer).
+
+Commands on an existing order accept ``If-Match: "<version>"`` (409 on a mismatch); every answer about
+one order carries its ``version``, which ``create_app`` repeats as ``ETag``. A refusal caused by one input field (unknown or
+deactivated customer, overpayment, a return larger than what is left) is a 422 with a field error in
+FastAPI's shape plus a top-level ``code``; a refusal caused by the order's state is a 409.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, status
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi.responses import JSONResponse
 
-from orders.application.handlers import CancelOrder, OrderHandlers, PlaceOrder, ReturnGoods
-from orders.domain.order import Order, OrderLine
+from orders.adapters.ledger import PostgresCreditLedger
+from orders.application.commands import CancelOrder, PlaceOrder, ReceivePayment, ReleaseCredit, ReturnGoods
+from orders.application.handlers import OrderHandlers
+from orders.domain import credit as rules
+from orders.domain.errors import FieldRuleViolation
+from orders.domain.order import OrderLine, ReturnedUnits
+from orders.entrypoints.schemas import (
+    CancelOrderIn,
+    CreditReleaseIn,
+    CustomerCreditOut,
+    OrderOut,
+    OrderPage,
+    OrderSummaryOut,
+    PaymentIn,
+    PlaceOrderIn,
+    ReturnGoodsIn,
+    UnpaidOut,
+)
 from shared.api import (
     CorrelationId,
     ExpectedVersion,
-    Identifier,
     NotFound,
     StoredEventOut,
     create_app,
     database_check,
     kafka_check,
 )
-from shared.events.envelope import DecimalString
+from shared.events.envelope import Money
 from shared.runtime import Container
 
-Amount = Annotated[DecimalString, Field(ge=0, max_digits=18, decimal_places=4)]
 
-
-class OrderLineIn(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
-    description: str = Field(default="", max_length=300)
-    category: str | None = Field(default=None, max_length=64)
-    quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: Amount
-
-
-class PlaceOrderIn(BaseModel):
-    customer_id: Identifier
-    order_id: Identifier | None = Field(default=None, description="caller-chosen id (e.g. an invoice number)")
-    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
-    placed_at: AwareDatetime | None = Field(default=None, description="defaults to now")
-    payment_days: int | None = Field(default=None, ge=0, le=365)
-    lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
-
-
-class CancelOrderIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
-
-
-class ReturnGoodsIn(BaseModel):
-    amount: Annotated[DecimalString, Field(gt=0, max_digits=18, decimal_places=4)]
-    reason: str = Field(min_length=1, max_length=500)
-    return_id: Identifier | None = None
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    customer_id: str
-    status: str
-    currency: str
-    total: DecimalString
-    returned: DecimalString
-    placed_at: datetime | None
-    version: int
-
-    @classmethod
-    def of(cls, order: Order) -> OrderOut:
-        return cls(
-            order_id=order.id,
-            customer_id=order.customer_id,
-            status=order.status,
-            currency=order.currency,
-            total=order.total,
-            returned=order.returned,
-            placed_at=order.placed_at,
-            version=order.version,
-        )
+def field_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FieldRuleViolation)
+    value = exc.value if exc.value is None or isinstance(exc.value, str | int) else str(exc.value)
+    error = {"type": exc.code, "loc": ["body", exc.field], "msg": str(exc), "input": value}
+    return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
 
 
 def build_api(container: Container) -> FastAPI:
     handlers: OrderHandlers = container.parts["handlers"]
-    router = APIRouter(prefix="/orders", tags=["orders"])
+    ledger: PostgresCreditLedger = container.parts["ledger"]
+    policy: rules.CreditPolicy = container.settings.credit_policy()
+    orders = APIRouter(prefix="/orders", tags=["orders"])
+    customers = APIRouter(prefix="/customers", tags=["customers' orders and credit"])
+    unprocessable: dict[int | str, dict[str, Any]] = {
+        422: {"description": "invalid input, or refused because of one field (see `code`)"}
+    }
+    conflict: dict[int | str, dict[str, Any]] = {
+        409: {"description": "version conflict (If-Match) or a rule about the order's state"}
+    }
 
-    @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut, summary="Place an order")
+    @orders.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=OrderOut,
+        summary="Place an order (held when the credit check fails)",
+        responses={**unprocessable, 409: {"description": "an order with this id exists"}},
+    )
     async def place_order(body: PlaceOrderIn, cid: CorrelationId) -> OrderOut:
         lines = [
             OrderLine(
@@ -94,51 +84,119 @@ def build_api(container: Container) -> FastAPI:
             )
             for line in body.lines
         ]
-        cmd = PlaceOrder(
-            customer_id=body.customer_id,
-            lines=lines,
-            currency=body.currency,
-            order_id=body.order_id,
-            placed_at=body.placed_at,
-            payment_days=body.payment_days,
-        )
+        cmd = PlaceOrder(body.customer_id, lines, body.currency, body.order_id, body.placed_at)
         return OrderOut.of(await handlers.place_order(cmd, cid))
 
-    @router.get("/{order_id}", response_model=OrderOut, summary="Current state of an order")
+    @orders.get("/{order_id}", response_model=OrderOut, summary="Current state of an order")
     async def get_order(order_id: str) -> OrderOut:
         order = await handlers.orders.get(order_id)
         if order is None:
             raise NotFound("order", order_id)
         return OrderOut.of(order)
 
-    @router.get("/{order_id}/events", response_model=list[StoredEventOut], summary="The order's event stream")
+    @orders.get("/{order_id}/events", response_model=list[StoredEventOut], summary="The order's event stream")
     async def order_events(order_id: str) -> list[StoredEventOut]:
         history = await handlers.orders.history(order_id)
         if not history:
             raise NotFound("order", order_id)
         return [StoredEventOut.from_stored(e) for e in history]
 
-    @router.post("/{order_id}/cancellation", response_model=OrderOut, summary="Cancel an order")
+    @orders.post(
+        "/{order_id}/payments",
+        response_model=OrderOut,
+        summary="Record a payment (partial or full; overpayment refused)",
+        responses={**unprocessable, **conflict},
+    )
+    async def receive_payment(
+        order_id: str, body: PaymentIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> OrderOut:
+        cmd = ReceivePayment(order_id, Decimal(body.amount), body.payment_id, body.currency, expected)
+        return OrderOut.of(await handlers.receive_payment(cmd, cid))
+
+    @orders.post(
+        "/{order_id}/credit-release",
+        response_model=OrderOut,
+        summary="Release an order from credit hold",
+        responses=conflict,
+    )
+    async def release_credit(
+        order_id: str, body: CreditReleaseIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> OrderOut:
+        cmd = ReleaseCredit(order_id, body.released_by, body.note, expected)
+        return OrderOut.of(await handlers.release_credit(cmd, cid))
+
+    @orders.post("/{order_id}/cancellation", response_model=OrderOut, summary="Cancel an order", responses=conflict)
     async def cancel_order(
         order_id: str, body: CancelOrderIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> OrderOut:
         return OrderOut.of(await handlers.cancel_order(CancelOrder(order_id, body.reason, expected), cid))
 
-    @router.post("/{order_id}/returns", response_model=OrderOut, summary="Return goods (part or all)")
+    @orders.post(
+        "/{order_id}/returns",
+        response_model=OrderOut,
+        summary="Return goods (part or all), by amount or by lines",
+        responses={**unprocessable, **conflict},
+    )
     async def return_goods(
         order_id: str, body: ReturnGoodsIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> OrderOut:
-        cmd = ReturnGoods(order_id, Decimal(body.amount), body.reason, body.return_id, expected)
+        units = [ReturnedUnits(line.sku, line.quantity) for line in body.lines] if body.lines else None
+        amount = None if body.amount is None else Decimal(body.amount)
+        cmd = ReturnGoods(order_id, amount, body.reason, body.return_id, expected, units)
         return OrderOut.of(await handlers.return_goods(cmd, cid))
 
+    @customers.get("/{customer_id}/orders", response_model=OrderPage, summary="A customer's orders, newest first")
+    async def customer_orders(
+        customer_id: str,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> OrderPage:
+        rows, total = await ledger.customer_orders(customer_id, limit=limit, offset=offset)
+        return OrderPage(items=[OrderSummaryOut.of(r) for r in rows], total=total, limit=limit, offset=offset)
+
+    @customers.get(
+        "/{customer_id}/credit",
+        response_model=CustomerCreditOut,
+        summary="The customer's credit terms as orders knows them, and what it owes",
+    )
+    async def customer_credit(customer_id: str) -> CustomerCreditOut:
+        today: date = handlers.clock().date()
+        found = await ledger.customer_credit(customer_id, today)
+        if found is None:
+            raise NotFound("customer", customer_id)
+        customer = found["customer"]
+        limit = rules.effective_limit(customer.terms, policy)
+        return CustomerCreditOut(
+            customer_id=customer.customer_id,
+            registered=customer.registered,
+            active=customer.active,
+            credit_controlled=limit is not None,
+            credit_limit=None if limit is None else Money(amount=limit[0], currency=limit[1]),
+            payment_days=rules.payment_days_for(customer.terms, policy),
+            rating=customer.terms.rating if customer.terms else None,
+            unpaid=[
+                UnpaidOut(
+                    amount=Money(amount=u["amount"], currency=u["currency"]),
+                    orders=u["orders"],
+                    oldest_due_date=u["oldest_due"],
+                    days_overdue=rules.days_overdue(u["oldest_due"], today),
+                )
+                for u in found["unpaid"]
+            ],
+        )
+
     settings = container.settings
-    return create_app(
+    app = create_app(
         service="orders",
         title="Tierstream orders",
-        description="Orders, payments, cancellations and returns of wholesale customers.",
-        routers=[router],
+        description="Orders, payments, credit control, cancellations, returns and overdue receivables of "
+        "wholesale customers.",
+        routers=[orders, customers],
+        settings=settings,
         ready_checks={
             "database": database_check(container.engine),
             "kafka": kafka_check(settings.kafka_bootstrap_servers),
         },
     )
+    app.add_exception_handler(FieldRuleViolation, field_error)
+    return app

@@ -1,0 +1,336 @@
+"""Command throughput of one orders API process, against the raw cost of its writes.
+
+    uv run python benchmarks/command_throughput.py --clients 16 --seconds 10
+
+1. Creates a fresh orders database on the PostgreSQL server of ``DATABASE_URL`` (default: the dev
+   server), migrates it and registers ``--customers`` customers (what the credit-terms consumer does).
+2. Starts ONE ``python -m orders api`` process (uvicorn) on a free loopback port.
+3. Closed loop: ``--clients`` concurrent httpx clients place orders for ``--seconds``; prints orders/s and
+   p50 / p99 latency (``--idempotency-key`` sends a fresh key with each command).
+4. The same writes without the API: one asyncpg transaction per order inserting an events row and an
+   outbox row shaped like the API's (copied from what it stored), same concurrency, same duration;
+   prints rows/s and the ratio API ÷ raw.
+5. Open loop at half the measured API peak: requests start on a fixed schedule (not when the previous
+   answer came back), latency counted from the scheduled start, so queueing is not hidden; prints p50 / p99.
+
+The clients run on the same machine as the API and PostgreSQL and compete with them for CPU: the figures
+are a floor for a real deployment, comparable between runs on one machine. Needs no Kafka (the API's
+readiness would, so the benchmark waits for liveness and one successful command instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from orders.__main__ import DEFINITION
+from orders.application.credit_terms import CreditTermsProjector
+from shared.db.engine import create_engine, to_libpq_url
+from shared.db.migrations import upgrade
+from shared.events import customers as customer_events
+from shared.events.envelope import Envelope
+from shared.testing.infra import asyncpg_url, with_database
+
+AUTH = {"Authorization": "Bearer dev-admin"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[int | str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def fail(self, what: int | str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def order_body(customers: int, tag: str, n: int) -> dict[str, object]:
+    return {
+        "customer_id": f"bench-c{n % customers}",
+        "order_id": f"{tag}-{n}",
+        "lines": [
+            {"sku": "85123A", "description": "WHITE HANGING HEART T-LIGHT HOLDER", "quantity": 6, "unit_price": "2.55"},
+            {"sku": "71053", "description": "WHITE METAL LANTERN", "quantity": 6, "unit_price": "3.39"},
+        ],
+    }
+
+
+# -- set-up -------------------------------------------------------------------------------------------
+async def prepare_database(server_url: str, customers: int) -> str:
+    url = with_database(asyncpg_url(server_url), f"bench_orders_{uuid.uuid4().hex[:8]}")
+    await upgrade(DEFINITION.migrations, url)
+    engine = create_engine(url)
+    try:
+        envelopes = [
+            Envelope.wrap(
+                customer_events.CustomerRegistered(customer_id=f"bench-c{c}", company_name="Bench Co", region="UK"),
+                producer="customers",
+                aggregate_type="customer",
+                aggregate_id=f"bench-c{c}",
+                aggregate_version=1,
+                customer_id=f"bench-c{c}",
+                correlation_id="bench-seed",
+            )
+            for c in range(customers)
+        ]
+        async with engine.begin() as conn:
+            await CreditTermsProjector().apply(conn, envelopes)
+    finally:
+        await engine.dispose()
+    return url
+
+
+def start_api(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ORDERS_DATABASE_URL": database_url,
+        "ORDERS_HTTP_PORT": str(port),
+        "ORDERS_HTTP_HOST": "127.0.0.1",
+        "TIERSTREAM_TOPIC_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}.",
+        "TIERSTREAM_ENV": "development",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("TIERSTREAM_API_TOKENS", None)  # the dev tokens
+    return subprocess.Popen(
+        [sys.executable, "-m", "orders", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd=REPO,
+    )
+
+
+async def wait_until_serving(base: str, process: subprocess.Popen[bytes], customers: int) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"the API exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+            try:
+                response = await client.post("/orders", json=order_body(customers, "warmup", 0))
+                if response.status_code == 201:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("the API did not serve within 60 s")
+
+
+# -- load ---------------------------------------------------------------------------------------------
+async def closed_loop(base: str, clients: int, seconds: float, customers: int, keyed: bool) -> Run:
+    run = Run()
+    tag = f"cl{uuid.uuid4().hex[:6]}"
+    counter = iter(range(10**9))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30, limits=limits) as client:
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < end:
+                n = next(counter)
+                headers = {"Idempotency-Key": f"{tag}-{n}"} if keyed else None
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/orders", json=order_body(customers, tag, n), headers=headers)
+                except httpx.TransportError as exc:
+                    run.fail(type(exc).__name__)
+                    continue
+                if response.status_code == 201:
+                    run.latencies.append(time.perf_counter() - started)
+                else:
+                    run.fail(response.status_code)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        run.elapsed = time.perf_counter() - started
+    return run
+
+
+async def open_loop(base: str, rate: float, seconds: float, customers: int, keyed: bool, clients: int) -> Run:
+    """Requests start every 1/rate s whatever happens; latency includes any wait behind the schedule."""
+    run = Run()
+    tag = f"ol{uuid.uuid4().hex[:6]}"
+    limits = httpx.Limits(max_connections=clients * 4, max_keepalive_connections=clients * 4)
+    async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30, limits=limits) as client:
+
+        async def one(n: int, scheduled: float) -> None:
+            headers = {"Idempotency-Key": f"{tag}-{n}"} if keyed else None
+            try:
+                response = await client.post("/orders", json=order_body(customers, tag, n), headers=headers)
+            except httpx.TransportError as exc:
+                run.fail(type(exc).__name__)
+                return
+            if response.status_code == 201:
+                run.latencies.append(time.perf_counter() - scheduled)
+            else:
+                run.fail(response.status_code)
+
+        t0 = time.perf_counter()
+        total = int(rate * seconds)
+        tasks = []
+        for n in range(total):
+            scheduled = t0 + n / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n, scheduled)))
+        await asyncio.gather(*tasks)
+        run.elapsed = time.perf_counter() - t0
+    return run
+
+
+async def raw_inserts(database_url: str, clients: int, seconds: float) -> Run:
+    """One transaction per order: the API's events row + outbox row, straight through asyncpg."""
+    dsn = to_libpq_url(database_url)
+    template = await asyncpg.connect(dsn)
+    try:
+        event = await template.fetchrow(
+            "SELECT event_type, schema_version, data::text AS data, metadata::text AS metadata FROM events "
+            "WHERE event_type = 'OrderPlaced' LIMIT 1"
+        )
+        outbox = await template.fetchrow("SELECT topic, key, value, headers::text AS headers FROM outbox LIMIT 1")
+    finally:
+        await template.close()
+    assert event is not None and outbox is not None, "the API run stored nothing to copy"
+    pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients)
+    run = Run()
+    tag = uuid.uuid4().hex[:6]
+    counter = iter(range(10**9))
+    end = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        async with pool.acquire() as conn:
+            insert_event = await conn.prepare(
+                "INSERT INTO events (stream_id, stream_version, aggregate_type, event_id, event_type, "
+                "schema_version, occurred_at, data, metadata) "
+                "VALUES ($1, 1, 'order', $2, $3, $4, now(), $5::jsonb, $6::jsonb)"
+            )
+            insert_outbox = await conn.prepare(
+                "INSERT INTO outbox (message_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)"
+            )
+            while time.perf_counter() < end:
+                n = next(counter)
+                event_id = uuid.uuid4()
+                started = time.perf_counter()
+                async with conn.transaction():
+                    await insert_event.fetch(
+                        f"order-raw-{tag}-{n}",
+                        event_id,
+                        event["event_type"],
+                        event["schema_version"],
+                        event["data"],
+                        event["metadata"],
+                    )
+                    await insert_outbox.fetch(
+                        event_id, outbox["topic"], outbox["key"], outbox["value"], outbox["headers"]
+                    )
+                run.latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    finally:
+        run.elapsed = time.perf_counter() - started
+        await pool.close()
+    return run
+
+
+# -- main ---------------------------------------------------------------------------------------------
+def line(name: str, run: Run) -> str:
+    errors = f", errors {json.dumps(run.errors)}" if run.errors else ""
+    return (
+        f"{name:<34} {run.rate:9.1f}/s   p50 {run.percentile(50):7.1f} ms   p99 {run.percentile(99):7.1f} ms"
+        f"   (n={len(run.latencies)}{errors})"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = (
+        args.pg_url or os.environ.get("DATABASE_URL") or "postgresql://tierstream:tierstream@127.0.0.1:55432/postgres"
+    )
+    database_url = await prepare_database(server, args.customers)
+    port = free_port()
+    api = start_api(database_url, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_serving(base, api, args.customers)
+        print(
+            f"orders API pid {api.pid} on {base}; {args.clients} clients, {args.seconds:.0f} s per pass, "
+            f"{args.customers} customers, CPUs {os.cpu_count()}, Idempotency-Key {'on' if args.idempotency_key else 'off'}"
+        )
+        await closed_loop(base, args.clients, min(3.0, args.seconds), args.customers, args.idempotency_key)  # warm-up
+        cpu_before = cpu_seconds(api.pid)
+        peak = await closed_loop(base, args.clients, args.seconds, args.customers, args.idempotency_key)
+        api_cpu = cpu_seconds(api.pid) - cpu_before
+        print(line("API, closed loop (peak)", peak))
+        print(
+            f"{'API process CPU':<34} {api_cpu / peak.elapsed * 100:8.0f}%    "
+            f"{api_cpu / max(1, len(peak.latencies)) * 1000:.1f} ms per order"
+        )
+        raw = await raw_inserts(database_url, args.clients, args.seconds)
+        print(line("asyncpg events+outbox txn", raw))
+        print(f"{'ratio API / raw inserts':<34} {peak.rate / raw.rate:9.2f}")
+        paced = await open_loop(base, peak.rate / 2, args.seconds, args.customers, args.idempotency_key, args.clients)
+        print(line(f"API, open loop at {peak.rate / 2:.0f}/s", paced))
+    finally:
+        os.killpg(api.pid, signal.SIGTERM)
+        try:
+            api.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(api.pid, signal.SIGKILL)
+        admin = await asyncpg.connect(to_libpq_url(server))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--clients", "-n", type=int, default=16, help="concurrent clients (N)")
+    parser.add_argument("--seconds", "-t", type=float, default=10.0, help="duration of each pass (T)")
+    parser.add_argument("--customers", type=int, default=500, help="registered customers orders spread over")
+    parser.add_argument("--idempotency-key", action="store_true", help="send a fresh Idempotency-Key per command")
+    parser.add_argument("--pg-url", help="PostgreSQL server URL (default: $DATABASE_URL, else the dev server)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

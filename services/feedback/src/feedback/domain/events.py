@@ -1,0 +1,45 @@
+"""The events the feedback service stores, and the registry its aggregates replay them with.
+
+Almost every stored event *is* its contract payload (``shared.events.feedback``). One is richer:
+the stored ``ComplaintReopened`` also records when the complaint was reopened and the fresh resolve
+deadline that follows, so that a replay finds the same deadline whatever the SLA policy says by then.
+The public event keeps its contract shape; :func:`feedback.application.public_events.to_public`
+drops the private fields.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from shared.events import feedback as contract
+from shared.events.registry import EventRegistry
+from shared.events.vocabulary import Instant
+
+
+class ComplaintReopened(contract.ComplaintReopened):
+    """Stored form of ComplaintReopened v1: the contract fields + ``reopened_at`` and ``resolve_by``."""
+
+    reopened_at: Instant = Field(description="when the customer rejected the resolution")
+    resolve_by: Instant = Field(description="the fresh SLA deadline for resolving it again")
+
+    @model_validator(mode="after")
+    def _deadline_after_reopening(self) -> Self:
+        if self.resolve_by < self.reopened_at:
+            raise ValueError("resolve_by must not be before reopened_at")
+        return self
+
+
+#: (event_type, schema_version) → stored model, for the feedback service's own streams.
+STORED_EVENTS = EventRegistry()
+for _model in (
+    contract.ComplaintFiled,
+    contract.ComplaintAcknowledged,
+    contract.ComplaintResolved,
+    contract.ComplaintConfirmed,
+    ComplaintReopened,
+    contract.ComplaintEscalated,
+    contract.SurveyAnswered,
+):
+    STORED_EVENTS.register(_model)

@@ -1,0 +1,148 @@
+"""Request and response bodies of the feedback HTTP API (validation here → 422 with field errors)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from feedback.application.ports import ComplaintPage, ComplaintSummary
+from feedback.domain.complaint import Complaint, ComplaintStatus
+from feedback.domain.survey import NpsGroup, Survey
+from shared.api import Identifier
+from shared.events.vocabulary import ActorId, ComplaintCategory, LongText, Severity
+
+# -- request bodies ---------------------------------------------------------------------------------
+
+
+class FileComplaintIn(BaseModel):
+    customer_id: Identifier
+    category: ComplaintCategory
+    severity: Severity
+    summary: str = Field(min_length=1, max_length=500, description="what went wrong (no personal data)")
+    order_id: Identifier | None = None
+    complaint_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
+
+
+class AcknowledgeIn(BaseModel):
+    acknowledged_by: ActorId | None = Field(default=None, description="operator id (not a person's name)")
+
+
+class ResolveIn(BaseModel):
+    resolution: LongText = Field(description="what was done (no personal data)")
+
+
+class ReopenIn(BaseModel):
+    reason: LongText = Field(description="why the customer rejected the resolution")
+
+
+class AnswerSurveyIn(BaseModel):
+    """A survey answer: ``csat`` (1–5) and/or ``nps`` (0–10) — at least one of them."""
+
+    customer_id: Identifier
+    csat: int | None = Field(default=None, ge=1, le=5, description="customer satisfaction, 1 (worst) to 5")
+    nps: int | None = Field(default=None, ge=0, le=10, description="likelihood to recommend, 0 to 10")
+    comment: LongText | None = Field(default=None, description="free text (no personal data)")
+    order_id: Identifier | None = None
+    survey_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
+    answered_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+
+
+# -- responses --------------------------------------------------------------------------------------
+
+
+class ComplaintOut(BaseModel):
+    complaint_id: str
+    customer_id: str
+    category: str
+    severity: str
+    summary: str
+    order_id: str | None
+    status: ComplaintStatus
+    filed_at: datetime | None
+    acknowledge_by: datetime | None
+    resolve_by: datetime | None
+    acknowledged_by: str | None
+    resolution: str | None
+    reopen_count: int
+    escalations: int
+    next_escalation_at: datetime | None = Field(description="earliest deadline still watched by the SLA sweep")
+    version: int
+
+    @classmethod
+    def of(cls, c: Complaint) -> ComplaintOut:
+        return cls(
+            complaint_id=c.id,
+            customer_id=c.customer_id,
+            category=c.category,
+            severity=c.severity,
+            summary=c.summary,
+            order_id=c.order_id,
+            status=c.status or ComplaintStatus.OPEN,
+            filed_at=c.filed_at,
+            acknowledge_by=c.acknowledge_by,
+            resolve_by=c.resolve_by,
+            acknowledged_by=c.acknowledged_by,
+            resolution=c.resolution,
+            reopen_count=c.reopen_count,
+            escalations=c.escalations,
+            next_escalation_at=c.next_escalation_at,
+            version=c.version,
+        )
+
+
+class ComplaintSummaryOut(BaseModel):
+    complaint_id: str
+    customer_id: str
+    status: ComplaintStatus
+    severity: str
+    category: str
+    order_id: str | None
+    filed_at: datetime
+    acknowledge_by: datetime
+    resolve_by: datetime
+    escalations: int
+    next_escalation_at: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, s: ComplaintSummary) -> ComplaintSummaryOut:
+        return cls.model_validate(s, from_attributes=True)
+
+
+class ComplaintPageOut(BaseModel):
+    items: list[ComplaintSummaryOut]
+    total: int = Field(description="complaints matching the filter, over all pages")
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(cls, page: ComplaintPage) -> ComplaintPageOut:
+        items = [ComplaintSummaryOut.of(s) for s in page.items]
+        return cls(items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+class SurveyOut(BaseModel):
+    survey_id: str
+    customer_id: str
+    csat: int | None
+    nps: int | None
+    nps_group: NpsGroup | None = Field(description="0–6 detractor, 7–8 passive, 9–10 promoter")
+    comment: str | None
+    order_id: str | None
+    answered_at: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, s: Survey) -> SurveyOut:
+        return cls(
+            survey_id=s.id,
+            customer_id=s.customer_id,
+            csat=s.csat,
+            nps=s.nps,
+            nps_group=s.nps_group,
+            comment=s.comment,
+            order_id=s.order_id,
+            answered_at=s.answered_at,
+            version=s.version,
+        )

@@ -1,0 +1,48 @@
+"""Refusals of the orders domain.
+
+A plain :class:`~shared.eventsourcing.aggregate.DomainError` is a rule about the order's *state*
+(already cancelled, not on hold …) and becomes HTTP 409. A :class:`FieldRuleViolation` is caused by one
+input field (an overpayment, an unknown customer) and becomes HTTP 422 with a field error whose
+``type`` is :attr:`code`, the same shape as FastAPI's validation errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.eventsourcing.aggregate import DomainError
+
+
+class FieldRuleViolation(DomainError):
+    def __init__(self, message: str, *, field: str, code: str, value: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.code = code
+        self.value = value
+
+
+class UnknownCustomer(FieldRuleViolation):
+    """The orders service has not (yet) heard of this customer from ``crm.customers.v1``."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            f"customer {customer_id!r} is not known to the orders service (yet: registrations arrive "
+            "through crm.customers.v1 within about a second)",
+            field="customer_id",
+            code="unknown_customer",
+            value=customer_id,
+        )
+
+
+class CustomerDeactivated(FieldRuleViolation):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            f"customer {customer_id!r} is deactivated and cannot place orders",
+            field="customer_id",
+            code="customer_deactivated",
+            value=customer_id,
+        )
+
+
+class CreditCheckStale(Exception):
+    """The customer's credit position changed between the credit check and the append (retry)."""

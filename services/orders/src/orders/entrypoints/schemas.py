@@ -1,0 +1,189 @@
+"""Request and response bodies of the orders HTTP API (shapes only; the rules live in the domain)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Self
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from orders.domain.order import Order
+from shared.api import Identifier
+from shared.events.envelope import DecimalString, Money
+
+Amount = Annotated[DecimalString, Field(ge=0, max_digits=18, decimal_places=4)]
+PositiveAmount = Annotated[DecimalString, Field(gt=0, max_digits=18, decimal_places=4)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+ReasonText = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+# -- commands -----------------------------------------------------------------------------------------
+class OrderLineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=300)
+    category: str | None = Field(default=None, min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price: Amount
+
+
+class PlaceOrderIn(BaseModel):
+    customer_id: Identifier
+    order_id: Identifier | None = Field(default=None, description="caller-chosen id (e.g. an invoice number)")
+    currency: Currency = "CNY"
+    placed_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
+
+
+class PaymentIn(BaseModel):
+    amount: PositiveAmount
+    currency: Currency | None = Field(default=None, description="must be the order's currency when given")
+    payment_id: Identifier | None = Field(default=None, description="caller-chosen id, unique per order")
+
+
+class CreditReleaseIn(BaseModel):
+    released_by: str = Field(min_length=1, max_length=100, description="operator id (never a person's name)")
+    note: ReasonText | None = None
+
+
+class CancelOrderIn(BaseModel):
+    reason: ReasonText
+
+
+class ReturnedLineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=1_000_000)
+
+
+class ReturnGoodsIn(BaseModel):
+    """Give ``amount``, or ``lines`` (valued at the order's unit prices), or both when they agree."""
+
+    amount: PositiveAmount | None = None
+    reason: ReasonText
+    return_id: Identifier | None = None
+    lines: list[ReturnedLineIn] | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _amount_or_lines(self) -> Self:
+        if self.amount is None and not self.lines:
+            raise ValueError("give the amount or the lines returned")
+        return self
+
+
+# -- answers ------------------------------------------------------------------------------------------
+class OrderLineOut(BaseModel):
+    sku: str
+    description: str
+    category: str | None
+    quantity: int
+    unit_price: DecimalString
+    amount: DecimalString
+
+
+class CreditHoldOut(BaseModel):
+    on_hold: bool = Field(description="false once released")
+    reasons: list[str]
+    exposure: Money
+    credit_limit: Money | None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    customer_id: str
+    status: str = Field(description="credit_held | placed | paid | returned | cancelled")
+    currency: str
+    total: DecimalString
+    returned: DecimalString
+    paid: DecimalString
+    outstanding: DecimalString
+    placed_at: datetime | None
+    due_date: date | None
+    payment_days: int
+    overdue_bucket: str | None
+    credit_hold: CreditHoldOut | None
+    lines: list[OrderLineOut]
+    version: int
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        hold = None
+        if order.hold is not None:
+            hold = CreditHoldOut(
+                on_hold=order.on_hold,
+                reasons=[str(r) for r in order.hold.reasons],
+                exposure=order.hold.exposure,
+                credit_limit=order.hold.credit_limit,
+            )
+        return cls(
+            order_id=order.id,
+            customer_id=order.customer_id,
+            status=order.status,
+            currency=order.currency,
+            total=order.total,
+            returned=order.returned,
+            paid=order.paid,
+            outstanding=order.outstanding,
+            placed_at=order.placed_at,
+            due_date=order.due_date,
+            payment_days=order.payment_days,
+            overdue_bucket=None if order.overdue_bucket is None else str(order.overdue_bucket),
+            credit_hold=hold,
+            lines=[
+                OrderLineOut(
+                    sku=line.sku,
+                    description=line.description,
+                    category=line.category,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price.amount,
+                    amount=line.amount,
+                )
+                for line in order.lines
+            ],
+            version=order.version,
+        )
+
+
+class OrderSummaryOut(BaseModel):
+    """One row of a customer's order list (the receivables view)."""
+
+    order_id: str
+    status: str
+    currency: str
+    total: DecimalString
+    returned: DecimalString
+    paid: DecimalString
+    outstanding: DecimalString
+    placed_at: datetime
+    due_date: date
+    overdue_bucket: str | None
+    version: int
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> OrderSummaryOut:
+        return cls(**row, version=row["order_version"])
+
+
+class OrderPage(BaseModel):
+    items: list[OrderSummaryOut]
+    total: int = Field(description="orders of the customer in all pages")
+    limit: int
+    offset: int
+
+
+class UnpaidOut(BaseModel):
+    amount: Money
+    orders: int
+    oldest_due_date: date
+    days_overdue: int
+
+
+class CustomerCreditOut(BaseModel):
+    """What orders knows of a customer's credit (from crm.customers.v1) and what it owes now."""
+
+    customer_id: str
+    registered: bool
+    active: bool
+    credit_controlled: bool
+    credit_limit: Money | None
+    payment_days: int
+    rating: str | None
+    unpaid: list[UnpaidOut]

@@ -1,0 +1,395 @@
+"""``Idempotency-Key`` on every POST: a retried command returns the first answer and appends nothing.
+
+How a keyed POST flows (:class:`IdempotencyMiddleware`, installed by ``create_app``):
+
+1. The key (1–200 printable characters) and a hash of the request (canonical JSON body + query
+   string) are looked up in ``idempotency_keys`` under the scope ``<service>:POST:<path>``.
+   A stored answer with the same hash is **replayed** (same status and body, header
+   ``Idempotency-Replayed: true``) before any handler runs — so a read-before-create handler never
+   sees the retry. The same key with another request → 422 naming the header. A key whose first
+   request is still running → 409.
+2. Otherwise the request runs with an :class:`IdempotencyClaim` in a context variable.
+   :class:`shared.eventsourcing.repository.AggregateRepository.save` picks it up and inserts the key
+   row **inside the append transaction** (a :data:`~shared.eventsourcing.store.TransactionHook`), so
+   the key exists if and only if the command's events do. A command that fails (rolled back, or
+   refused before saving) leaves no key: the caller may retry it.
+3. After a 2xx answer the middleware stores status and body in the key row (an upsert, which also
+   covers commands that appended nothing). If that last write fails the command stays applied; a
+   retry then gets 409 telling so (``idempotency_response_lost``) instead of running it twice.
+
+Races: two requests with one key on one instance → the second gets 409 at once (an in-process set).
+Across instances, the second request's key insert waits for the first's transaction and then finds
+the row (``ON CONFLICT DO NOTHING``): its own transaction rolls back and it answers with the stored
+response if there is one yet, else 409. Every non-2xx answer to a keyed request re-checks the table the
+same way, so an event-store conflict caused by a concurrent twin also becomes a replay or a 409.
+
+Writes outside the repository (e.g. a projection table updated by a POST) call :func:`record_claim`
+inside their own transaction to get the same atomicity.
+
+Purge: :func:`purge_expired` deletes keys older than ``idempotency_retention_hours`` (default 24 h);
+``create_app`` runs it every few minutes from the API's lifespan, one instance at a time (advisory
+lock) — the API owns the table, so no other role needs to know about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import zlib
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.eventsourcing.store import TransactionHook
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotency-Replayed"
+MAX_KEY_LENGTH = 200
+#: A key row without a stored response older than this is not "in flight" any more: its response was lost.
+IN_FLIGHT_TIMEOUT = timedelta(seconds=60)
+
+
+class IdempotencyKeyInUse(Exception):
+    """The key was recorded by another request while this one ran; this one's transaction rolls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    request_hash: str
+    status_code: int | None
+    response_body: bytes | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class IdempotencyClaim:
+    """The key of the request being served; recorded at most once, in a command's transaction."""
+
+    scope: str
+    key: str
+    request_hash: str
+    recorded: bool = False
+    conflicted: bool = False
+
+    async def record(self, conn: AsyncConnection) -> None:
+        """Insert the key row in ``conn``'s transaction; raise :class:`IdempotencyKeyInUse` if taken."""
+        if self.recorded:
+            return
+        inserted = await conn.scalar(_CLAIM, {"scope": self.scope, "key": self.key, "hash": self.request_hash})
+        if inserted is None:
+            self.conflicted = True
+            raise IdempotencyKeyInUse(f"{HEADER} {self.key!r} was used by a concurrent request")
+
+    def hook(self, then: TransactionHook | None = None) -> TransactionHook:
+        """A transaction hook recording this claim, then running ``then``."""
+
+        async def run(conn: AsyncConnection) -> None:
+            await self.record(conn)
+            if then is not None:
+                await then(conn)
+
+        return run
+
+
+_current: ContextVar[IdempotencyClaim | None] = ContextVar("tierstream_idempotency_claim", default=None)
+
+
+def current_claim() -> IdempotencyClaim | None:
+    """The claim of the HTTP request being served, if it carries an ``Idempotency-Key``."""
+    return _current.get()
+
+
+async def record_claim(conn: AsyncConnection) -> None:
+    """Record the current request's key in ``conn``'s transaction (for writes outside the repository).
+
+    Call :func:`mark_recorded` after that transaction committed."""
+    claim = _current.get()
+    if claim is not None:
+        await claim.record(conn)
+
+
+def mark_recorded() -> None:
+    claim = _current.get()
+    if claim is not None:
+        claim.recorded = True
+
+
+# -- storage ------------------------------------------------------------------------------------------
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash) "
+    "ON CONFLICT (scope, key) DO NOTHING RETURNING 1"
+)
+_LOOKUP = text(
+    "SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys "
+    "WHERE scope = :scope AND key = :key"
+)
+# Also covers commands that appended nothing (no row yet); never overwrites another request's answer.
+_COMPLETE = text(
+    "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, completed_at) "
+    "VALUES (:scope, :key, :hash, :status, :body, now()) "
+    "ON CONFLICT (scope, key) DO UPDATE SET status_code = EXCLUDED.status_code, "
+    "response_body = EXCLUDED.response_body, completed_at = EXCLUDED.completed_at "
+    "WHERE idempotency_keys.status_code IS NULL AND idempotency_keys.request_hash = EXCLUDED.request_hash"
+)
+_PURGE = text(
+    "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
+    "WHERE created_at < now() - make_interval(secs => :secs) LIMIT :limit)"
+)
+PURGE_LOCK_KEY = zlib.crc32(b"tierstream.idempotency.purge")
+
+
+class KeyStore(Protocol):
+    """Where answers are kept: :class:`IdempotencyStore` (PostgreSQL), or a fake in unit tests."""
+
+    async def lookup(self, scope: str, key: str) -> StoredResponse | None: ...
+
+    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> None: ...
+
+
+class IdempotencyStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def lookup(self, scope: str, key: str) -> StoredResponse | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_LOOKUP, {"scope": scope, "key": key})).first()
+        if row is None:
+            return None
+        body = bytes(row.response_body) if row.response_body is not None else None
+        return StoredResponse(row.request_hash, row.status_code, body, row.created_at)
+
+    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> None:
+        params = {"scope": claim.scope, "key": claim.key, "hash": claim.request_hash, "status": status, "body": body}
+        async with self.engine.begin() as conn:
+            await conn.execute(_COMPLETE, params)
+
+
+async def purge_expired(engine: AsyncEngine, retention: timedelta, *, batch: int = 10_000) -> int | None:
+    """Delete keys older than ``retention``; None when another instance is purging right now."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PURGE_LOCK_KEY}):
+                return None if total == 0 else total
+            result = await conn.execute(_PURGE, {"secs": retention.total_seconds(), "limit": batch})
+        deleted = result.rowcount or 0
+        total += deleted
+        if deleted < batch:
+            return total
+
+
+async def purge_periodically(
+    engine: AsyncEngine, retention: timedelta, stop: asyncio.Event, every_s: float = 300.0
+) -> None:
+    """Purge every ``every_s`` until ``stop``; database outages are logged and retried next round."""
+    while not stop.is_set():
+        try:
+            purged = await purge_expired(engine, retention)
+            if purged:
+                log.info("idempotency.purged", rows=purged)
+        except Exception as exc:
+            log.warning("idempotency.purge_failed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+def request_hash(body: bytes, query_string: bytes) -> str:
+    """SHA-256 of the request: JSON bodies canonicalised (key order and spacing do not matter)."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    return hashlib.sha256(query_string + b"\0" + canonical).hexdigest()
+
+
+def key_problem(key: str) -> str | None:
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        return f"must be 1 to {MAX_KEY_LENGTH} characters"
+    if not key.isprintable() or not key.isascii():
+        return "must be printable ASCII"
+    return None
+
+
+@dataclass
+class _Buffered:
+    status: int = 500
+    headers: list[tuple[bytes, bytes]] | None = None
+    body: bytes = b""
+
+
+class IdempotencyMiddleware:
+    """ASGI middleware implementing the flow in the module docstring for POST requests with a key."""
+
+    def __init__(self, app: ASGIApp, *, service: str, store: KeyStore) -> None:
+        self.app = app
+        self.service = service
+        self.store = store
+        self._in_flight: set[tuple[str, str]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _header(scope, b"idempotency-key") if scope["type"] == "http" and scope["method"] == "POST" else None
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        problem = key_problem(key)
+        if problem is not None:
+            await _send_json(send, 422, {"detail": [_header_error(problem, key)]})
+            return
+        body = await _read_body(receive)
+        claim = IdempotencyClaim(
+            scope=f"{self.service}:POST:{scope['path']}",
+            key=key,
+            request_hash=request_hash(body, scope.get("query_string", b"")),
+        )
+        marker = (claim.scope, key)
+        if marker in self._in_flight:
+            await _send_json(send, 409, _in_flight_body(key))
+            return
+        self._in_flight.add(marker)
+        try:
+            await self._serve(scope, _replay_body(body, receive), send, claim)
+        finally:
+            self._in_flight.discard(marker)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, claim: IdempotencyClaim) -> None:
+        stored = await self.store.lookup(claim.scope, claim.key)
+        if stored is not None:
+            await self._answer_from(stored, claim, send)
+            return
+        response = await self._run(scope, receive, claim)
+        if response is None:  # the key was taken by a concurrent twin
+            await self._answer_after_race(claim, send, fallback=None)
+        elif 200 <= response.status < 300:
+            await self._store_response(claim, response)
+            await _send_buffered(send, response)
+        elif not claim.recorded:
+            await self._answer_after_race(claim, send, fallback=response)
+        else:
+            await _send_buffered(send, response)
+
+    async def _run(self, scope: Scope, receive: Receive, claim: IdempotencyClaim) -> _Buffered | None:
+        response = _Buffered()
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response.status = message["status"]
+                response.headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                response.body += message.get("body", b"")
+
+        token = _current.set(claim)
+        try:
+            await self.app(scope, receive, capture)
+        except IdempotencyKeyInUse:
+            return None
+        finally:
+            _current.reset(token)
+        return response
+
+    async def _store_response(self, claim: IdempotencyClaim, response: _Buffered) -> None:
+        try:
+            await self.store.complete(claim, response.status, response.body)
+        except Exception as exc:  # the command is applied; only the replay copy is missing
+            log.warning("idempotency.store_failed", key_scope=claim.scope, error=repr(exc))
+
+    async def _answer_after_race(self, claim: IdempotencyClaim, send: Send, fallback: _Buffered | None) -> None:
+        """A failed or conflicted keyed request: if a twin recorded the key meanwhile, answer as it would."""
+        try:
+            stored = await self.store.lookup(claim.scope, claim.key)
+        except Exception:
+            stored = None
+        if stored is not None:
+            await self._answer_from(stored, claim, send)
+        elif fallback is not None:
+            await _send_buffered(send, fallback)
+        else:
+            await _send_json(send, 409, _in_flight_body(claim.key))
+
+    async def _answer_from(self, stored: StoredResponse, claim: IdempotencyClaim, send: Send) -> None:
+        if stored.request_hash != claim.request_hash:
+            problem = "was already used with a different request; use a new key for a new command"
+            await _send_json(send, 422, {"detail": [_header_error(problem, claim.key)]})
+        elif stored.status_code is None or stored.response_body is None:
+            await _send_json(send, 409, _in_flight_body(claim.key, stored.created_at))
+        else:
+            await _send_raw(
+                send,
+                stored.status_code,
+                stored.response_body,
+                [(b"content-type", b"application/json"), (REPLAYED_HEADER.lower().encode(), b"true")],
+            )
+
+
+def _in_flight_body(key: str, since: datetime | None = None) -> dict[str, Any]:
+    if since is not None and datetime.now(since.tzinfo) - since > IN_FLIGHT_TIMEOUT:
+        return {
+            "detail": f"the command with {HEADER} {key!r} was applied, but its response was not recorded; "
+            "read the resource to see its state",
+            "code": "idempotency_response_lost",
+        }
+    return {
+        "detail": f"a request with {HEADER} {key!r} is still in progress; retry later",
+        "code": "idempotency_key_in_flight",
+    }
+
+
+def _header_error(msg: str, key: str) -> dict[str, Any]:
+    return {"type": "value_error", "loc": ["header", HEADER.lower()], "msg": f"{HEADER} {msg}", "input": key}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k.lower() == name:
+            return v.decode("latin-1")
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # client went away
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay_body(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_buffered(send: Send, response: _Buffered) -> None:
+    await send({"type": "http.response.start", "status": response.status, "headers": response.headers or []})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    await _send_raw(send, status, json.dumps(body).encode(), [(b"content-type", b"application/json")])
+
+
+async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

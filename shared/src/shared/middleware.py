@@ -1,0 +1,162 @@
+"""The ASGI middlewares ``create_app`` stacks around every service's routes (pure ASGI, no task per request).
+
+Outside in: :class:`CorrelationMiddleware` (correlation id, request metrics) → :class:`ErrorMappingMiddleware`
+(unhandled errors → 503 / 500 JSON) → bearer auth (:mod:`shared.auth`) → :class:`VersionETagMiddleware` →
+``Idempotency-Key`` (:mod:`shared.idempotency`) → FastAPI's exception handlers and routes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import structlog
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logging import get_logger
+from shared.messaging.consumer import is_transient
+
+log = get_logger(__name__)
+
+REQUESTS = Counter("tierstream_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("tierstream_http_request_seconds", "HTTP request latency", ["service", "route"])
+CORRELATION_HEADER = "X-Correlation-ID"
+#: Seconds a caller should wait before retrying a command refused with 503.
+RETRY_AFTER_S = 5
+#: Answers larger than this are not inspected for a ``version`` (no ETag).
+ETAG_MAX_BODY = 1 << 20
+
+
+class CorrelationMiddleware:
+    """Bind ``X-Correlation-ID`` (the caller's, or a new one) to logs, ``request.state`` and the answer;
+    count and time every request by route template."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = _header(scope, b"x-correlation-id") or str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = cid
+        status = 500
+        started = time.perf_counter()
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
+            await send(message)
+
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=cid):
+                await self.app(scope, receive, answer)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
+            LATENCY.labels(self.service, route).observe(time.perf_counter() - started)
+
+
+class ErrorMappingMiddleware:
+    """Unhandled exceptions → JSON: transient database/connection errors → 503 + Retry-After, else 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            if is_transient(exc):
+                log.warning("http.dependency_unavailable", path=scope["path"], error=repr(exc))
+                body = {"detail": "the database is unavailable; nothing was changed, retry later"}
+                response = JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+            else:
+                log.exception("http.unhandled", path=scope["path"])
+                response = JSONResponse({"detail": "internal error"}, status_code=500)
+            await response(scope, receive, send)
+
+
+class VersionETagMiddleware:
+    """``ETag: "<version>"`` on 200/201 JSON object answers with an integer top-level ``version``.
+
+    Every single-aggregate read and command answer of this project carries the aggregate's version,
+    so one rule gives them all an ETag to send back as ``If-Match``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def tag(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if _may_carry_version(message):
+                    start = message
+                    return
+                await send(message)
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = b"".join(chunks)
+                version = _version_of(body)
+                if version is not None:
+                    start["headers"] = [*start.get("headers", []), (b"etag", f'"{version}"'.encode())]
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await send(message)
+
+        await self.app(scope, receive, tag)
+
+
+def _may_carry_version(start: Message) -> bool:
+    if start["status"] not in (200, 201):
+        return False
+    headers = dict(start.get("headers", []))
+    length = headers.get(b"content-length")
+    return headers.get(b"content-type", b"").startswith(b"application/json") and (
+        length is not None and int(length) <= ETAG_MAX_BODY
+    )
+
+
+def _version_of(body: bytes) -> int | None:
+    if not body.startswith(b"{") or b'"version"' not in body:
+        return None
+    try:
+        version = json.loads(body).get("version")
+    except ValueError:
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
