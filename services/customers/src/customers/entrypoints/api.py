@@ -170,6 +170,7 @@ def build_api(container: Container) -> FastAPI:
         description="The customer file (客户档案) of a wholesale business: company profile, contacts "
         "(personal data encrypted per customer, erasable), sales stage, credit terms, activation.",
         routers=[build_router(handlers)],
+        settings=container.settings,
         ready_checks={
             "database": database_check(container.engine),
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),

@@ -168,6 +168,7 @@ def build_api(container: Container) -> FastAPI:
         title="Tierstream feedback",
         description="Complaints handled as a closed loop with SLA escalation, and satisfaction surveys.",
         routers=[*complaint_routes(handlers, complaints), survey_routes(handlers)],
+        settings=container.settings,
         ready_checks={
             "database": database_check(container.engine),
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
