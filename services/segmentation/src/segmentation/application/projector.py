@@ -1,70 +1,64 @@
-"""Applies batches of contract events to ``customer_segments`` and emits tier changes.
+"""Applies batches of contract events to the segmentation projection and stages what changed.
 
-Runs inside the consumer's transaction: lock the batch's customers' rows, fold the events in memory
-(pure domain code), upsert the changed rows in one statement, and stage a CustomerTierChanged for
-every customer whose tier moved — all committed together with the inbox and the offsets.
+Runs inside the consumer's transaction (one per poll, with the inbox and the offsets): take the engine
+lock shared, lock the batch's customers' rows (creating placeholder rows for customers not seen yet, so
+consumers of different partitions that meet the same new customer serialise on its row), fold the events into their facts in memory, assess every
+touched customer once as of the clock against the frozen calibration, and write each table with one
+statement. Facts of recently seen customers stay in memory between polls (``FactsCache``, validated
+by a token on the customer's row), so a poll loads only the fact rows of customers it has not just seen.
+Tier, RFM-segment, activity and churn-alert changes go to segmentation's outbox.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from segmentation.domain.customer_view import CustomerView, apply
-from segmentation.domain.tiers import AbsoluteTierPolicy
-from segmentation.projections.read_model import load_views, save_views
-from shared.events import segmentation as contract
-from shared.events.envelope import Envelope, Money
+from segmentation.application.assessment import Assessor, Trigger
+from segmentation.domain.policy import Policy
+from segmentation.projections.calibrations import latest_calibration
+from segmentation.projections.facts_cache import FactsCache
+from segmentation.projections.store import LOCK_SHARED, Changes, load_records, save
+from shared.events.envelope import Envelope, utc_now
 from shared.messaging.outbox import OutboxMessage
+
+Clock = Callable[[], datetime]
 
 
 class SegmentProjector:
-    def __init__(self, *, topic: str, policy: AbsoluteTierPolicy | None = None) -> None:
-        self.topic = topic
-        self.policy = policy or AbsoluteTierPolicy()
+    def __init__(
+        self, *, topic: str, policy: Policy | None = None, clock: Clock = utc_now, cache_size: int = 20_000
+    ) -> None:
+        self.policy = policy or Policy()
+        self.assessor = Assessor(self.policy, topic)
+        self.clock = clock
+        self.cache = FactsCache(cache_size)
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Envelope]) -> Sequence[OutboxMessage]:
         if not events:
             return []
+        await conn.execute(LOCK_SHARED)
         ids = sorted({e.customer_id for e in events})
-        before = await load_views(conn, ids, lock=True)
-        views = dict(before)
-        last_event: dict[str, Envelope] = {}
+        records = await load_records(conn, ids, lock=True, create=True, cache=self.cache)
+        last: dict[str, Envelope] = {}
         for envelope in events:
-            current = views.get(envelope.customer_id) or CustomerView(customer_id=envelope.customer_id)
-            views[envelope.customer_id] = apply(current, envelope, self.policy)
-            last_event[envelope.customer_id] = envelope
-        outgoing: list[OutboxMessage] = []
-        for customer_id, view in views.items():
-            previous = before.get(customer_id)
-            previous_tier = previous.value_tier if previous else None
-            if view.value_tier != (previous_tier or "prospect"):
-                view = replace(view, segmentation_version=view.segmentation_version + 1)
-                views[customer_id] = view
-                outgoing.append(self._tier_changed(view, previous_tier, last_event[customer_id]))
-        await save_views(conn, [views[c] for c in ids])
-        return outgoing
-
-    def _tier_changed(self, view: CustomerView, previous_tier: str | None, cause: Envelope) -> OutboxMessage:
-        payload = contract.CustomerTierChanged(
-            previous_tier=previous_tier,
-            new_tier=view.value_tier,
-            reason=f"net contribution {view.net_revenue} after {cause.event_type}",
-            net_contribution=Money(amount=view.net_revenue, currency=view.currency or "CNY"),
-            cut_points=self.policy.cut_points(),
-            policy_version=self.policy.version,
-        )
-        envelope = Envelope.wrap(
-            payload,
-            producer=contract.PRODUCER,
-            aggregate_type="customer_segment",
-            aggregate_id=view.customer_id,
-            aggregate_version=view.segmentation_version,
-            customer_id=view.customer_id,
-            correlation_id=cause.correlation_id,
-            causation_id=str(cause.event_id),
-            occurred_at=cause.occurred_at,
-        )
-        return OutboxMessage.from_envelope(envelope, self.topic)
+            records[envelope.customer_id].facts.apply(envelope)
+            last[envelope.customer_id] = envelope
+        for record in records.values():
+            record.facts_token = uuid.uuid4()
+        calibration = await latest_calibration(conn, self.policy)
+        now = self.clock()
+        changes = Changes()
+        messages: list[OutboxMessage] = []
+        for customer_id in ids:
+            self.assessor.assess(
+                records[customer_id], calibration, now, Trigger.event(last[customer_id]), changes, messages
+            )
+        await save(conn, changes)
+        for record in records.values():
+            assert record.facts_token is not None
+            self.cache.put(record.customer_id, record.facts_token, record.facts)
+        return messages

@@ -1,59 +1,280 @@
-"""Read API of the segmentation service (dashboards)."""
+"""HTTP API of the segmentation service: dashboards' reads, alert handling, on-demand recalibration."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import defaultdict
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel
+from fastapi import APIRouter, FastAPI, Query, Request, status
 
-from segmentation.projections.read_model import get_view
-from shared.api import NotFound, create_app, database_check, kafka_check
-from shared.events.envelope import DecimalString
+from segmentation.application.alerts import AlertAction, AlertNotFound, handle_alert_command
+from segmentation.application.recalibration import recalibrate
+from segmentation.domain.policy import Policy
+from segmentation.entrypoints import schemas
+from segmentation.projections import queries
+from segmentation.projections.calibrations import latest_calibration, list_calibrations
+from segmentation.projections.read_model import customer_segments, get_view
+from shared.api import CorrelationId, NotFound, create_app, database_check, kafka_check
 from shared.runtime import Container
 
-
-class SegmentOut(BaseModel):
-    customer_id: str
-    registered: bool
-    company_name: str | None
-    region: str | None
-    stage: str | None
-    value_tier: str
-    orders_count: int
-    cancelled_orders: int
-    gross_revenue: DecimalString
-    cancelled_amount: DecimalString
-    returned_amount: DecimalString
-    net_revenue: DecimalString
-    currency: str | None
-    first_order_at: datetime | None
-    last_order_at: datetime | None
-    complaints_total: int
-    open_complaints: int
-    events_applied: int
-    last_event_at: datetime | None
-    updated_at: datetime
+HISTORY_KINDS = ("tier", "rfm_segment", "activity", "churn_score", "lifecycle")
+TIER_ORDER = ("vip", "key", "normal", "small", "prospect")
+Tier = Literal["vip", "key", "normal", "small", "prospect"]
+Status = Literal["active", "at_risk", "dormant", "lost", "reactivated"]
+Band = Literal["low", "medium", "high"]
 
 
 def build_api(container: Container) -> FastAPI:
-    router = APIRouter(tags=["segments"])
+    engine = container.engine
+    policy: Policy = container.parts["policy"]
+    clock = container.parts["clock"]
+    customers = APIRouter(tags=["customers"])
+    overview = APIRouter(tags=["distributions"])
+    alerts = APIRouter(tags=["alerts"])
+    calibration = APIRouter(tags=["calibrations"])
 
-    @router.get("/customers/{customer_id}/segment", response_model=SegmentOut, summary="One customer's segment")
-    async def customer_segment(customer_id: str) -> SegmentOut:
-        async with container.engine.connect() as conn:
+    @customers.get(
+        "/customers/{customer_id}/segment", response_model=schemas.SegmentOut, summary="One customer's segment"
+    )
+    async def customer_segment(customer_id: str) -> Any:
+        async with engine.connect() as conn:
             row = await get_view(conn, customer_id)
         if row is None:
             raise NotFound("customer segment", customer_id)
-        return SegmentOut.model_validate(row)
+        return row
+
+    @customers.get(
+        "/customers/{customer_id}/view",
+        response_model=schemas.CustomerViewOut,
+        summary="One customer's full segment view with reasons and history",
+    )
+    async def customer_view(customer_id: str) -> Any:
+        async with engine.connect() as conn:
+            row = await get_view(conn, customer_id)
+            if row is None:
+                raise NotFound("customer segment", customer_id)
+            changes = await queries.history(conn, customer_id)
+            alert_id, calibration_id = row["alert_id"], row["calibration_id"]
+            alert = await queries.get_alert(conn, str(alert_id)) if alert_id else None
+            log = await queries.alert_history(conn, str(alert_id)) if alert else []
+            cal = await queries.get_calibration(conn, int(str(calibration_id))) if calibration_id else None
+        return _view(row, changes, alert, log, cal, policy)
+
+    @customers.get(
+        "/customers", response_model=schemas.CustomerPage, summary="Customers by tier, segment, status, risk"
+    )
+    async def customer_list(
+        tier: Tier | None = None,
+        segment: Annotated[str | None, Query(description="RFM segment code, e.g. champions")] = None,
+        status_: Annotated[Status | None, Query(alias="status", description="activity status")] = None,
+        risk_band: Band | None = None,
+        region: str | None = None,
+        sort: Literal["risk", "contribution", "recency", "customer"] = "risk",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        where = queries.CustomerFilter(tier, segment, status_, risk_band, region)
+        async with engine.connect() as conn:
+            total, rows = await queries.list_customers(conn, where, sort=sort, limit=limit, offset=offset)
+        return {"total": total, "limit": limit, "offset": offset, "items": rows}
+
+    @overview.get(
+        "/distributions",
+        response_model=schemas.DistributionsOut,
+        summary="Customers and revenue share per tier, RFM segment and activity status",
+    )
+    async def distributions() -> Any:
+        async with engine.connect() as conn:
+            tiers, n, revenue = await queries.distribution(conn, customer_segments.c.value_tier)
+            segments, _, _ = await queries.distribution(conn, customer_segments.c.rfm_segment)
+            activity, _, _ = await queries.distribution(conn, customer_segments.c.activity_status)
+            current = await latest_calibration(conn, policy)
+        tier_rows = {r["key"]: r for r in tiers}
+        tiers = [tier_rows.get(t, {"key": t, "customers": 0, "revenue": Decimal(0)}) for t in TIER_ORDER]
+        segment_order = [s.code for s in policy.rfm.segments]
+        segments.sort(key=lambda r: segment_order.index(r["key"]) if r["key"] in segment_order else len(segment_order))
+        return {
+            "customers": n,
+            "revenue": revenue,
+            "tiers": _shares(tiers, n, revenue),
+            "segments": _shares(segments, n, revenue),
+            "activity": _shares(activity, n, revenue),
+            "calibration_id": current.id,
+        }
+
+    @alerts.get("/alerts", response_model=schemas.AlertPage, summary="Churn-risk alerts")
+    async def alert_list(
+        state: Annotated[
+            Literal["live", "open", "acknowledged", "snoozed", "closed"],
+            Query(description="live = open, acknowledged or snoozed"),
+        ] = "live",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        async with engine.connect() as conn:
+            total, rows = await queries.list_alerts(conn, state, limit=limit, offset=offset)
+        return {"total": total, "limit": limit, "offset": offset, "items": rows}
+
+    @alerts.get("/alerts/{alert_id}", response_model=schemas.AlertOut, summary="One alert with its log")
+    async def alert_detail(alert_id: str) -> Any:
+        return await _alert_with_log(alert_id)
+
+    async def _alert_with_log(alert_id: str) -> dict[str, Any]:
+        async with engine.connect() as conn:
+            row = await queries.get_alert(conn, alert_id)
+            if row is None:
+                raise NotFound("alert", alert_id)
+            row["log"] = await queries.alert_history(conn, alert_id)
+        return row
+
+    async def act(request: Request, alert_id: str, action: AlertAction, by: str | None, cid: str, **kw: Any) -> Any:
+        caller = getattr(request.state, "caller", None)
+        actor = by or (f"token:{caller.id}" if caller is not None else "api")
+        try:
+            await handle_alert_command(
+                engine,
+                topic=container.topics.segmentation,
+                bands=policy.churn.bands,
+                alert_id=alert_id,
+                action=action,
+                now=clock(),
+                actor=actor,
+                correlation_id=cid,
+                **kw,
+            )
+        except AlertNotFound as exc:
+            raise NotFound("alert", alert_id) from exc
+        return await _alert_with_log(alert_id)
+
+    @alerts.post("/alerts/{alert_id}/acknowledgement", response_model=schemas.AlertOut, summary="Take an alert in hand")
+    async def acknowledge(request: Request, alert_id: str, body: schemas.AcknowledgeIn, cid: CorrelationId) -> Any:
+        return await act(request, alert_id, AlertAction.ACKNOWLEDGE, body.by, cid)
+
+    @alerts.post("/alerts/{alert_id}/snooze", response_model=schemas.AlertOut, summary="Silence an alert until a time")
+    async def snooze(request: Request, alert_id: str, body: schemas.SnoozeIn, cid: CorrelationId) -> Any:
+        return await act(request, alert_id, AlertAction.SNOOZE, body.by, cid, until=body.until)
+
+    @alerts.post("/alerts/{alert_id}/closure", response_model=schemas.AlertOut, summary="Close an alert with a reason")
+    async def close(request: Request, alert_id: str, body: schemas.CloseIn, cid: CorrelationId) -> Any:
+        return await act(request, alert_id, AlertAction.CLOSE, body.by, cid, reason=body.reason)
+
+    @calibration.post(
+        "/calibrations",
+        response_model=schemas.CalibrationOut,
+        status_code=status.HTTP_201_CREATED,
+        summary="Recalibrate tier cut points and RFM breakpoints now (or as of an instant) and re-grade everyone",
+    )
+    async def create_calibration(body: schemas.CalibrationIn | None = None) -> Any:
+        as_of = body.as_of if body is not None and body.as_of is not None else clock()
+        result = await recalibrate(engine, container.parts["assessor"], as_of=as_of, trigger="api")
+        assert result is not None
+        async with engine.connect() as conn:
+            return await queries.get_calibration(conn, result.calibration_id)
+
+    @calibration.get("/calibrations", response_model=list[schemas.CalibrationOut], summary="Recorded calibrations")
+    async def calibration_list(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Any:
+        async with engine.connect() as conn:
+            return await list_calibrations(conn, limit)
 
     return create_app(
         service="segmentation",
         title="Tierstream segmentation",
-        description="Live customer projections: value tier, revenue, orders, complaints.",
-        routers=[router],
+        description="Live customer segmentation: value tiers, RFM, lifecycle, activity, churn risk and alerts.",
+        routers=[customers, overview, alerts, calibration],
+        settings=container.settings,
         ready_checks={
-            "database": database_check(container.engine),
+            "database": database_check(engine),
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
         },
     )
+
+
+def _shares(rows: list[dict[str, Any]], customers: int, revenue: Decimal) -> list[dict[str, Any]]:
+    def pct(part: Decimal, whole: Decimal) -> Decimal:
+        return (Decimal(100) * part / whole).quantize(Decimal("0.01")) if whole else Decimal("0.00")
+
+    return [
+        {
+            "key": r["key"],
+            "customers": r["customers"],
+            "customer_share_pct": pct(Decimal(r["customers"]), Decimal(customers)),
+            "revenue": r["revenue"] or Decimal(0),
+            "revenue_share_pct": pct(r["revenue"] or Decimal(0), revenue),
+        }
+        for r in rows
+    ]
+
+
+def _view(
+    row: dict[str, Any],
+    changes: list[dict[str, Any]],
+    alert: dict[str, Any] | None,
+    log: list[dict[str, Any]],
+    cal: dict[str, Any] | None,
+    policy: Policy,
+) -> dict[str, Any]:
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        if len(by_kind[change["kind"]]) < 50:
+            by_kind[change["kind"]].append({**change, "cause_event_id": _str(change["cause_event_id"])})
+    labels = {s.code: s.label for s in policy.rfm.segments}
+    if alert is not None:
+        alert["log"] = log
+    return {
+        **{k: row[k] for k in ("customer_id", "registered", "company_name", "region", "stage", "deactivated")},
+        "lifecycle_stage": row["lifecycle_stage"],
+        "figures": row,
+        "tier": {
+            "value_tier": row["value_tier"],
+            "candidate_tier": row["candidate_tier"],
+            "net_contribution": row["net_contribution"],
+            "currency": row["currency"],
+            "live_orders": row["live_orders"],
+            "anchor_tier": row["anchor_tier"],
+            "recalibrations_below": row["tier_below"],
+            "calibration_id": row["calibration_id"],
+            "cut_points": None if cal is None else cal["cut_points"],
+        },
+        "rfm": {
+            "recency_days": row["recency_days"],
+            "frequency": row["window_orders"],
+            "monetary": row["net_contribution"],
+            "r_score": row["r_score"],
+            "f_score": row["f_score"],
+            "m_score": row["m_score"],
+            "segment": row["rfm_segment"],
+            "segment_label": labels.get(row["rfm_segment"]) if row["rfm_segment"] else None,
+        },
+        "activity": {
+            "status": row["activity_status"],
+            "reason": row["activity_reason"],
+            "days_since_last_order": row["recency_days"],
+            "median_gap_days": row["median_gap_days"],
+            "average_order_value": row["average_order_value"],
+            "spend_last_90": row["spend_last_90"],
+            "spend_previous_90": row["spend_previous_90"],
+        },
+        "churn": {
+            "score": row["churn_score"],
+            "band": row["churn_band"],
+            "reasons": row["churn_reasons"],
+            "open_complaints": row["open_complaints"],
+            "complaints_past_sla": row["complaints_past_sla"],
+            "complaints_reopened": row["complaints_reopened"],
+            "latest_csat": row["latest_csat"],
+            "latest_nps": row["latest_nps"],
+            "csat_average": row["csat_average"],
+            "nps": row["nps"],
+            "overdue_amount": row["overdue_amount"],
+            "overdue_bucket": row["overdue_bucket"],
+            "credit_holds": row["credit_holds"],
+        },
+        "alert": alert,
+        "history": {kind: by_kind.get(kind, []) for kind in HISTORY_KINDS},
+        "assessed_at": row["assessed_at"],
+    }
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)

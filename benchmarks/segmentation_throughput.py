@@ -1,0 +1,226 @@
+"""Consume-and-project throughput of segmentation vs a raw aiokafka consume loop.
+
+    export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:39092 DATABASE_URL=postgresql://tierstream:tierstream@127.0.0.1:35432/postgres
+    uv run python benchmarks/segmentation_throughput.py --events 100000 --customers 10000
+
+Pre-fills a fresh topic namespace with a customer-keyed mix of contract events (registrations on
+crm.customers.v1; orders, returns, payments on crm.orders.v1; surveys on crm.feedback.v1), then reads it
+three ways from the earliest offset, each until every event was seen:
+
+1. ``raw``      — aiokafka ``getmany`` only (the ceiling: bytes off the wire);
+2. ``decode``   — raw + ``parse_envelope`` of every record (the contract validation every consumer pays);
+3. ``project``  — the real ``ProjectionConsumer`` + ``SegmentProjector`` into a fresh, migrated
+   database: inbox dedupe, facts, grading, history, outbox and offsets in one transaction per poll.
+
+Prints events/s for each and the ratio project / raw. Creates its own topics and database and drops the
+database at the end (topics stay; they are namespaced ``bench<random>.``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+
+from segmentation.__main__ import DEFINITION
+from segmentation.bootstrap import build_projection
+from segmentation.config import SegmentationSettings
+from shared.db.engine import ensure_database, to_asyncpg_url, to_libpq_url
+from shared.db.migrations import upgrade
+from shared.events import customers, feedback, orders
+from shared.events.envelope import Envelope, EventPayload, Money
+from shared.events.registry import parse_envelope
+from shared.events.topics import Topics
+from shared.messaging.consumer import ProjectionConsumer
+from shared.messaging.kafka import ensure_topics
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def envelope(payload: EventPayload, customer_id: str, at: datetime) -> Envelope:
+    return Envelope.wrap(
+        payload,
+        producer="bench",
+        aggregate_type="bench",
+        aggregate_id=customer_id,
+        aggregate_version=1,
+        customer_id=customer_id,
+        correlation_id="bench",
+        occurred_at=at,
+    )
+
+
+def workload(events: int, customer_count: int, seed: int = 7) -> list[tuple[str, str, bytes]]:
+    """(topic kind, customer id, value) in per-customer order: registration first, then the mix."""
+    rng = random.Random(seed)
+    ids = [f"b-{i:06d}" for i in range(customer_count)]
+    out: list[tuple[str, str, bytes]] = []
+    orders_of: dict[str, list[str]] = {c: [] for c in ids}
+    for cid in ids[: min(customer_count, events)]:
+        reg = customers.CustomerRegistered(customer_id=cid, company_name=f"Co {cid}", region=rng.choice("NESW"))
+        out.append(("customers", cid, envelope(reg, cid, START).to_json()))
+    while len(out) < events:
+        cid = rng.choice(ids)
+        at = START + timedelta(minutes=len(out))
+        roll = rng.random()
+        if roll < 0.85 or not orders_of[cid]:
+            oid = f"{cid}-o{len(orders_of[cid])}"
+            orders_of[cid].append(oid)
+            price = Money(amount=Decimal(rng.randint(100, 50_000)) / 100, currency="CNY")
+            qty = rng.randint(1, 20)
+            payload: EventPayload = orders.OrderPlaced(
+                order_id=oid,
+                customer_id=cid,
+                lines=[orders.OrderLine(sku=f"SKU-{rng.randint(1, 500)}", quantity=qty, unit_price=price)],
+                total=Money(amount=price.amount * qty, currency="CNY"),
+                placed_at=at,
+                due_date=(at + timedelta(days=30)).date(),
+                payment_days=30,
+            )
+            kind = "orders"
+        elif roll < 0.90:
+            payload = orders.OrderReturned(
+                order_id=orders_of[cid][-1],
+                return_id=f"r-{len(out)}",
+                amount=Money(amount=Decimal("1.00"), currency="CNY"),
+                reason="damaged",
+            )
+            kind = "orders"
+        elif roll < 0.95:
+            amount = Money(amount=Decimal("1.00"), currency="CNY")
+            payload = orders.PaymentReceived(
+                order_id=orders_of[cid][-1],
+                payment_id=f"p-{len(out)}",
+                amount=amount,
+                outstanding=Money(amount=Decimal("0"), currency="CNY"),
+                paid_in_full=True,
+            )
+            kind = "orders"
+        else:
+            payload = feedback.SurveyAnswered(survey_id=f"s-{len(out)}", customer_id=cid, nps=rng.randint(0, 10))
+            kind = "feedback"
+        out.append((kind, cid, envelope(payload, cid, at).to_json()))
+    return out
+
+
+async def prefill(bootstrap: str, names: Topics, records: list[tuple[str, str, bytes]], partitions: int) -> None:
+    await ensure_topics(bootstrap, names.all(), partitions=partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20)
+    await producer.start()
+    try:
+        topic = {"customers": names.customers, "orders": names.orders, "feedback": names.feedback}
+        futures = [await producer.send(topic[k], value=v, key=c.encode()) for k, c, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, names: Topics, partitions: int, total: int, *, decode: bool) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in (names.customers, names.orders, names.feedback) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        started = time.perf_counter()
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batch.values():
+                seen += len(records)
+                if decode:
+                    for r in records:
+                        parse_envelope(r.value)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def project_all(bootstrap: str, database_url: str, names: Topics, total: int, batch: int) -> float:
+    settings = SegmentationSettings(database_url=database_url, topic_namespace=names.namespace)
+    container = DEFINITION.container(settings)  # the composition root the consume role uses
+    engine = container.engine
+    consumer = ProjectionConsumer(
+        engine,
+        build_projection(container),
+        bootstrap_servers=bootstrap,
+        group_id=f"{names.namespace}segmentation",
+        topics=[names.customers, names.orders, names.feedback],
+        deadletter_topic=names.deadletter,
+        batch_size=batch,
+    )
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        while True:
+            async with engine.connect() as conn:
+                done = await conn.scalar(text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets"))
+            if done >= total:
+                return time.perf_counter() - started
+            if task.done():
+                raise RuntimeError(f"consumer stopped: {task.exception()!r}")
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await task
+        await container.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=500, help="records per poll / transaction")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql://tierstream:tierstream@127.0.0.1:55432/postgres"),
+    )
+    args = parser.parse_args()
+    names = Topics(f"bench{uuid.uuid4().hex[:8]}.")
+    url = to_asyncpg_url(args.database_url).rsplit("/", 1)[0] + f"/bench_seg_{uuid.uuid4().hex[:8]}"
+    print(f"workload: {args.events} events, {args.customers} customers, {args.partitions} partitions …")
+    records = workload(args.events, args.customers)
+    await prefill(args.bootstrap, names, records, args.partitions)
+    await ensure_database(url)
+    await upgrade(DEFINITION.migrations, url)
+    try:
+        raw = await read_all(args.bootstrap, names, args.partitions, len(records), decode=False)
+        decode = await read_all(args.bootstrap, names, args.partitions, len(records), decode=True)
+        project = await project_all(args.bootstrap, url, names, len(records), args.batch)
+    finally:
+        admin = await asyncpg.connect(to_libpq_url(args.database_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    n = len(records)
+    result = {
+        "events": n,
+        "customers": args.customers,
+        "batch": args.batch,
+        "raw_events_per_s": round(n / raw),
+        "decode_events_per_s": round(n / decode),
+        "project_events_per_s": round(n / project),
+        "project_vs_raw": round(raw / project, 3),
+        "project_vs_decode": round(decode / project, 3),
+    }
+    for key, value in result.items():
+        print(f"{key:>22}: {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,293 @@
+"""What segmentation remembers about one customer, folded from contract events. No I/O, no clock.
+
+The projection keeps *facts*, not running totals: one row per order (amount, placed date, cancelled,
+returned, credit hold, overdue receivable), per complaint (deadlines, state, escalated, reopened) and per
+survey answer. Every rule (trailing-window net, recency, cadence, spend trend, churn signals) is then a
+pure function of the facts and an instant (:mod:`segmentation.domain.measures`), so it can be evaluated
+"as of" any time — by a live event, the scheduled sweep, a recalibration or a rebuild — with one result.
+
+Order tolerance (DESIGN §2): Kafka orders a customer's events within one topic only. Events of one
+topic touch their own facts (orders topic → order facts, feedback → complaints and surveys, customers →
+profile), so any interleaving of the topics folds to the same facts. An event for an order, complaint or
+customer not seen yet creates a placeholder that the missing event fills in later.
+
+:class:`CustomerFacts` is deliberately mutable: a batch folds hundreds of events into the same customer,
+and copying an order dictionary per event would be quadratic. It records which facts changed, so the
+adapter writes back only those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.events import customers, feedback, orders
+from shared.events.envelope import Envelope
+
+ZERO = Decimal(0)
+
+
+class ComplaintStatus:
+    """Where a complaint is in its closed loop, as far as segmentation cares."""
+
+    OPEN = "open"  # filed, acknowledged or reopened: someone owes the customer an answer
+    RESOLVED = "resolved"  # a resolution was delivered; waiting for the customer's confirmation
+    CONFIRMED = "confirmed"  # the customer confirmed it: the loop is closed
+
+
+@dataclass(slots=True)
+class OrderFact:
+    order_id: str
+    placed_at: datetime | None = None  # None: a placeholder (a later event of the order came first)
+    amount: Decimal = ZERO
+    currency: str | None = None
+    cancelled: bool = False
+    cancelled_amount: Decimal = ZERO
+    returned_amount: Decimal = ZERO
+    credit_held: bool = False
+    due_date: date | None = None
+    overdue_amount: Decimal = ZERO  # outstanding amount while reported overdue; 0 once paid or cancelled
+    paid_in_full: bool = False
+
+    @property
+    def is_live(self) -> bool:
+        """Placed and not cancelled: counts as a purchase (returns reduce its value, not its existence)."""
+        return self.placed_at is not None and not self.cancelled
+
+    @property
+    def net(self) -> Decimal:
+        """This order's contribution: amount − cancellation − returns (DESIGN §4)."""
+        return self.amount - self.cancelled_amount - self.returned_amount
+
+
+@dataclass(slots=True)
+class ComplaintFact:
+    complaint_id: str
+    filed_at: datetime | None = None
+    category: str | None = None
+    severity: str | None = None
+    acknowledge_by: datetime | None = None
+    resolve_by: datetime | None = None
+    status: str = ComplaintStatus.OPEN
+    acknowledged: bool = False
+    escalated: bool = False
+    reopened_count: int = 0
+
+
+@dataclass(slots=True)
+class SurveyFact:
+    survey_id: str
+    answered_at: datetime
+    csat: int | None = None
+    nps: int | None = None
+
+
+@dataclass(slots=True)
+class Profile:
+    """The customer file as segmentation sees it (no personal data ever reaches this service)."""
+
+    customer_id: str
+    registered: bool = False
+    company_name: str | None = None
+    region: str | None = None
+    sales_stage: str | None = None
+    deactivated: bool = False
+    events_applied: int = 0
+    last_event_at: datetime | None = None
+
+
+@dataclass
+class CustomerFacts:
+    profile: Profile
+    orders: dict[str, OrderFact] = field(default_factory=dict)
+    complaints: dict[str, ComplaintFact] = field(default_factory=dict)
+    surveys: dict[str, SurveyFact] = field(default_factory=dict)
+    changed_orders: set[str] = field(default_factory=set)
+    changed_complaints: set[str] = field(default_factory=set)
+    changed_surveys: set[str] = field(default_factory=set)
+
+    @classmethod
+    def new(cls, customer_id: str) -> CustomerFacts:
+        return cls(profile=Profile(customer_id=customer_id))
+
+    @property
+    def customer_id(self) -> str:
+        return self.profile.customer_id
+
+    def apply(self, envelope: Envelope) -> None:
+        """Fold one (new, valid) event of this customer; unknown event types only count as applied."""
+        handler = _HANDLERS.get(type(envelope.data))
+        if handler is not None:
+            handler(self, envelope.data, envelope)
+        profile = self.profile
+        profile.events_applied += 1
+        if profile.last_event_at is None or envelope.occurred_at > profile.last_event_at:
+            profile.last_event_at = envelope.occurred_at
+
+    # -- helpers for handlers ----------------------------------------------------------------------
+    def order(self, order_id: str) -> OrderFact:
+        self.changed_orders.add(order_id)
+        fact = self.orders.get(order_id)
+        if fact is None:
+            fact = self.orders[order_id] = OrderFact(order_id=order_id)
+        return fact
+
+    def complaint(self, complaint_id: str) -> ComplaintFact:
+        self.changed_complaints.add(complaint_id)
+        fact = self.complaints.get(complaint_id)
+        if fact is None:
+            fact = self.complaints[complaint_id] = ComplaintFact(complaint_id=complaint_id)
+        return fact
+
+    @property
+    def currency(self) -> str | None:
+        """The customer's first currency (the projection does no conversion)."""
+        placed = [o for o in self.orders.values() if o.placed_at is not None and o.currency]
+        if not placed:
+            return None
+        return min(placed, key=lambda o: (o.placed_at, o.order_id)).currency
+
+
+# -- customers topic ------------------------------------------------------------------------------
+
+
+def on_customer_registered(facts: CustomerFacts, data: customers.CustomerRegistered, _e: Envelope) -> None:
+    p = facts.profile
+    p.registered, p.company_name, p.region = True, data.company_name, data.region
+    p.sales_stage = _later_stage(p.sales_stage, str(data.stage))
+
+
+def on_customer_profile_updated(facts: CustomerFacts, data: customers.CustomerProfileUpdated, _e: Envelope) -> None:
+    named = {str(f) for f in data.changed_fields}
+    if "company_name" in named and data.company_name:
+        facts.profile.company_name = data.company_name
+    if "region" in named and data.region:
+        facts.profile.region = data.region
+
+
+def on_customer_stage_advanced(facts: CustomerFacts, data: customers.CustomerStageAdvanced, _e: Envelope) -> None:
+    facts.profile.sales_stage = _later_stage(facts.profile.sales_stage, str(data.new_stage))
+
+
+def on_customer_deactivated(facts: CustomerFacts, _data: Any, _e: Envelope) -> None:
+    facts.profile.deactivated = True
+
+
+def on_customer_reactivated(facts: CustomerFacts, _data: Any, _e: Envelope) -> None:
+    facts.profile.deactivated = False
+
+
+_STAGES = ("prospect", "lead", "customer")
+
+
+def _later_stage(current: str | None, new: str) -> str:
+    """Sales stages only advance, so a late-arriving older stage never moves the projection back."""
+    if current is None or current not in _STAGES or new not in _STAGES:
+        return new
+    return max(current, new, key=_STAGES.index)
+
+
+# -- orders topic ---------------------------------------------------------------------------------
+
+
+def on_order_placed(facts: CustomerFacts, data: orders.OrderPlaced, _e: Envelope) -> None:
+    order = facts.order(data.order_id)
+    order.placed_at, order.amount, order.currency = data.placed_at, data.total.amount, data.total.currency
+    order.due_date = data.due_date
+    if str(data.status) == "credit_held":
+        order.credit_held = True
+
+
+def on_order_credit_held(facts: CustomerFacts, data: orders.OrderCreditHeld, _e: Envelope) -> None:
+    facts.order(data.order_id).credit_held = True
+
+
+def on_order_credit_released(facts: CustomerFacts, data: orders.OrderCreditReleased, _e: Envelope) -> None:
+    facts.order(data.order_id).credit_held = False
+
+
+def on_payment_received(facts: CustomerFacts, data: orders.PaymentReceived, _e: Envelope) -> None:
+    order = facts.order(data.order_id)
+    if data.paid_in_full:
+        order.paid_in_full, order.overdue_amount = True, ZERO
+    elif order.overdue_amount > 0:
+        order.overdue_amount = data.outstanding.amount
+
+
+def on_order_cancelled(facts: CustomerFacts, data: orders.OrderCancelled, _e: Envelope) -> None:
+    order = facts.order(data.order_id)
+    order.cancelled, order.cancelled_amount = True, data.amount.amount
+    order.credit_held, order.overdue_amount = False, ZERO
+
+
+def on_order_returned(facts: CustomerFacts, data: orders.OrderReturned, _e: Envelope) -> None:
+    order = facts.order(data.order_id)
+    order.returned_amount += data.amount.amount
+
+
+def on_payment_overdue(facts: CustomerFacts, data: orders.PaymentOverdue, _e: Envelope) -> None:
+    order = facts.order(data.order_id)
+    if not order.paid_in_full and not order.cancelled:
+        order.overdue_amount, order.due_date = data.amount.amount, data.due_date
+
+
+# -- feedback topic -------------------------------------------------------------------------------
+
+
+def on_complaint_filed(facts: CustomerFacts, data: feedback.ComplaintFiled, _e: Envelope) -> None:
+    c = facts.complaint(data.complaint_id)
+    c.filed_at, c.category, c.severity = data.filed_at, str(data.category), str(data.severity)
+    c.acknowledge_by, c.resolve_by = data.acknowledge_by, data.resolve_by
+
+
+def on_complaint_acknowledged(facts: CustomerFacts, data: feedback.ComplaintAcknowledged, _e: Envelope) -> None:
+    facts.complaint(data.complaint_id).acknowledged = True
+
+
+def on_complaint_resolved(facts: CustomerFacts, data: feedback.ComplaintResolved, _e: Envelope) -> None:
+    facts.complaint(data.complaint_id).status = ComplaintStatus.RESOLVED
+
+
+def on_complaint_confirmed(facts: CustomerFacts, data: feedback.ComplaintConfirmed, _e: Envelope) -> None:
+    facts.complaint(data.complaint_id).status = ComplaintStatus.CONFIRMED
+
+
+def on_complaint_reopened(facts: CustomerFacts, data: feedback.ComplaintReopened, _e: Envelope) -> None:
+    c = facts.complaint(data.complaint_id)
+    c.status, c.reopened_count = ComplaintStatus.OPEN, c.reopened_count + 1
+
+
+def on_complaint_escalated(facts: CustomerFacts, data: feedback.ComplaintEscalated, _e: Envelope) -> None:
+    facts.complaint(data.complaint_id).escalated = True
+
+
+def on_survey_answered(facts: CustomerFacts, data: feedback.SurveyAnswered, envelope: Envelope) -> None:
+    answered = data.answered_at or envelope.occurred_at
+    facts.surveys[data.survey_id] = SurveyFact(data.survey_id, answered, data.csat, data.nps)
+    facts.changed_surveys.add(data.survey_id)
+
+
+_HANDLERS: dict[type, Callable[[CustomerFacts, Any, Envelope], None]] = {
+    customers.CustomerRegistered: on_customer_registered,
+    customers.CustomerProfileUpdated: on_customer_profile_updated,
+    customers.CustomerStageAdvanced: on_customer_stage_advanced,
+    customers.CustomerDeactivated: on_customer_deactivated,
+    customers.CustomerReactivated: on_customer_reactivated,
+    orders.OrderPlaced: on_order_placed,
+    orders.OrderCreditHeld: on_order_credit_held,
+    orders.OrderCreditReleased: on_order_credit_released,
+    orders.PaymentReceived: on_payment_received,
+    orders.OrderCancelled: on_order_cancelled,
+    orders.OrderReturned: on_order_returned,
+    orders.PaymentOverdue: on_payment_overdue,
+    feedback.ComplaintFiled: on_complaint_filed,
+    feedback.ComplaintAcknowledged: on_complaint_acknowledged,
+    feedback.ComplaintResolved: on_complaint_resolved,
+    feedback.ComplaintConfirmed: on_complaint_confirmed,
+    feedback.ComplaintReopened: on_complaint_reopened,
+    feedback.ComplaintEscalated: on_complaint_escalated,
+    feedback.SurveyAnswered: on_survey_answered,
+}

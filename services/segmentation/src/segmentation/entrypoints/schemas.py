@@ -1,0 +1,242 @@
+"""Request and response models of the segmentation read API (its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from shared.events.envelope import DecimalString
+
+
+class SegmentOut(BaseModel):
+    """One customer's segment at a glance (the walking skeleton's shape, plus the grades)."""
+
+    customer_id: str
+    registered: bool
+    company_name: str | None
+    region: str | None
+    stage: str | None
+    value_tier: str
+    orders_count: int
+    cancelled_orders: int
+    gross_revenue: DecimalString
+    cancelled_amount: DecimalString
+    returned_amount: DecimalString
+    net_revenue: DecimalString = Field(description="lifetime orders − cancellations − returns")
+    currency: str | None
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    complaints_total: int
+    open_complaints: int
+    events_applied: int
+    last_event_at: datetime | None
+    net_contribution: DecimalString = Field(description="trailing-window net contribution (grades the tier)")
+    rfm_segment: str | None
+    lifecycle_stage: str | None
+    activity_status: str | None
+    churn_score: int
+    churn_band: str
+    assessed_at: datetime | None
+    updated_at: datetime
+
+
+class ChurnReasonOut(BaseModel):
+    code: str
+    points: int
+    evidence: dict[str, Any]
+
+
+class CustomerSummaryOut(BaseModel):
+    customer_id: str
+    company_name: str | None
+    region: str | None
+    value_tier: str
+    net_contribution: DecimalString
+    currency: str | None
+    rfm_segment: str | None
+    r_score: int | None
+    f_score: int | None
+    m_score: int | None
+    recency_days: int | None
+    activity_status: str | None
+    churn_score: int
+    churn_band: str
+    alert_id: str | None
+
+
+class CustomerPage(BaseModel):
+    total: int = Field(description="customers matching the filters")
+    limit: int
+    offset: int
+    items: list[CustomerSummaryOut]
+
+
+class TierOut(BaseModel):
+    value_tier: str
+    candidate_tier: str | None = Field(description="what the net earns against the cut points before hysteresis")
+    net_contribution: DecimalString
+    currency: str | None
+    live_orders: int
+    anchor_tier: str | None = Field(description="tier fixed at the last recalibration")
+    recalibrations_below: int = Field(description="recalibrations in a row graded below the current tier")
+    calibration_id: int | None = Field(description="calibration whose cut points graded it; null = provisional")
+    cut_points: dict[str, str] | None
+
+
+class RfmOut(BaseModel):
+    recency_days: int | None
+    frequency: int = Field(description="orders in the trailing window")
+    monetary: DecimalString = Field(description="net amount in the trailing window")
+    r_score: int | None
+    f_score: int | None
+    m_score: int | None
+    segment: str | None
+    segment_label: str | None
+
+
+class ActivityOut(BaseModel):
+    status: str | None
+    reason: str | None
+    days_since_last_order: int | None
+    median_gap_days: DecimalString | None
+    average_order_value: DecimalString | None
+    spend_last_90: DecimalString
+    spend_previous_90: DecimalString
+
+
+class ChurnOut(BaseModel):
+    score: int
+    band: str
+    reasons: list[ChurnReasonOut]
+    open_complaints: int
+    complaints_past_sla: int
+    complaints_reopened: int
+    latest_csat: int | None
+    latest_nps: int | None
+    csat_average: DecimalString | None
+    nps: DecimalString | None
+    overdue_amount: DecimalString
+    overdue_bucket: str | None
+    credit_holds: int
+
+
+class HistoryOut(BaseModel):
+    previous: str | None
+    new: str | None
+    reason: str
+    details: dict[str, Any]
+    calibration_id: int | None
+    occurred_at: datetime
+    cause_event_id: str | None
+
+
+class AlertLogOut(BaseModel):
+    action: str
+    at: datetime
+    actor: str | None
+    score: int | None
+    detail: dict[str, Any]
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    customer_id: str
+    company_name: str | None = None
+    value_tier: str | None = None
+    state: str
+    raised_at: datetime
+    raised_score: int
+    reasons: list[str] = Field(description="reason codes when raised")
+    last_score: int
+    last_seen_at: datetime
+    occurrences: int
+    snoozed_until: datetime | None
+    handled_at: datetime | None
+    handled_by: str | None
+    closed_at: datetime | None
+    close_reason: str | None
+    current_score: int | None = None
+    current_band: str | None = None
+    current_reasons: list[ChurnReasonOut] | None = None
+    log: list[AlertLogOut] | None = None
+
+
+class CustomerViewOut(BaseModel):
+    """Everything segmentation knows about one customer, with reasons and histories."""
+
+    customer_id: str
+    registered: bool
+    company_name: str | None
+    region: str | None
+    stage: str | None
+    deactivated: bool
+    lifecycle_stage: str | None
+    figures: SegmentOut
+    tier: TierOut
+    rfm: RfmOut
+    activity: ActivityOut
+    churn: ChurnOut
+    alert: AlertOut | None
+    history: dict[str, list[HistoryOut]] = Field(
+        description="latest first, by kind: tier, rfm_segment, activity, churn_score, lifecycle"
+    )
+    assessed_at: datetime | None
+
+
+class AlertPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[AlertOut]
+
+
+class ShareOut(BaseModel):
+    key: str | None = Field(description="tier, segment or status; null = not graded yet")
+    customers: int
+    customer_share_pct: DecimalString
+    revenue: DecimalString = Field(description="trailing-window net contribution")
+    revenue_share_pct: DecimalString
+
+
+class DistributionsOut(BaseModel):
+    customers: int
+    revenue: DecimalString
+    tiers: list[ShareOut]
+    segments: list[ShareOut]
+    activity: list[ShareOut]
+    calibration_id: int | None
+
+
+class AcknowledgeIn(BaseModel):
+    by: str | None = Field(default=None, min_length=1, max_length=100, description="operator id (default: the token)")
+
+
+class SnoozeIn(BaseModel):
+    until: AwareDatetime = Field(description="occurrences are silenced until then")
+    by: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class CloseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="why it is closed")
+    by: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class CalibrationIn(BaseModel):
+    as_of: AwareDatetime | None = Field(default=None, description="instant to calibrate at; default now")
+
+
+class CalibrationOut(BaseModel):
+    id: int
+    effective_at: datetime
+    trigger: str
+    mode: str
+    cut_points: dict[str, str]
+    rfm_breakpoints: dict[str, list[str]] | None
+    population: int
+    policy_version: str
+    rfm_grid_version: str
+    customers_graded: int
+    tier_changes: int
+    recorded_at: datetime

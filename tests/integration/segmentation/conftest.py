@@ -1,0 +1,66 @@
+"""A segmentation service in-process on a fresh database, with a fixed clock and its API over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from segmentation.__main__ import DEFINITION
+from segmentation.bootstrap import FixedClock, build_projection, wire
+from segmentation.config import SegmentationSettings
+from segmentation.entrypoints.api import build_api
+from shared.events.envelope import Envelope
+from shared.events.registry import parse_envelope
+from shared.messaging.outbox import write_outbox
+from shared.runtime import Container
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+AUTH = {"Authorization": "Bearer dev-admin"}
+
+
+@dataclass
+class Segmentation:
+    container: Container[SegmentationSettings]
+    clock: FixedClock
+    http: httpx.AsyncClient
+
+    async def feed(self, *events: Envelope) -> None:
+        """Apply events as one consumer poll would: one transaction, outgoing events to the outbox."""
+        projector = build_projection(self.container)
+        async with self.container.engine.begin() as conn:
+            await write_outbox(conn, await projector.apply(conn, list(events)))
+
+    async def published(self, event_type: str | None = None) -> list[Envelope]:
+        async with self.container.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT value FROM outbox WHERE topic = :t ORDER BY id"), {"t": self.container.topics.segmentation}
+            )
+            envelopes = [parse_envelope(bytes(v)) for (v,) in rows]
+        return [e for e in envelopes if event_type is None or e.event_type == event_type]
+
+    async def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        async with self.container.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+
+
+@pytest.fixture
+async def segmentation(database_factory, namespace: str) -> AsyncIterator[Segmentation]:  # type: ignore[no-untyped-def]
+    settings = SegmentationSettings(
+        database_url=await database_factory("segmentation"),
+        topic_namespace=namespace,
+        kafka_bootstrap_servers="127.0.0.1:1",  # the engine and the API need no broker
+    )
+    container = DEFINITION.container(settings)
+    clock = FixedClock(T0)
+    container.parts["clock"] = clock
+    wire(container)
+    transport = httpx.ASGITransport(app=build_api(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://segmentation", headers=AUTH) as http:
+        yield Segmentation(container, clock, http)
+    await container.close()
