@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tierstream import stack
-from tierstream.dataset import LoadPlan, plan, read_rows
+from tierstream.dataset import LoadPlan, payments_for, plan, read_rows
 from tierstream.loader import load, make_progress
 
 app = typer.Typer(help="Tierstream: event-sourced customer management — local stack and tools.", add_completion=False)
@@ -117,22 +118,34 @@ def _plan(data: Path, customers: int | None) -> LoadPlan:
         return plan(read_rows(data), max_customers=customers)
 
 
-def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int) -> None:
+def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay: bool) -> None:
     urls = {s: config.url(s) for s in stack.SERVICES}
+    payments = payments_for(load_plan) if pay else []
     console.print(
         f"loading {len(load_plan.customers):,} customers, {len(load_plan.orders):,} orders, "
-        f"{len(load_plan.returns):,} returns from {load_plan.rows_read:,} rows"
+        f"{len(load_plan.returns):,} returns, {len(payments):,} payments from {load_plan.rows_read:,} rows"
     )
+    if pay:
+        console.print(
+            "[dim]the data set has no payment records: every invoice is assumed paid (--no-payments to skip)[/]"
+        )
     started = time.monotonic()
     with make_progress() as progress:
         report = asyncio.run(
-            load(load_plan, urls, concurrency=concurrency, progress=progress, headers=stack.auth_headers())
+            load(
+                load_plan,
+                urls,
+                concurrency=concurrency,
+                progress=progress,
+                headers=stack.auth_headers(),
+                payments=payments,
+            )
         )
     elapsed = time.monotonic() - started
     table = Table(title=f"loaded in {elapsed:.0f}s")
     for column in ("kind", "created", "already there", "failed"):
         table.add_column(column, justify="right")
-    for kind in ("customers", "orders", "returns"):
+    for kind in ("customers", "orders", "returns", "payments"):
         table.add_row(kind, f"{report.created[kind]:,}", f"{report.already[kind]:,}", f"{report.failed[kind]:,}")
     console.print(table)
     if load_plan.rejected:
@@ -151,6 +164,7 @@ DataPath = Annotated[
 ]
 SampleCustomers = Annotated[int | None, typer.Option(help="load only the first N customers (default: all)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=128, help="concurrent API requests")]
+Pay = Annotated[bool, typer.Option("--payments/--no-payments", help="pay every invoice (the data has no payments)")]
 
 
 def _default_data() -> Path:
@@ -158,10 +172,12 @@ def _default_data() -> Path:
 
 
 @app.command("load")
-def load_command(data: DataPath = None, customers: SampleCustomers = None, concurrency: Concurrency = 16) -> None:
+def load_command(
+    data: DataPath = None, customers: SampleCustomers = None, concurrency: Concurrency = 16, pay: Pay = True
+) -> None:
     """Load the Online Retail data set into a running stack through the public APIs."""
     config = stack.StackConfig()
-    _load(_plan(data or _default_data(), customers), config, concurrency)
+    _load(_plan(data or _default_data(), customers), config, concurrency, pay)
 
 
 @app.command()
@@ -171,18 +187,46 @@ def demo(
     concurrency: Concurrency = 16,
     kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
     pg_port: PgPort = stack.DEV_PG_PORT,
+    pay: Pay = True,
 ) -> None:
-    """Start the stack, load the real data set, and show a few customers' segments."""
+    """Start the stack, load the real data set, recalibrate, and show a few customers' segments.
+
+    The data set ends on 2011-12-09, so segmentation's clock starts the day after its last invoice
+    (``SEGMENTATION_CLOCK_START``): recency, activity and the trailing-12-month window then mean what
+    they meant for that business on that day."""
     config = _config(kafka_port, pg_port, 3)
     load_plan = _plan(data or _default_data(), customers)
+    as_of = _day_after_last_order(load_plan)
+    config.extra_env["SEGMENTATION_CLOCK_START"] = as_of.isoformat()
     try:
         with console.status("starting PostgreSQL, Kafka and the services…"):
             infra = stack.up(config)
     except stack.StackError as exc:
         raise _fail(str(exc)) from exc
-    _load(load_plan, config, concurrency)
+    _load(load_plan, config, concurrency, pay)
+    _recalibrate(config, as_of)
     _show_top_customers(config, load_plan)
     _print_urls(config, infra)
+
+
+def _day_after_last_order(load_plan: LoadPlan) -> datetime:
+    last = max((o.placed_at for o in load_plan.orders), default=datetime.now(UTC))
+    return (last.astimezone(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _recalibrate(config: stack.StackConfig, as_of: datetime) -> None:
+    """Percentile cut points and RFM breakpoints over everyone loaded, as of the data set's end."""
+    response = httpx.post(
+        f"{config.url('segmentation')}/calibrations",
+        json={"as_of": as_of.isoformat()},
+        headers=stack.auth_headers(),
+        timeout=120,
+    )
+    if response.status_code != 201:
+        err.print(f"[yellow]recalibration failed: HTTP {response.status_code} {response.text[:300]}[/]")
+        return
+    body = response.json()
+    console.print(f"recalibrated as of {as_of:%Y-%m-%d}: {json.dumps(body, default=str)[:600]}")
 
 
 def _show_top_customers(config: stack.StackConfig, load_plan: LoadPlan, count: int = 8) -> None:

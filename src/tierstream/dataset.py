@@ -55,6 +55,14 @@ class ReturnCmd:
 
 
 @dataclass
+class PaymentCmd:
+    order_id: str
+    customer_id: str
+    payment_id: str
+    amount: Decimal
+
+
+@dataclass
 class LoadPlan:
     customers: list[CustomerCmd]
     orders: list[OrderCmd]
@@ -167,3 +175,18 @@ def _allocate_returns(
         if left > 0:
             rejected["cancellation invoice (whole) larger than the customer's earlier orders in the data"] += 1
     return returns
+
+
+def payments_for(plan: LoadPlan) -> list[PaymentCmd]:
+    """An assumption, not data: the data set records invoices but no payments. Paying every order's
+    outstanding amount (total − returns) keeps the demo's receivables clean instead of reporting the
+    whole 2010–2011 history as 90+ days overdue; ``tierstream load --no-payments`` skips it."""
+    returned: dict[str, Decimal] = {}
+    for ret in plan.returns:
+        returned[ret.order_id] = returned.get(ret.order_id, Decimal(0)) + ret.amount
+    payments = []
+    for order in plan.orders:
+        outstanding = order.total - returned.get(order.order_id, Decimal(0))
+        if outstanding > 0:
+            payments.append(PaymentCmd(order.order_id, order.customer_id, f"PAY-{order.order_id}", outstanding))
+    return payments

@@ -15,7 +15,7 @@ from typing import TypeVar
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tierstream.dataset import CURRENCY, CustomerCmd, LoadPlan, OrderCmd, ReturnCmd
+from tierstream.dataset import CURRENCY, CustomerCmd, LoadPlan, OrderCmd, PaymentCmd, ReturnCmd
 
 T = TypeVar("T")
 
@@ -38,6 +38,7 @@ async def load(
     concurrency: int = 16,
     progress: Progress | None = None,
     headers: dict[str, str] | None = None,
+    payments: Sequence[PaymentCmd] = (),
 ) -> LoadReport:
     """``headers`` go with every request (the bearer token: ``tierstream.stack.auth_headers()``)."""
     report = LoadReport()
@@ -70,7 +71,14 @@ async def load(
 
         await _phase("customers", plan.customers, customer, report, concurrency, progress)
         await _phase("orders", plan.orders, order, report, concurrency, progress)
+
+        def pay(cmd: PaymentCmd) -> Awaitable[httpx.Response]:
+            body = {"amount": format(cmd.amount, "f"), "payment_id": cmd.payment_id}
+            return client.post(f"{urls['orders']}/orders/{cmd.order_id}/payments", json=body)
+
         await _phase("returns", plan.returns, ret, report, concurrency, progress)
+        if payments:
+            await _phase("payments", payments, pay, report, concurrency, progress)
     return report
 
 

@@ -57,6 +57,7 @@ class StackConfig:
     namespace: str = ""
     database_prefix: str = "tierstream_"
     state_dir: Path | None = None  # pid files and logs; default <repo>/.build
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the demo's SEGMENTATION_CLOCK_START
 
     @property
     def build(self) -> Path:
@@ -121,6 +122,7 @@ def service_env(config: StackConfig, infra: Infra, service: str) -> dict[str, st
         "TIERSTREAM_TOPIC_PARTITIONS": str(config.partitions),
         "TIERSTREAM_TOPIC_NAMESPACE": config.namespace,
         "TIERSTREAM_ENV": "development",
+        **config.extra_env,
     }
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tierstream.dataset import customer_id_of, plan
+from tierstream.dataset import customer_id_of, payments_for, plan
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +77,16 @@ def test_sampling_keeps_only_the_first_customers() -> None:
     result = plan([row("1", 1, "1", customer="1.0"), row("2", 1, "1", customer="2.0")], max_customers=1)
     assert [c.customer_id for c in result.customers] == ["C1"]
     assert result.rejected["outside the requested sample of customers"] == 1
+
+
+def test_assumed_payments_settle_what_is_left_after_returns() -> None:
+    result = plan(
+        [
+            row("536365", 10, "1.00", when="2010-12-01 08:00:00"),
+            row("536366", 5, "1.00", when="2010-12-02 08:00:00"),
+            row("C536400", -5, "1.00", when="2010-12-03 08:00:00"),
+        ]
+    )
+    payments = payments_for(result)
+    assert [(p.order_id, p.amount) for p in payments] == [("INV-536365", Decimal("10.00"))]
+    assert payments[0].payment_id == "PAY-INV-536365"
