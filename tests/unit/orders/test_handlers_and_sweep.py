@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.adapters.memory import HookedInMemoryEventStore, InMemoryCreditLedger
+from orders.adapters.memory import InMemoryCreditLedger
 from orders.application.commands import CancelOrder, PlaceOrder, ReceivePayment
 from orders.application.handlers import OrderHandlers
 from orders.application.locks import KeyedLocks
@@ -20,6 +20,7 @@ from orders.domain.order import Order, OrderLine
 from shared.events.registry import parse_envelope
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
+from shared.eventsourcing.store import InMemoryEventStore
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +41,7 @@ class FakeClock:
 class Setup:
     def __init__(self) -> None:
         self.clock = FakeClock(START)
-        self.store = HookedInMemoryEventStore()
+        self.store = InMemoryEventStore()
         self.ledger = InMemoryCreditLedger()
         self.orders = AggregateRepository(self.store, Order, producer="orders", topic="crm.orders.v1", clock=self.clock)
         self.handlers = OrderHandlers(self.orders, self.ledger, policy=CreditPolicy(), clock=self.clock)

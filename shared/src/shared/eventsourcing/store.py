@@ -180,8 +180,6 @@ class InMemoryEventStore:
             raise ConcurrencyConflict(stream_id, expected_version, len(stream))
         if any(e.event_id in self._event_ids for e in events):
             raise ValueError("duplicate event_id")
-        if hook is not None:
-            raise NotImplementedError("transaction hooks need a real database")
         new = []
         for i, e in enumerate(events, start=1):
             self._position += 1
@@ -199,9 +197,19 @@ class InMemoryEventStore:
                     metadata=e.metadata,
                 )
             )
+        outbox_size = len(self.outbox)
         self.streams[stream_id] = stream + new
         self._event_ids.update(e.event_id for e in events)
         self.outbox.extend(outbox)
+        if hook is not None:
+            try:
+                await hook(None)  # type: ignore[arg-type]  # fakes' hooks take no connection
+            except BaseException:
+                # the "transaction" rolls back: events, outbox rows and ids of this append vanish
+                self.streams[stream_id] = stream
+                del self.outbox[outbox_size:]
+                self._event_ids.difference_update(e.event_id for e in events)
+                raise
         return expected_version + len(new)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:

@@ -1,13 +1,12 @@
 """In-memory fakes of the orders ports, for unit tests of handlers and the sweep (no database).
 
 :class:`InMemoryCreditLedger` keeps the same rules as :class:`~orders.adapters.ledger.PostgresCreditLedger`
-(version check on placing, one receivable per order). :class:`HookedInMemoryEventStore` runs repository
+(version check on placing, one receivable per order). The shared :class:`InMemoryEventStore` runs repository
 hooks as part of the append and undoes the append when a hook fails, like a rolled-back transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -17,8 +16,7 @@ from orders.domain.credit import Exposure, bucket_rank, days_overdue
 from orders.domain.customer_credit import CustomerCredit
 from orders.domain.errors import CreditCheckStale
 from orders.domain.order import Order
-from shared.eventsourcing.store import InMemoryEventStore, NewEvent, TransactionHook
-from shared.messaging.outbox import OutboxMessage
+from shared.eventsourcing.store import TransactionHook
 
 
 @dataclass(frozen=True)
@@ -89,29 +87,3 @@ class InMemoryCreditLedger:
 def _rank_on(due: date, today: date) -> int:
     days = days_overdue(due, today)
     return 4 if days > 90 else 3 if days > 60 else 2 if days > 30 else 1
-
-
-class HookedInMemoryEventStore(InMemoryEventStore):
-    """The in-memory event store, with hooks run inside the "transaction" of the append."""
-
-    async def append(
-        self,
-        stream_id: str,
-        aggregate_type: str,
-        expected_version: int,
-        events: Sequence[NewEvent],
-        outbox: Sequence[OutboxMessage] = (),
-        hook: TransactionHook | None = None,
-    ) -> int:
-        before = list(self.streams.get(stream_id, []))
-        outbox_size = len(self.outbox)
-        version = await super().append(stream_id, aggregate_type, expected_version, events, outbox)
-        if hook is not None:
-            try:
-                await hook(None)  # the fake ledger's hooks ignore the connection
-            except BaseException:
-                self.streams[stream_id] = before
-                del self.outbox[outbox_size:]
-                self._event_ids.difference_update(e.event_id for e in events)
-                raise
-        return version
