@@ -119,6 +119,8 @@ class ProjectionConsumer:
         self.batch_size = batch_size
         self.handler_attempts = handler_attempts
         self._processing = asyncio.Lock()
+        #: next offset per partition as stored in PostgreSQL (set on assignment, raised per batch)
+        self._floors: dict[TopicPartition, int] = {}
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -139,14 +141,41 @@ class ProjectionConsumer:
         log.info("consumer.started", group=self.group_id, topics=self.topics)
         try:
             while not stop.is_set():
-                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                batch = self._at_or_above_floor(
+                    await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                )
                 if batch:
                     async with self._processing:
                         await self._process_until_done(batch, stop)
+                    for tp, records in batch.items():
+                        self._floors[tp] = records[-1].offset + 1
                     await self._advisory_commit(batch)
         finally:
             await self.consumer.stop()
             log.info("consumer.stopped", group=self.group_id)
+
+    def _at_or_above_floor(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Drop records below the offset PostgreSQL says comes next.
+
+        A fetch can start from Kafka's (advisory) committed offset before the seek made on assignment
+        takes effect; whatever such a fetch returns below the stored offset was already applied.
+        """
+        kept: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for tp, records in batch.items():
+            floor = self._floors.get(tp, 0)
+            fresh = [r for r in records if r.offset >= floor]
+            if len(fresh) < len(records):
+                log.info(
+                    "consumer.skipped_below_stored_offset",
+                    partition=f"{tp.topic}:{tp.partition}",
+                    records=len(records) - len(fresh),
+                    stored_offset=floor,
+                )
+            if fresh:
+                kept[tp] = fresh
+        return kept
 
     async def load_offsets(self) -> dict[TopicPartition, int]:
         async with self.engine.connect() as conn:
@@ -320,6 +349,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         stored = await self.owner.load_offsets()
         fresh = []
         for tp in assigned:
+            self.owner._floors[tp] = stored.get(tp, 0)
             if tp in stored:
                 self.owner.consumer.seek(tp, stored[tp])
             else:
