@@ -94,6 +94,12 @@ class ApiSettings(BaseSettings):
             dev = sorted(set(self.api_tokens) & set(DEV_API_TOKENS))
             if dev:
                 raise ValueError(f"TIERSTREAM_API_TOKENS contains development tokens {dev}; refused in production")
+            placeholders = sorted(t for t in self.api_tokens if "change-me" in t.lower())
+            if placeholders:
+                raise ValueError(
+                    f"TIERSTREAM_API_TOKENS contains the placeholder tokens {placeholders} of .env.example; "
+                    "set real secrets in production"
+                )
             if self.fault_inject:
                 raise ValueError(f"{FAULT_INJECT_ENV} is for tests only; refused in production")
         return self

@@ -136,6 +136,13 @@ def test_production_refuses_to_start_without_tokens_or_with_a_dev_token() -> Non
     assert OrdersSettings(**real_db, TIERSTREAM_API_TOKENS=TOKENS).api_tokens == TOKENS  # type: ignore[arg-type]
 
 
+
+def test_production_refuses_the_placeholder_tokens_of_the_env_example() -> None:
+    real_db = {"database_url": "postgresql+asyncpg://svc:s3cret@db/orders", "TIERSTREAM_ENV": "production"}
+    with pytest.raises(ValidationError, match="placeholder tokens"):
+        OrdersSettings(**real_db, TIERSTREAM_API_TOKENS={"tok-erp-change-me": ["orders:write"]})  # type: ignore[arg-type]
+
+
 def test_tokens_must_be_long_enough_and_scopes_well_formed() -> None:
     with pytest.raises(ValidationError, match="at least 8 characters"):
         ApiSettings(TIERSTREAM_API_TOKENS={"short": ["*"]})
