@@ -124,6 +124,13 @@ async def rebuild(
             {"g": group_id},
         )
         targets = {TopicPartition(r.topic, r.partition): r.next_offset for r in stored}
+        if not targets:
+            log.warning(
+                "segmentation.rebuild_nothing_to_replay",
+                group=group_id,
+                detail="the live consumer has stored no offsets for this group: the rebuild replays up to "
+                "where the live projection stands, which is nowhere yet",
+            )
         recorded = [dict(r._mapping) for r in await conn.execute(text("SELECT * FROM calibrations ORDER BY id"))]
     fresh = create_async_engine(
         to_asyncpg_url(database_url), connect_args={"server_settings": {"search_path": f"{schema},public"}}
