@@ -23,81 +23,19 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rebuild_common import DEFAULT_KAFKA, DEFAULT_PG, delete_topics, new_namespace, produce, timed_rebuild
-from shared.events import customers, orders
-from shared.events.envelope import Envelope, EventPayload, Money
-from tierstream.dataset import LoadPlan, payments_for, plan, read_rows
+from tierstream.dataset import LoadPlan, contract_events, plan, read_rows
 
 DATA_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "online_retail.csv.gz"
 CLOCK = datetime(2011, 12, 10, tzinfo=UTC)
-GBP = "GBP"
-
-
-def wrap(payload: EventPayload, customer_id: str, aggregate: str, at: datetime) -> bytes:
-    return Envelope.wrap(
-        payload,
-        producer="bench",
-        aggregate_type=aggregate,
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id="online-retail",
-        occurred_at=at,
-    ).to_json()
 
 
 def records(p: LoadPlan, with_payments: bool) -> Iterator[tuple[str, str, bytes]]:
-    first_order: dict[str, datetime] = {}
-    placed: dict[str, datetime] = {}
-    for o in p.orders:
-        first_order.setdefault(o.customer_id, o.placed_at)
-        placed[o.order_id] = o.placed_at
-    for c in p.customers:
-        reg = customers.CustomerRegistered(
-            customer_id=c.customer_id, company_name=c.company_name, region=c.region, country=c.country
-        )
-        at = first_order.get(c.customer_id, datetime(2010, 12, 1, tzinfo=UTC))
-        yield "customers", c.customer_id, wrap(reg, c.customer_id, "customer", at)
-    for o in p.orders:
-        lines = [
-            orders.OrderLine(
-                sku=str(ln["sku"]),
-                description=str(ln["description"]),
-                quantity=int(str(ln["quantity"])),
-                unit_price=Money(amount=Decimal(str(ln["unit_price"])), currency=GBP),
-            )
-            for ln in o.lines
-        ]
-        payload = orders.OrderPlaced(
-            order_id=o.order_id,
-            customer_id=o.customer_id,
-            lines=lines,
-            total=Money(amount=o.total, currency=GBP),
-            placed_at=o.placed_at,
-            due_date=(o.placed_at + timedelta(days=30)).date(),
-            payment_days=30,
-        )
-        yield "orders", o.customer_id, wrap(payload, o.customer_id, "order", o.placed_at)
-    for r in p.returns:
-        ret = orders.OrderReturned(
-            order_id=r.order_id, return_id=r.return_id, amount=Money(amount=r.amount, currency=GBP), reason=r.reason
-        )
-        yield "orders", r.customer_id, wrap(ret, r.customer_id, "order", placed[r.order_id])
-    if with_payments:
-        for pay in payments_for(p):
-            paid = orders.PaymentReceived(
-                order_id=pay.order_id,
-                payment_id=pay.payment_id,
-                amount=Money(amount=pay.amount, currency=GBP),
-                outstanding=Money(amount=Decimal(0), currency=GBP),
-                paid_in_full=True,
-            )
-            at = placed[pay.order_id] + timedelta(days=30)
-            yield "orders", pay.customer_id, wrap(paid, pay.customer_id, "order", at)
+    for kind, envelope in contract_events(p, with_payments=with_payments, producer="bench"):
+        yield kind, envelope.customer_id, envelope.to_json()
 
 
 async def main(args: argparse.Namespace) -> None:

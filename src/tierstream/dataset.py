@@ -1,5 +1,7 @@
 """Turn the Online Retail CSV into commands for the public APIs. Pure: no I/O beyond reading rows.
 
+Also the same plan as contract events (:func:`contract_events`), for replays that skip the APIs.
+
 Data set: "Online Retail" (Daqing Chen, Sai Liang Sain, Kun Guo, 2012; UCI Machine Learning Repository,
 CC BY 4.0) — every invoice line of a UK online wholesaler, 2010-12-01 .. 2011-12-09.
 
@@ -16,10 +18,13 @@ import gzip
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from shared.events import customers, orders
+from shared.events.envelope import Envelope, EventPayload, Money
 
 UK = ZoneInfo("Europe/London")
 CURRENCY = "GBP"
@@ -190,3 +195,73 @@ def payments_for(plan: LoadPlan) -> list[PaymentCmd]:
         if outstanding > 0:
             payments.append(PaymentCmd(order.order_id, order.customer_id, f"PAY-{order.order_id}", outstanding))
     return payments
+
+
+def contract_events(
+    plan: LoadPlan, *, with_payments: bool = False, producer: str = "online-retail"
+) -> Iterator[tuple[str, Envelope]]:
+    """The plan as the contract events the services would publish, for replays that skip the APIs
+    (the real-data test, the rebuild benchmark). Yields ("customers" | "orders", envelope); each
+    customer registers at its first order, returns and payments are dated by their order."""
+    first_order: dict[str, datetime] = {}
+    placed: dict[str, datetime] = {}
+    for o in plan.orders:
+        first_order.setdefault(o.customer_id, o.placed_at)
+        placed[o.order_id] = o.placed_at
+
+    def wrap(payload: EventPayload, customer_id: str, aggregate: str, at: datetime) -> Envelope:
+        return Envelope.wrap(
+            payload,
+            producer=producer,
+            aggregate_type=aggregate,
+            aggregate_id=customer_id,
+            aggregate_version=1,
+            customer_id=customer_id,
+            correlation_id="online-retail",
+            occurred_at=at,
+        )
+
+    def money(amount: Decimal) -> Money:
+        return Money(amount=amount, currency=CURRENCY)
+
+    for c in plan.customers:
+        registered = customers.CustomerRegistered(
+            customer_id=c.customer_id, company_name=c.company_name, region=c.region, country=c.country
+        )
+        at = first_order.get(c.customer_id, datetime(2010, 12, 1, tzinfo=UTC))
+        yield "customers", wrap(registered, c.customer_id, "customer", at)
+    for o in plan.orders:
+        lines = [
+            orders.OrderLine(
+                sku=str(ln["sku"]),
+                description=str(ln["description"]),
+                quantity=int(str(ln["quantity"])),
+                unit_price=money(Decimal(str(ln["unit_price"]))),
+            )
+            for ln in o.lines
+        ]
+        placed_event = orders.OrderPlaced(
+            order_id=o.order_id,
+            customer_id=o.customer_id,
+            lines=lines,
+            total=money(o.total),
+            placed_at=o.placed_at,
+            due_date=(o.placed_at + timedelta(days=30)).date(),
+            payment_days=30,
+        )
+        yield "orders", wrap(placed_event, o.customer_id, "order", o.placed_at)
+    for r in plan.returns:
+        returned = orders.OrderReturned(
+            order_id=r.order_id, return_id=r.return_id, amount=money(r.amount), reason=r.reason
+        )
+        yield "orders", wrap(returned, r.customer_id, "order", placed[r.order_id])
+    if with_payments:
+        for pay in payments_for(plan):
+            paid = orders.PaymentReceived(
+                order_id=pay.order_id,
+                payment_id=pay.payment_id,
+                amount=money(pay.amount),
+                outstanding=money(Decimal(0)),
+                paid_in_full=True,
+            )
+            yield "orders", wrap(paid, pay.customer_id, "order", placed[pay.order_id] + timedelta(days=30))

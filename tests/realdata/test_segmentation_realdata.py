@@ -29,9 +29,8 @@ from segmentation.application.recalibration import recalibrate
 from segmentation.bootstrap import FixedClock
 from segmentation.domain.policy import Policy
 from shared.db.engine import create_engine
-from shared.events import customers, orders
-from shared.events.envelope import Envelope, EventPayload, Money
-from tierstream.dataset import LoadPlan, plan, read_rows
+from shared.events.envelope import Envelope
+from tierstream.dataset import LoadPlan, contract_events, plan, read_rows
 
 pytestmark = pytest.mark.realdata
 
@@ -39,7 +38,6 @@ pytestmark = pytest.mark.realdata
 DATA_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "online_retail.csv.gz"
 AS_OF = datetime(2011, 12, 10, tzinfo=UTC)
 WINDOW = timedelta(days=365)
-GBP = "GBP"
 BATCH = 500
 
 #: DESIGN §4's default R×F grid, typed in independently of the policy module.
@@ -64,62 +62,9 @@ def load_plan() -> LoadPlan:
     return plan(read_rows(Path(DATA_FILE)))
 
 
-def wrap(payload: EventPayload, customer_id: str, aggregate: str, at: datetime) -> Envelope:
-    return Envelope.wrap(
-        payload,
-        producer="realdata-test",
-        aggregate_type=aggregate,
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id="online-retail",
-        occurred_at=at,
-    )
-
-
 def envelopes(p: LoadPlan) -> list[Envelope]:
-    first_order: dict[str, datetime] = {}
-    placed: dict[str, datetime] = {}
-    for o in p.orders:
-        first_order.setdefault(o.customer_id, o.placed_at)
-        placed[o.order_id] = o.placed_at
-    out = [
-        wrap(
-            customers.CustomerRegistered(
-                customer_id=c.customer_id, company_name=c.company_name, region=c.region, country=c.country
-            ),
-            c.customer_id,
-            "customer",
-            first_order.get(c.customer_id, datetime(2010, 12, 1, tzinfo=UTC)),
-        )
-        for c in p.customers
-    ]
-    for o in p.orders:
-        lines = [
-            orders.OrderLine(
-                sku=str(ln["sku"]),
-                description=str(ln["description"]),
-                quantity=int(str(ln["quantity"])),
-                unit_price=Money(amount=Decimal(str(ln["unit_price"])), currency=GBP),
-            )
-            for ln in o.lines
-        ]
-        payload = orders.OrderPlaced(
-            order_id=o.order_id,
-            customer_id=o.customer_id,
-            lines=lines,
-            total=Money(amount=o.total, currency=GBP),
-            placed_at=o.placed_at,
-            due_date=(o.placed_at + timedelta(days=30)).date(),
-            payment_days=30,
-        )
-        out.append(wrap(payload, o.customer_id, "order", o.placed_at))
-    for r in p.returns:
-        payload = orders.OrderReturned(
-            order_id=r.order_id, return_id=r.return_id, amount=Money(amount=r.amount, currency=GBP), reason=r.reason
-        )
-        out.append(wrap(payload, r.customer_id, "order", placed[r.order_id]))
-    return out
+    """The plan as contract events (the replay input; the expected figures below are computed apart)."""
+    return [envelope for _, envelope in contract_events(p, producer="realdata-test")]
 
 
 # -- the independent computation ---------------------------------------------------------------------
