@@ -136,7 +136,6 @@ def test_production_refuses_to_start_without_tokens_or_with_a_dev_token() -> Non
     assert OrdersSettings(**real_db, TIERSTREAM_API_TOKENS=TOKENS).api_tokens == TOKENS  # type: ignore[arg-type]
 
 
-
 def test_production_refuses_the_placeholder_tokens_of_the_env_example() -> None:
     real_db = {"database_url": "postgresql+asyncpg://svc:s3cret@db/orders", "TIERSTREAM_ENV": "production"}
     with pytest.raises(ValidationError, match="placeholder tokens"):
