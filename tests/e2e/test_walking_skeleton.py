@@ -145,3 +145,42 @@ def test_reads_of_unknown_things_are_404_and_streams_are_readable(running_stack:
     assert again.status_code == 409
     events = api_get(f"{c.url('customers')}/customers/{customer_id}/events").json()
     assert [(e["stream_version"], e["event_type"]) for e in events] == [(1, "CustomerRegistered")]
+
+
+def test_a_customers_streams_read_as_one_timeline(running_stack: stack.StackConfig) -> None:
+    from tierstream.streams import customer_streams
+
+    c = running_stack
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    response = api_post(
+        f"{c.url('customers')}/customers", json={"customer_id": customer_id, "company_name": "T", "region": "R"}
+    )
+    assert response.status_code == 201, response.text
+    for n in range(2):
+        line = {"sku": "S", "description": "goods", "quantity": 1, "unit_price": "10.00"}
+        body = {"customer_id": customer_id, "order_id": f"{customer_id}-o{n}", "lines": [line]}
+        assert post_order(f"{c.url('orders')}/orders", body).status_code == 201
+    assert (
+        api_post(f"{c.url('orders')}/orders/{customer_id}-o1/cancellation", json={"reason": "changed mind"}).status_code
+        == 200
+    )
+    complaint = api_post(
+        f"{c.url('feedback')}/complaints",
+        json={"customer_id": customer_id, "category": "product_quality", "severity": "low", "summary": "scratched"},
+    )
+    assert complaint.status_code == 201, complaint.text
+
+    found = customer_streams({s: c.url(s) for s in stack.SERVICES}, AUTH, customer_id)
+
+    assert (found.orders, found.orders_total, found.complaints) == (2, 2, 1)
+    lines = [(e.service, e.stream, e.version, e.event_type) for e in found.entries]
+    assert ("customers", f"customer {customer_id}", 1, "CustomerRegistered") in lines
+    assert ("orders", f"order {customer_id}-o1", 2, "OrderCancelled") in lines
+    assert [e for e in lines if e[0] == "orders" and e[3] == "OrderPlaced"] == [
+        ("orders", f"order {customer_id}-o0", 1, "OrderPlaced"),
+        ("orders", f"order {customer_id}-o1", 1, "OrderPlaced"),
+    ]
+    complaint_id = complaint.json()["complaint_id"]
+    assert ("feedback", f"complaint {complaint_id}", 1, "ComplaintFiled") in lines
+    assert [e.occurred_at for e in found.entries] == sorted(e.occurred_at for e in found.entries)
+    assert lines[0][3] == "CustomerRegistered"
