@@ -22,6 +22,8 @@ trap cleanup EXIT
 status=0
 echo "== lint (ruff)"
 uv run --frozen ruff check . || status=1
+echo "== browser for the dashboard's e2e tests (Debian chromium)"
+bash deploy/local/chromium.sh || echo "warning: no Chromium; the dashboard's browser tests will fail and say why" >&2
 echo "== tests (unit, contract, integration, e2e, fault, realdata)"
 uv run --frozen pytest "$@" || status=1
 exit $status

@@ -58,12 +58,15 @@ def _print_urls(config: stack.StackConfig, infra: stack.Infra) -> None:
     table.add_column("where")
     for service in stack.SERVICES:
         table.add_row(f"{service} API", f"{config.url(service)}/docs")
+    table.add_row("dashboard", config.dashboard_url())
     table.add_row("segment of a customer", f"{config.url('segmentation')}/customers/<id>/segment")
     table.add_row("Kafka", infra.bootstrap_servers)
     table.add_row("PostgreSQL", infra.pg_url.replace(":tierstream@", ":***@"))
     table.add_row("logs", str(config.log_dir))
     console.print(table)
-    console.print(f"Dashboard: [bold]{config.url('segmentation')}/docs[/]  (stop everything: tierstream down)")
+    console.print(f"Dashboard: [bold]{config.dashboard_url()}[/]", soft_wrap=True)
+    console.print("[dim]  read-only; to act on alerts, sign out there and sign in with dev-admin[/]")
+    console.print(f"API docs:  {config.url('segmentation')}/docs  (stop everything: tierstream down)", soft_wrap=True)
 
 
 @app.command()

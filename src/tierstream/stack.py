@@ -24,6 +24,8 @@ SERVICES = ("customers", "orders", "feedback", "segmentation")
 TOKEN_ENV = "TIERSTREAM_TOKEN"
 DEFAULT_TOKEN = "dev-admin"
 DEFAULT_PORTS = {"customers": 8001, "orders": 8002, "feedback": 8003, "segmentation": 8004}
+#: The read-only development token the printed dashboard URL carries (docs/api.md).
+DASHBOARD_TOKEN = "dev-dashboard"
 
 
 def api_token() -> str:
@@ -73,6 +75,12 @@ class StackConfig:
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
+
+    def dashboard_url(self) -> str:
+        """The web dashboard, signed in with the read-only dev token through the URL fragment (which the
+        browser keeps to itself); without it when tokens are configured, so the page asks for one."""
+        fragment = "" if os.environ.get("TIERSTREAM_API_TOKENS") else f"#token={DASHBOARD_TOKEN}"
+        return f"{self.url('segmentation')}/dashboard/{fragment}"
 
 
 @dataclass
@@ -167,8 +175,11 @@ def start_service(config: StackConfig, infra: Infra, service: str) -> int:
 def wait_ready(config: StackConfig, service: str, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no answer"
+    pid_file = _pid_file(config, service)
+    # The process we just started: alive or not (its command line may not name the service yet).
+    pid = int(pid_file.read_text().strip() or 0) if pid_file.exists() else 0
     while time.monotonic() < deadline:
-        if service_pid(config, service) is None:
+        if not pid or not _alive(pid):
             log = config.log_dir / f"{service}.log"
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-12:]) if log.exists() else ""
             raise StackError(f"{service} exited during start-up; the end of {log}:\n{tail}")

@@ -390,7 +390,9 @@ def _worse(s: Signals, which: str, by: int) -> Signals:
         "reopened": lambda: replace(s, complaints_reopened=s.complaints_reopened + by),
         "nps": lambda: replace(s, latest_nps=max(0, (10 if s.latest_nps is None else s.latest_nps) - by)),
         "csat": lambda: replace(s, latest_csat=max(1, (5 if s.latest_csat is None else s.latest_csat) - by)),
-        "overdue": lambda: replace(s, overdue={**s.overdue, OverdueBucket.DAYS_90_PLUS: D(by)}),
+        "overdue": lambda: replace(
+            s, overdue={**s.overdue, OverdueBucket.DAYS_90_PLUS: s.overdue.get(OverdueBucket.DAYS_90_PLUS, D(0)) + by}
+        ),
         "holds": lambda: replace(s, credit_holds=s.credit_holds + by),
     }
     return changes[which]()

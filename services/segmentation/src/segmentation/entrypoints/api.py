@@ -12,6 +12,7 @@ from segmentation.application.alerts import AlertAction, AlertNotFound, handle_a
 from segmentation.application.recalibration import recalibrate
 from segmentation.domain.policy import Policy
 from segmentation.entrypoints import schemas
+from segmentation.entrypoints.dashboard import PUBLIC_PATHS, caller_router, mount_dashboard
 from segmentation.projections import queries
 from segmentation.projections.calibrations import latest_calibration, list_calibrations
 from segmentation.projections.read_model import customer_segments, get_view
@@ -103,6 +104,17 @@ def build_api(container: Container) -> FastAPI:
             "calibration_id": current.id,
         }
 
+    @overview.get(
+        "/distributions/rfm-grid",
+        response_model=schemas.RfmGridOut,
+        summary="Customers and revenue share per cell of the R×F grid, with the segment rule table",
+    )
+    async def rfm_grid() -> Any:
+        cell = customer_segments.c.r_score * 10 + customer_segments.c.f_score
+        async with engine.connect() as conn:
+            rows, n, _ = await queries.distribution(conn, cell)
+        return _grid(rows, n, policy)
+
     @alerts.get("/alerts", response_model=schemas.AlertPage, summary="Churn-risk alerts")
     async def alert_list(
         state: Annotated[
@@ -177,17 +189,21 @@ def build_api(container: Container) -> FastAPI:
         async with engine.connect() as conn:
             return await list_calibrations(conn, limit)
 
-    return create_app(
+    app = create_app(
         service="segmentation",
         title="Tierstream segmentation",
-        description="Live customer segmentation: value tiers, RFM, lifecycle, activity, churn risk and alerts.",
-        routers=[customers, overview, alerts, calibration],
+        description="Live customer segmentation: value tiers, RFM, lifecycle, activity, churn risk and alerts. "
+        "A web dashboard over this API is served at /dashboard/.",
+        routers=[customers, overview, alerts, calibration, caller_router()],
         settings=container.settings,
         ready_checks={
             "database": database_check(engine),
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
         },
+        public_paths=PUBLIC_PATHS,
     )
+    mount_dashboard(app)
+    return app
 
 
 def _shares(rows: list[dict[str, Any]], customers: int, revenue: Decimal) -> list[dict[str, Any]]:
@@ -204,6 +220,26 @@ def _shares(rows: list[dict[str, Any]], customers: int, revenue: Decimal) -> lis
         }
         for r in rows
     ]
+
+
+def _grid(rows: list[dict[str, Any]], customers: int, policy: Policy) -> dict[str, Any]:
+    """The 25 cells (R 5 → 1, F 1 → 5) with counts and shares among the customers that have scores."""
+    by_cell = {r["key"]: r for r in rows if r["key"] is not None}
+    scored = sum(r["customers"] for r in by_cell.values())
+    revenue = sum((r["revenue"] or Decimal(0) for r in by_cell.values()), Decimal(0))
+    cells = []
+    for r in range(5, 0, -1):
+        for f in range(1, 6):
+            row = by_cell.get(r * 10 + f, {"customers": 0, "revenue": Decimal(0)})
+            [share] = _shares([{"key": None, **row}], scored, revenue)
+            cells.append({**share, "r_score": r, "f_score": f, "segment": policy.rfm.segment_of(r, f).code})
+    return {
+        "customers": customers,
+        "scored": scored,
+        "grid_version": policy.rfm.grid_version,
+        "segments": [{"code": s.code, "label": s.label, "r": list(s.r), "f": list(s.f)} for s in policy.rfm.segments],
+        "cells": cells,
+    }
 
 
 def _view(

@@ -209,6 +209,40 @@ class DistributionsOut(BaseModel):
     calibration_id: int | None
 
 
+class GridCellOut(BaseModel):
+    r_score: int = Field(ge=1, le=5)
+    f_score: int = Field(ge=1, le=5)
+    segment: str = Field(description="the segment owning this cell in the rule table")
+    customers: int
+    customer_share_pct: DecimalString = Field(description="of the customers with RFM scores")
+    revenue: DecimalString = Field(description="trailing-window net contribution")
+    revenue_share_pct: DecimalString = Field(description="of the revenue of the customers with RFM scores")
+
+
+class SegmentRuleOut(BaseModel):
+    code: str
+    label: str
+    r: list[int]
+    f: list[int]
+
+
+class RfmGridOut(BaseModel):
+    """Customers per cell of the 5×5 R×F grid, with the rule table that names the cells."""
+
+    customers: int = Field(description="all customers")
+    scored: int = Field(description="customers with R and F scores (the rest have no order in the window)")
+    grid_version: str
+    segments: list[SegmentRuleOut]
+    cells: list[GridCellOut] = Field(description="25 cells, R 5 → 1, then F 1 → 5")
+
+
+class CallerOut(BaseModel):
+    caller: str = Field(description="short, non-reversible id of the token (token:<sha256 prefix>)")
+    scopes: list[str]
+    can_read: bool
+    can_write: bool = Field(description="may act on alerts and recalibrate (segmentation:write)")
+
+
 class AcknowledgeIn(BaseModel):
     by: str | None = Field(default=None, min_length=1, max_length=100, description="operator id (default: the token)")
 
