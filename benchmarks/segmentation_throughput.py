@@ -182,7 +182,12 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=500, help="records per poll / transaction")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=SegmentationSettings.model_fields["consumer_batch_size"].default,
+        help="records per poll / transaction (default: the service's SEGMENTATION_CONSUMER_BATCH_SIZE default)",
+    )
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     parser.add_argument(
         "--database-url",

@@ -18,7 +18,7 @@ class SegmentationSettings(ServiceSettings):
     consumer_group: str = "segmentation.projector"
     # Larger polls than the shared default: a customer's events in one poll are graded once, and the
     # per-transaction costs are shared by more events (docs/segmentation.md, "Throughput").
-    consumer_batch_size: int = Field(default=2000, ge=1, le=10_000)
+    consumer_batch_size: int = Field(default=5000, ge=1, le=10_000)
     facts_cache_size: int = Field(
         default=20_000, ge=0, description="customers whose facts a consumer keeps in memory between polls"
     )

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from shared.events.envelope import Envelope, EventPayload
 
@@ -47,6 +47,9 @@ class EventRegistry:
     def __init__(self) -> None:
         self._models: dict[tuple[str, int], type[EventPayload]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        #: (event_type, schema_version) → an Envelope subclass whose ``data`` is that payload model, so
+        #: that envelope and payload are validated in one pass (see :meth:`_parse_fast`)
+        self._typed: dict[tuple[str, int], type[Envelope]] = {}
 
     def register(self, model: P) -> P:
         key = (model.event_type, model.schema_version)
@@ -101,6 +104,46 @@ class EventRegistry:
                 document = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise InvalidEvent("malformed_json", str(exc)) from exc
+        if type(document) is dict:
+            fast = self._parse_fast(document, upcast)
+            if fast is not None:
+                return fast
+        return self._parse_document(document, upcast)
+
+    def _parse_fast(self, document: dict[str, Any], upcast: bool) -> Envelope | None:
+        """The common case in one validation pass; None whenever the full path must decide.
+
+        Only a document whose ``event_type`` / ``schema_version`` are exactly a registered (str, int) key
+        and whose ``data`` is a JSON object qualifies, and it is validated by the same envelope fields and
+        the same payload model as :meth:`_parse_document` uses, so the result is the same ``Envelope``.
+        Any validation error falls back to the full path, which reports which part failed and why.
+        """
+        key = (document.get("event_type"), document.get("schema_version"))
+        if type(key[0]) is not str or type(key[1]) is not int or type(document.get("data")) is not dict:
+            return None
+        if upcast and key in self._upcasters:
+            return None
+        typed = self._typed.get(key)  # type: ignore[arg-type]
+        if typed is None:
+            model = self._models.get(key)  # type: ignore[arg-type]
+            if model is None:
+                return None
+            typed = self._typed[key] = create_model(  # type: ignore[index]
+                f"_{model.__name__}V{model.schema_version}Envelope", __base__=Envelope, data=(model, ...)
+            )
+        try:
+            parsed = typed.model_validate(document)
+        except ValidationError:
+            return None
+        # An Envelope with the validated values, as ``Envelope.model_construct`` builds it (no re-validation).
+        envelope = Envelope.__new__(Envelope)
+        object.__setattr__(envelope, "__dict__", parsed.__dict__)
+        object.__setattr__(envelope, "__pydantic_fields_set__", parsed.__pydantic_fields_set__)
+        object.__setattr__(envelope, "__pydantic_extra__", None)
+        object.__setattr__(envelope, "__pydantic_private__", None)
+        return envelope
+
+    def _parse_document(self, document: Any, upcast: bool) -> Envelope:
         if not isinstance(document, dict):
             raise InvalidEvent("malformed_envelope", f"expected a JSON object, got {type(document).__name__}")
         try:

@@ -14,6 +14,7 @@ per record, retried a bounded number of times, and then dead-letters that record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -49,6 +50,8 @@ _SAVE_OFFSETS = text(
     "ON CONFLICT (consumer_group, topic, partition) DO UPDATE "
     "SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"
 )
+#: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
+_DECODE_CHUNK = 250
 _LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = :g")
 
 
@@ -110,6 +113,8 @@ class ProjectionConsumer:
         batch_size: int = 500,
         handler_attempts: int = 3,
         client_id: str | None = None,
+        session_timeout_ms: int = 10_000,
+        max_partition_fetch_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.engine = engine
         self.projection = projection
@@ -129,8 +134,11 @@ class ProjectionConsumer:
             auto_offset_reset="earliest",
             max_poll_records=batch_size,
             max_poll_interval_ms=300_000,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=min(1_000, session_timeout_ms // 3),
+            # Room for a whole batch in one fetch response per partition (the default 1 MiB holds ~1,500
+            # typical events), so that polls reach ``batch_size`` and share the per-transaction costs.
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
             isolation_level="read_committed",
         )
 
@@ -139,33 +147,77 @@ class ProjectionConsumer:
         self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
         await self.consumer.start()
         log.info("consumer.started", group=self.group_id, topics=self.topics)
+        # The next poll is fetched and decoded while the current one's transaction runs (validation is
+        # CPU work, the transaction mostly waits for PostgreSQL); it is filtered against the assignment
+        # and the stored offsets only when its turn comes, after the current poll has committed.
+        ahead = asyncio.create_task(self._fetch())
         try:
             while not stop.is_set():
-                batch = self._at_or_above_floor(
-                    await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
-                )
+                fetched = await ahead
+                ahead = asyncio.create_task(self._fetch())
+                batch = self._at_or_above_floor(self._still_assigned(fetched))
                 if batch:
                     async with self._processing:
                         await self._process_until_done(batch, stop)
-                    for tp, records in batch.items():
-                        self._floors[tp] = records[-1].offset + 1
+                    for tp, items in batch.items():
+                        self._floors[tp] = items[-1].record.offset + 1
                     await self._advisory_commit(batch)
         finally:
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ahead
             await self.consumer.stop()
             log.info("consumer.stopped", group=self.group_id)
 
-    def _at_or_above_floor(
-        self, batch: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+    async def _fetch(self) -> dict[TopicPartition, list[_Decoded]]:
+        """The next poll, decoded in chunks that let a transaction in flight go on between them."""
+        fetched: dict[TopicPartition, list[_Decoded]] = {}
+        for tp, records in (await self._poll()).items():
+            decoded: list[_Decoded] = []
+            for start in range(0, len(records), _DECODE_CHUNK):
+                decoded.extend(self._decode(r) for r in records[start : start + _DECODE_CHUNK])
+                await asyncio.sleep(0)
+            fetched[tp] = decoded
+        return fetched
+
+    def _still_assigned(self, fetched: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
+        """Drop records of partitions revoked while they waited (their new owner reads them)."""
+        assigned = self.consumer.assignment()
+        kept = {tp: items for tp, items in fetched.items() if tp in assigned}
+        if len(kept) < len(fetched):
+            log.info(
+                "consumer.dropped_revoked", partitions=[f"{t.topic}:{t.partition}" for t in fetched if t not in kept]
+            )
+        return kept
+
+    async def _poll(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Up to ``batch_size`` records: wait for the first ones, then add whatever else is already fetched.
+
+        One ``getmany`` returns at most what the fetcher holds, often one fetch response per partition;
+        topping the poll up from the buffer (without waiting) gives fuller batches on a backlog and
+        changes nothing for live traffic.
+        """
+        batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+        count = sum(len(records) for records in batch.values())
+        while 0 < count < self.batch_size:
+            more = await self.consumer.getmany(timeout_ms=0, max_records=self.batch_size - count)
+            if not more:
+                break
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batch
+
+    def _at_or_above_floor(self, batch: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
         """Drop records below the offset PostgreSQL says comes next.
 
         A fetch can start from Kafka's (advisory) committed offset before the seek made on assignment
         takes effect; whatever such a fetch returns below the stored offset was already applied.
         """
-        kept: dict[TopicPartition, list[ConsumerRecord]] = {}
+        kept: dict[TopicPartition, list[_Decoded]] = {}
         for tp, records in batch.items():
             floor = self._floors.get(tp, 0)
-            fresh = [r for r in records if r.offset >= floor]
+            fresh = [d for d in records if d.record.offset >= floor]
             if len(fresh) < len(records):
                 log.info(
                     "consumer.skipped_below_stored_offset",
@@ -183,9 +235,8 @@ class ProjectionConsumer:
         return {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
 
     # -- processing -----------------------------------------------------------------------------
-    async def _process_until_done(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
-        records = [r for tp in sorted(batch) for r in batch[tp]]
-        decoded = [self._decode(r) for r in records]
+    async def _process_until_done(self, batch: dict[TopicPartition, list[_Decoded]], stop: asyncio.Event) -> None:
+        decoded = [d for tp in sorted(batch) for d in batch[tp]]
         backoff = 0.2
         while True:
             try:
@@ -273,23 +324,15 @@ class ProjectionConsumer:
             await self._finish(conn, decoded, outgoing + extra_dead)
 
     async def _dedupe(self, conn: AsyncConnection, decoded: Sequence[_Decoded]) -> list[_Decoded]:
-        seen: set[str] = set()
-        candidates: list[_Decoded] = []
+        candidates: dict[str, _Decoded] = {}  # event id → first delivery in this batch
         for item in decoded:
-            if item.envelope is None:
-                continue
-            key = str(item.envelope.event_id)
-            if key not in seen:
-                seen.add(key)
-                candidates.append(item)
+            if item.envelope is not None:
+                candidates.setdefault(str(item.envelope.event_id), item)
         if not candidates:
             return []
-        result = await conn.execute(
-            _INBOX,
-            {"g": self.group_id, "ids": [str(c.envelope.event_id) for c in candidates]},  # type: ignore[union-attr]
-        )
+        result = await conn.execute(_INBOX, {"g": self.group_id, "ids": list(candidates)})
         inserted = {str(row[0]) for row in result}
-        fresh = [c for c in candidates if str(c.envelope.event_id) in inserted]  # type: ignore[union-attr]
+        fresh = [item for key, item in candidates.items() if key in inserted]
         if len(fresh) < len(decoded):
             DUPLICATES.labels(self.group_id).inc(len([d for d in decoded if d.envelope]) - len(fresh))
         return fresh
@@ -322,8 +365,8 @@ class ProjectionConsumer:
             },
         )
 
-    async def _advisory_commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+    async def _advisory_commit(self, batch: dict[TopicPartition, list[_Decoded]]) -> None:
+        offsets = {tp: items[-1].record.offset + 1 for tp, items in batch.items() if items}
         try:
             await self.consumer.commit(offsets)
         except Exception as exc:  # advisory only: PostgreSQL holds the truth

@@ -113,6 +113,7 @@ async def rebuild(
     schema: str | None = None,
     keep: bool = True,
     batch_size: int = 2000,
+    cache_size: int = 250_000,
 ) -> RebuildReport:
     schema = schema or f"rebuild_{datetime.now(UTC):%Y%m%d%H%M%S}"
     async with live.begin() as conn:
@@ -138,7 +139,12 @@ async def rebuild(
     try:
         replayer = ProjectionConsumer(
             fresh,
-            SegmentProjector(topic="rebuild.discarded", policy=assessor.policy, clock=lambda: clock),
+            # The replayer is the only writer of the fresh tables: with room for every customer's facts
+            # it never reloads a customer's fact rows (a cache smaller than the customers seen made every
+            # miss re-read that customer's whole history, so the replay slowed down as history grew).
+            SegmentProjector(
+                topic="rebuild.discarded", policy=assessor.policy, clock=lambda: clock, cache_size=cache_size
+            ),
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             topics=topics,

@@ -18,6 +18,7 @@ and a replay all agree; the caller compares it with the stored status to emit a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -60,7 +61,14 @@ class ActivityAssessment:
 
 def purchase_days(order_dates: Iterable[datetime]) -> list[date]:
     """Distinct UTC calendar days with an order, ascending (naive datetimes are taken as UTC)."""
+    if type(order_dates) is tuple:  # one assessment asks up to three times for the same purchase times
+        return list(_purchase_days_of(order_dates))
     return sorted({_utc_day(moment) for moment in order_dates})
+
+
+@functools.lru_cache(maxsize=16)
+def _purchase_days_of(order_dates: tuple[datetime, ...]) -> tuple[date, ...]:
+    return tuple(sorted({_utc_day(moment) for moment in order_dates}))
 
 
 def _utc_day(moment: datetime) -> date:

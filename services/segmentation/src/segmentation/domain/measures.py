@@ -105,6 +105,7 @@ def measure(facts: CustomerFacts, as_of: datetime, policy: Policy) -> Measures:
         elif placed > as_of - 2 * spend_days:
             spend_previous += order.net
     purchases.sort()
+    purchase_times = tuple(purchases)
     last = purchases[-1] if purchases else None
     complaints = _complaints(facts, as_of)
     surveys = _surveys(facts, as_of, window_start)
@@ -116,8 +117,8 @@ def measure(facts: CustomerFacts, as_of: datetime, policy: Policy) -> Measures:
         window_net=window_net,
         last_order_at=last,
         recency_days=None if last is None else (today - _utc_day(last)).days,
-        purchase_times=tuple(purchases),
-        median_gap_days=activity.median_gap_days(purchases),
+        purchase_times=purchase_times,
+        median_gap_days=activity.median_gap_days(purchase_times),
         average_order_value=(window_net / window_orders) if window_orders else None,
         spend_last=spend_last,
         spend_previous=spend_previous,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -283,7 +284,7 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
     ):
         if rows:
             columns = tuple(rows[0])
-            await db.executemany(_statement(table, columns), [_values(row, columns) for row in rows])
+            await db.executemany(_statement(table, columns), list(map(_row_encoder(columns), rows)))
 
 
 @functools.cache
@@ -297,8 +298,21 @@ def _statement(table: str, columns: tuple[str, ...]) -> str:
     return f"{sql} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}{_TOUCH.get(table, '')}"
 
 
-def _values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in columns)
+@functools.cache
+def _row_encoder(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Row dict → statement arguments in ``columns`` order, JSON columns serialised (built once per shape)."""
+    values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    as_json = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
+    if not as_json:
+        return values  # type: ignore[return-value]
+
+    def encode(row: dict[str, Any]) -> tuple[Any, ...]:
+        out = list(values(row))
+        for i in as_json:
+            out[i] = json.dumps(out[i])
+        return tuple(out)
+
+    return encode
 
 
 async def all_customer_ids(conn: AsyncConnection) -> list[str]:
