@@ -86,3 +86,39 @@ class TestPostgresEventStore(EventStoreContract):
         async with store.engine.connect() as conn:
             count = await conn.scalar(text("SELECT count(*) FROM outbox"))
         assert count == 1
+
+    async def test_a_failing_hook_rolls_back_the_events_the_outbox_and_the_hooks_own_writes(
+        self, store: PostgresEventStore
+    ) -> None:
+        stream = f"s-{uuid.uuid4()}"
+
+        async def write_then_fail(conn) -> None:  # type: ignore[no-untyped-def]
+            await conn.execute(text("INSERT INTO inbox (consumer_group, event_id) VALUES ('g', gen_random_uuid())"))
+            raise RuntimeError("the hook refuses")
+
+        with pytest.raises(RuntimeError, match="refuses"):
+            await store.append(
+                stream, "thing", 0, new(2), [OutboxMessage(topic="t", key="k", value=b"{}")], write_then_fail
+            )
+        async with store.engine.connect() as conn:
+            counts = [
+                await conn.scalar(text(f"SELECT count(*) FROM {table}")) for table in ("events", "outbox", "inbox")
+            ]
+        assert counts == [0, 0, 0]
+        assert await store.stream_version(stream) == 0
+
+    async def test_a_hooks_writes_and_savepoints_commit_with_the_events(self, store: PostgresEventStore) -> None:
+        stream = f"s-{uuid.uuid4()}"
+
+        async def write_in_a_savepoint(conn) -> None:  # type: ignore[no-untyped-def]
+            async with conn.begin_nested():
+                await conn.execute(text("INSERT INTO inbox (consumer_group, event_id) VALUES ('g', gen_random_uuid())"))
+
+        async with store.transaction() as tx:
+            await store.append(stream, "thing", 0, new(1), hook=write_in_a_savepoint, tx=tx)
+            # nothing is visible to others before the caller's transaction commits
+            async with store.engine.connect() as other:
+                assert await other.scalar(text("SELECT count(*) FROM inbox")) == 0
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM inbox")) == 1
+        assert await store.stream_version(stream) == 1

@@ -1,5 +1,6 @@
 """PostgreSQL stopped under a running orders API: 503 + Retry-After, nothing half-written, and the
-same API instance serves again once the database is back (pool pre-ping), without a restart.
+same API instance serves again once the database is back (the pool drops closed connections), without a
+restart.
 
 This test starts its OWN PostgreSQL cluster with deploy/local/pg-local.sh (private PG_RUN_DIR, free
 port) — the shared test server is never touched — and stops it at the end, by the script.

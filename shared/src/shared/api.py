@@ -63,7 +63,9 @@ class NotFound(Exception):
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 
-def correlation_id(request: Request) -> str:
+# Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread,
+# a thread hop per request for what is a dictionary lookup.
+async def correlation_id(request: Request) -> str:
     return request.state.correlation_id
 
 
@@ -71,7 +73,7 @@ def correlation_id(request: Request) -> str:
 CorrelationId = Annotated[str, Depends(correlation_id)]
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[
         str | None,
         Header(description='the aggregate version the command expects, e.g. "3" (as returned in ETag)'),

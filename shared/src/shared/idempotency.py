@@ -47,6 +47,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db.engine import driver_connection, driver_of
 from shared.eventsourcing.store import TransactionHook
 from shared.logging import get_logger
 
@@ -85,7 +86,8 @@ class IdempotencyClaim:
         """Insert the key row in ``conn``'s transaction; raise :class:`IdempotencyKeyInUse` if taken."""
         if self.recorded:
             return
-        inserted = await conn.scalar(_CLAIM, {"scope": self.scope, "key": self.key, "hash": self.request_hash})
+        driver = await driver_of(conn)
+        inserted = await driver.fetchval(_CLAIM, self.scope, self.key, self.request_hash)
         if inserted is None:
             self.conflicted = True
             raise IdempotencyKeyInUse(f"{HEADER} {self.key!r} was used by a concurrent request")
@@ -125,18 +127,19 @@ def mark_recorded() -> None:
 
 
 # -- storage ------------------------------------------------------------------------------------------
-_CLAIM = text(
-    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash) "
+# Plain SQL for the driver (prepared once per connection): these run on every keyed POST.
+_CLAIM = (
+    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3) "
     "ON CONFLICT (scope, key) DO NOTHING RETURNING 1"
 )
-_LOOKUP = text(
-    "SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys "
-    "WHERE scope = :scope AND key = :key"
+_LOOKUP = (
+    "SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2"
 )
 # Also covers commands that appended nothing (no row yet); never overwrites another request's answer.
-_COMPLETE = text(
+# One statement, so autocommit is its transaction.
+_COMPLETE = (
     "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, completed_at) "
-    "VALUES (:scope, :key, :hash, :status, :body, now()) "
+    "VALUES ($1, $2, $3, $4, $5, now()) "
     "ON CONFLICT (scope, key) DO UPDATE SET status_code = EXCLUDED.status_code, "
     "response_body = EXCLUDED.response_body, completed_at = EXCLUDED.completed_at "
     "WHERE idempotency_keys.status_code IS NULL AND idempotency_keys.request_hash = EXCLUDED.request_hash"
@@ -161,17 +164,16 @@ class IdempotencyStore:
         self.engine = engine
 
     async def lookup(self, scope: str, key: str) -> StoredResponse | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(_LOOKUP, {"scope": scope, "key": key})).first()
+        async with driver_connection(self.engine) as driver:
+            row = await driver.fetchrow(_LOOKUP, scope, key)
         if row is None:
             return None
-        body = bytes(row.response_body) if row.response_body is not None else None
-        return StoredResponse(row.request_hash, row.status_code, body, row.created_at)
+        body = bytes(row["response_body"]) if row["response_body"] is not None else None
+        return StoredResponse(row["request_hash"], row["status_code"], body, row["created_at"])
 
     async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> None:
-        params = {"scope": claim.scope, "key": claim.key, "hash": claim.request_hash, "status": status, "body": body}
-        async with self.engine.begin() as conn:
-            await conn.execute(_COMPLETE, params)
+        async with driver_connection(self.engine) as driver:
+            await driver.execute(_COMPLETE, claim.scope, claim.key, claim.request_hash, status, body)
 
 
 async def purge_expired(engine: AsyncEngine, retention: timedelta, *, batch: int = 10_000) -> int | None:

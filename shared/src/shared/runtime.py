@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import typer
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,6 +94,9 @@ async def serve_api(container: Container[Any], app: FastAPI, stop: asyncio.Event
         log_config=None,
         access_log=False,
         lifespan="on",
+        # C parser; the loop itself is uvloop, chosen by build_cli's runner (uvicorn's own
+        # loop setting only applies when uvicorn creates the loop).
+        http="httptools",
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -205,8 +209,8 @@ def build_cli(definition: ServiceDefinition[Any]) -> typer.Typer:
     app = typer.Typer(help=f"Tierstream {definition.name} service", no_args_is_help=True, add_completion=False)
 
     def run(roles: set[str]) -> None:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run_roles(definition, roles))
+        with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run_roles(definition, roles))
 
     @app.command()
     def api() -> None:

@@ -119,7 +119,13 @@ class ServiceSettings(ApiSettings):
     service_name: ClassVar[str] = "service"
 
     database_url: str = Field(default="", description="SQLAlchemy URL of this service's own database")
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="connections kept open (as many again may open under bursts, closed when returned); "
+        "a command holds one for its whole transaction",
+    )
     kafka_bootstrap_servers: str = Field(
         default=f"127.0.0.1:{DEV_KAFKA_PORT}", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )

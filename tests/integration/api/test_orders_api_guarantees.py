@@ -135,3 +135,38 @@ async def test_reads_of_one_order_carry_its_version_as_etag_and_need_a_read_scop
         "/orders", json=order_body("c-read", "o-read-2"), headers={"Authorization": "Bearer dev-dashboard"}
     )
     assert refused.status_code == 403 and refused.json()["missing_scope"] == "orders:write"
+
+
+async def test_an_order_id_already_taken_is_409_with_nothing_appended_and_the_credit_position_unchanged(
+    orders: tuple[httpx.AsyncClient, Container[Any]],
+) -> None:
+    client, container = orders
+    await register_customer(container, "c-dup")
+    first = await client.post("/orders", json=order_body("c-dup", "o-dup"))
+    assert first.status_code == 201, first.text
+    again = await asyncio.gather(*(client.post("/orders", json=order_body("c-dup", "o-dup", "7.00")) for _ in range(5)))
+    assert [a.status_code for a in again] == [409] * 5, [a.text for a in again]
+    assert all("already exists" in a.json()["detail"] for a in again)
+    async with container.engine.connect() as conn:
+        events = await conn.scalar(text("SELECT count(*) FROM events"))
+        outbox = await conn.scalar(text("SELECT count(*) FROM outbox"))
+        receivable = (await conn.execute(text("SELECT total, order_version FROM receivables"))).one()
+        credit_version = await conn.scalar(text("SELECT credit_version FROM customer_credit"))
+    assert events == outbox == first.json()["version"]
+    assert tuple(receivable) == (1000, first.json()["version"])  # the first order's, untouched
+    assert credit_version == 2  # registered + one order placed; the refused ones rolled back
+
+
+async def test_concurrent_placements_of_one_order_id_for_different_customers_have_one_winner(
+    orders: tuple[httpx.AsyncClient, Container[Any]],
+) -> None:
+    client, container = orders
+    for n in range(6):
+        await register_customer(container, f"c-{n}")
+    answers = await asyncio.gather(*(client.post("/orders", json=order_body(f"c-{n}", "o-shared")) for n in range(6)))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 5, [a.text for a in answers]
+    async with container.engine.connect() as conn:
+        streams = (await conn.execute(text("SELECT stream_id, max(stream_version) FROM events GROUP BY 1"))).all()
+        receivables = await conn.scalar(text("SELECT count(*) FROM receivables"))
+    assert [s for s, _ in streams] == ["order-o-shared"]
+    assert receivables == 1

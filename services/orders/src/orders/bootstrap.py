@@ -1,13 +1,15 @@
 """Composition root of the orders service: the one place parts are wired together.
 
 Tests inject fakes through the keyword arguments (an in-memory store and ledger) or a fixed clock
-through ``container.parts["clock"]`` before calling :func:`wire`.
+through ``container.parts["clock"]`` before calling :func:`wire`. ``ORDERS_CLOCK_START`` (demos of
+historical data) sets the overdue sweep's clock only: events keep their real recording times.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orders.adapters.ledger import PostgresCreditLedger
 from orders.application.handlers import OrderHandlers
@@ -36,6 +38,15 @@ def wire(
     container.parts["orders"] = repository
     container.parts["ledger"] = postgres_ledger  # the read side of the API
     container.parts["handlers"] = OrderHandlers(repository, ledger, policy=settings.credit_policy(), clock=clock)
+    sweep_clock = clock
+    if "clock" not in container.parts and settings.clock_start is not None:
+        sweep_clock = running_from(settings.clock_start)
     container.parts["overdue_sweep"] = OverdueSweep(
-        repository, ledger, clock=clock, batch_size=settings.overdue_sweep_batch_size
+        repository, ledger, clock=sweep_clock, batch_size=settings.overdue_sweep_batch_size
     )
+
+
+def running_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that starts at ``start`` and advances in real time."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from orders.domain.credit import CreditPolicy
@@ -26,6 +26,17 @@ class OrdersSettings(ServiceSettings):
     overdue_hold_days: int = Field(default=60, ge=0, description="hold orders of customers this many days overdue")
     overdue_sweep_interval_s: float = Field(default=60, gt=0, description="seconds between overdue sweeps")
     overdue_sweep_batch_size: int = Field(default=500, ge=1, le=10_000)
+    clock_start: AwareDatetime | None = Field(
+        default=None,
+        description="run the overdue sweep's clock from this instant onwards (demos of historical data such as "
+        "the Online Retail set, 2010–2011); refused in production",
+    )
+
+    @model_validator(mode="after")
+    def _no_simulated_clock_in_production(self) -> OrdersSettings:
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError("ORDERS_CLOCK_START is for demos and tests; refused in production")
+        return self
 
     def credit_policy(self) -> CreditPolicy:
         return CreditPolicy(

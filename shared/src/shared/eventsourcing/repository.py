@@ -11,6 +11,7 @@ customers service uses it to encrypt personal data per customer (see :mod:`share
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -54,6 +55,10 @@ class AggregateRepository(Generic[A]):
         self.clock = clock
         self.codec: EventCodec = codec or PlainCodec()
 
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A transaction of the store, to pass as ``save(..., tx=...)`` (see :meth:`EventStore.transaction`)."""
+        return self.store.transaction()
+
     async def get(self, aggregate_id: str) -> A | None:
         stored = await self.store.read_stream(self.aggregate_cls.stream_id_for(aggregate_id))
         if not stored:
@@ -78,6 +83,7 @@ class AggregateRepository(Generic[A]):
         causation_id: str | None = None,
         hook: TransactionHook | None = None,
         expected_version: int | None = None,
+        tx: Any = None,
     ) -> list[Envelope]:
         """Append pending events + their public envelopes atomically; returns the envelopes.
 
@@ -85,7 +91,9 @@ class AggregateRepository(Generic[A]):
         version raises :class:`ConcurrencyConflict` before anything is written.
 
         When the HTTP request being served carries an ``Idempotency-Key`` (:mod:`shared.idempotency`),
-        the key is recorded in the same append transaction: events and key commit together or not at all."""
+        the key is recorded in the same append transaction: events and key commit together or not at all.
+        ``tx`` (from :meth:`transaction`) appends in a transaction the caller holds open, e.g. after reads
+        that must see the same state; the events then commit when that transaction does."""
         if expected_version is not None and expected_version != aggregate.stored_version:
             raise ConcurrencyConflict(aggregate.stream_id, expected_version, aggregate.stored_version)
         pending = aggregate.pending_events
@@ -135,6 +143,7 @@ class AggregateRepository(Generic[A]):
             new_events,
             [OutboxMessage.from_envelope(e, self.topic) for e in envelopes],
             chain_hooks(encoded.hook, hook),
+            tx=tx,
         )
         if claim is not None:
             claim.recorded = True

@@ -7,18 +7,19 @@ moved past ``expected_version`` raises :class:`ConcurrencyConflict` (the primary
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db.tables import events as events_table
-from shared.messaging.outbox import OutboxMessage, write_outbox
+from shared.db.engine import Transaction, driver_connection, transaction
+from shared.messaging.outbox import OutboxMessage, outbox_columns
 
 
 class ConcurrencyConflict(Exception):
@@ -68,8 +69,15 @@ class EventStore(Protocol):
         events: Sequence[NewEvent],
         outbox: Sequence[OutboxMessage] = (),
         hook: TransactionHook | None = None,
+        tx: Any = None,
     ) -> int:
-        """Append ``events`` after ``expected_version``; return the new stream version."""
+        """Append ``events`` after ``expected_version``; return the new stream version.
+
+        ``tx`` (from :meth:`transaction`) runs the append in a transaction the caller holds open."""
+        ...
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A transaction for commands that read and append together; commits when the block ends."""
         ...
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]: ...
@@ -78,8 +86,18 @@ class EventStore(Protocol):
 
 
 class PostgresEventStore:
+    """The event store on PostgreSQL, through the asyncpg driver (prepared statements, no SQL compilation).
+
+    An append is one statement: it checks the stream's version, inserts the events and their outbox rows
+    (data-modifying CTEs over ``unnest`` arrays), so a command costs the same round trips for one event or
+    ten. Hooks then run on the same transaction's SQLAlchemy connection."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """One transaction for a command that reads and appends together (pass it as ``tx``)."""
+        return transaction(self.engine)
 
     async def append(
         self,
@@ -89,13 +107,16 @@ class PostgresEventStore:
         events: Sequence[NewEvent],
         outbox: Sequence[OutboxMessage] = (),
         hook: TransactionHook | None = None,
+        tx: Transaction | None = None,
     ) -> int:
-        async with self.engine.begin() as conn:
-            return await self.append_in(conn, stream_id, aggregate_type, expected_version, events, outbox, hook)
+        if tx is not None:
+            return await self.append_in(tx, stream_id, aggregate_type, expected_version, events, outbox, hook)
+        async with transaction(self.engine) as own:
+            return await self.append_in(own, stream_id, aggregate_type, expected_version, events, outbox, hook)
 
     async def append_in(
         self,
-        conn: AsyncConnection,
+        tx: Transaction,
         stream_id: str,
         aggregate_type: str,
         expected_version: int,
@@ -104,57 +125,71 @@ class PostgresEventStore:
         hook: TransactionHook | None = None,
     ) -> int:
         """Append inside the caller's transaction (for callers that do more in the same one)."""
-        if expected_version > 0:
-            current = await self._version_in(conn, stream_id)
-            if current != expected_version:
-                raise ConcurrencyConflict(stream_id, expected_version, current)
-        rows = [
-            {
-                "stream_id": stream_id,
-                "stream_version": expected_version + i,
-                "aggregate_type": aggregate_type,
-                "event_id": e.event_id,
-                "event_type": e.event_type,
-                "schema_version": e.schema_version,
-                "occurred_at": e.occurred_at,
-                "data": e.data,
-                "metadata": e.metadata,
-            }
-            for i, e in enumerate(events, start=1)
-        ]
-        if rows:
+        if events or outbox or expected_version > 0:
             try:
-                async with conn.begin_nested():
-                    await conn.execute(insert(events_table), rows)
-            except IntegrityError as exc:
-                if "events_pkey" in str(exc.orig):
+                current = await tx.driver.fetchval(
+                    _APPEND,
+                    stream_id,
+                    expected_version,
+                    aggregate_type,
+                    [e.event_id for e in events],
+                    [e.event_type for e in events],
+                    [e.schema_version for e in events],
+                    [e.occurred_at for e in events],
+                    [json.dumps(e.data, separators=(",", ":")) for e in events],
+                    [json.dumps(e.metadata, separators=(",", ":")) for e in events],
+                    *outbox_columns(outbox),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "events_pkey":
                     raise ConcurrencyConflict(stream_id, expected_version) from exc
                 raise
-        await write_outbox(conn, outbox)
+            if current != expected_version:
+                raise ConcurrencyConflict(stream_id, expected_version, current)
         if hook is not None:
-            await hook(conn)
-        return expected_version + len(rows)
+            await hook(tx.conn)
+        return expected_version + len(events)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        query = (
-            select(events_table)
-            .where(events_table.c.stream_id == stream_id, events_table.c.stream_version >= from_version)
-            .order_by(events_table.c.stream_version)
-        )
-        async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [StoredEvent(**row._mapping) for row in result]
+        async with driver_connection(self.engine) as driver:
+            rows = await driver.fetch(_READ_STREAM, stream_id, from_version)
+        return [StoredEvent(*row) for row in rows]
 
     async def stream_version(self, stream_id: str) -> int:
-        async with self.engine.connect() as conn:
-            return await self._version_in(conn, stream_id)
+        async with driver_connection(self.engine) as driver:
+            return int(await driver.fetchval(_STREAM_VERSION, stream_id))
 
-    @staticmethod
-    async def _version_in(conn: AsyncConnection, stream_id: str) -> int:
-        query = select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
-            events_table.c.stream_id == stream_id
-        )
-        return int((await conn.execute(query)).scalar_one())
+
+# The stream's version is read in the statement's snapshot; when it is not the expected one nothing is
+# inserted (the caller raises a conflict). Two appends racing past that check collide on events_pkey.
+_APPEND = """
+WITH current_version AS (
+    SELECT coalesce(max(stream_version), 0) AS version FROM events WHERE stream_id = $1
+), appended AS (
+    INSERT INTO events (stream_id, stream_version, aggregate_type, event_id, event_type, schema_version,
+                        occurred_at, data, metadata)
+    SELECT $1, $2 + e.n, $3, e.event_id, e.event_type, e.schema_version, e.occurred_at, e.data, e.metadata
+      FROM unnest($4::uuid[], $5::text[], $6::int[], $7::timestamptz[], $8::jsonb[], $9::jsonb[])
+           WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, data, metadata, n),
+           current_version
+     WHERE current_version.version = $2
+    RETURNING 1
+), published AS (
+    INSERT INTO outbox (message_id, topic, key, value, headers)
+    SELECT m.message_id, m.topic, m.key, m.value, m.headers
+      FROM unnest($10::uuid[], $11::text[], $12::text[], $13::bytea[], $14::jsonb[])
+           AS m(message_id, topic, key, value, headers),
+           current_version
+     WHERE current_version.version = $2
+)
+SELECT version FROM current_version
+"""
+_READ_STREAM = (
+    "SELECT position, stream_id, stream_version, aggregate_type, event_id, event_type, schema_version, "
+    "occurred_at, data, metadata, recorded_at FROM events "
+    "WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version"
+)
+_STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
 
 class InMemoryEventStore:
@@ -166,6 +201,10 @@ class InMemoryEventStore:
         self._position = 0
         self._event_ids: set[uuid.UUID] = set()
 
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Nothing to hold: every append is atomic on its own (the fake has no reads to isolate)."""
+        return contextlib.nullcontext()
+
     async def append(
         self,
         stream_id: str,
@@ -174,6 +213,7 @@ class InMemoryEventStore:
         events: Sequence[NewEvent],
         outbox: Sequence[OutboxMessage] = (),
         hook: TransactionHook | None = None,
+        tx: Any = None,
     ) -> int:
         stream = self.streams.get(stream_id, [])
         if len(stream) != expected_version:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,6 +36,17 @@ class OutboxMessage:
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         return [(k, v.encode()) for k, v in self.headers]
+
+
+def outbox_columns(messages: Sequence[OutboxMessage]) -> tuple[list[Any], ...]:
+    """The messages as column arrays (message_id, topic, key, value, headers JSON) for ``unnest``."""
+    return (
+        [m.message_id for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [json.dumps(m.headers, separators=(",", ":")) for m in messages],
+    )
 
 
 async def write_outbox(conn: AsyncConnection, messages: Sequence[OutboxMessage]) -> None:

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, bindparam, func, select, text, update
+from sqlalchemy import Date, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,20 +26,49 @@ from orders.domain.credit import CreditTerms, Exposure, bucket_rank
 from orders.domain.customer_credit import CustomerCredit
 from orders.domain.errors import CreditCheckStale
 from orders.domain.order import Order
+from shared.db.engine import Transaction, driver_connection, driver_of
 from shared.eventsourcing.store import TransactionHook
 
-_SNAPSHOT = text(
-    """
+# The statements of the command path are plain SQL run through the driver (prepared once per connection).
+_SNAPSHOT = """
     SELECT c.customer_id, c.registered, c.active, c.credit_limit, c.limit_currency, c.payment_days, c.rating,
            c.credit_version,
            (SELECT coalesce(sum(r.outstanding), 0) FROM receivables r
-             WHERE r.customer_id = c.customer_id AND r.currency = :currency AND r.outstanding > 0) AS unpaid,
+             WHERE r.customer_id = c.customer_id AND r.currency = $2 AND r.outstanding > 0) AS unpaid,
            (SELECT min(r.due_date) FROM receivables r
              WHERE r.customer_id = c.customer_id AND r.outstanding > 0) AS oldest_unpaid_due
       FROM customer_credit c
-     WHERE c.customer_id = :customer_id
-    """
+     WHERE c.customer_id = $1
+"""
+
+_RECEIVABLE_COLUMNS = (
+    "order_id, customer_id, currency, total, returned, paid, outstanding, status, placed_at, due_date, "
+    "payment_days, overdue_bucket, overdue_rank, order_version"
 )
+_RECEIVABLE_VALUES = (
+    "$1::text, $2::text, $3::text, $4::numeric, $5::numeric, $6::numeric, $7::numeric, $8::text, "
+    "$9::timestamptz, $10::date, $11::int, $12::text, $13::smallint, $14::int"
+)
+_RECEIVABLE_CONFLICT = (
+    "ON CONFLICT (order_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _RECEIVABLE_COLUMNS.split(", ")[1:])
+    + ", updated_at = now() WHERE receivables.order_version < EXCLUDED.order_version"
+)
+_RECORD = f"INSERT INTO receivables ({_RECEIVABLE_COLUMNS}) VALUES ({_RECEIVABLE_VALUES}) {_RECEIVABLE_CONFLICT}"
+# Take the next credit version only if it is still the one the check saw, and record the receivable only
+# then; the answer says whether the version was taken.
+_PLACE = f"""
+WITH bumped AS (
+    UPDATE customer_credit SET credit_version = credit_version + 1
+     WHERE customer_id = $2 AND credit_version = $15
+    RETURNING 1
+), recorded AS (
+    INSERT INTO receivables ({_RECEIVABLE_COLUMNS})
+    SELECT {_RECEIVABLE_VALUES} WHERE EXISTS (SELECT 1 FROM bumped)
+    {_RECEIVABLE_CONFLICT}
+)
+SELECT count(*) FROM bumped
+"""
 
 # Unpaid orders whose current bucket (by days past due on :today) is later than the one last reported.
 _OVERDUE_CANDIDATES = text(
@@ -90,6 +119,26 @@ def row_to_customer(row: Any) -> CustomerCredit:
     )
 
 
+def receivable_values(order: Order) -> tuple[Any, ...]:
+    """The receivable row of ``order`` as $1…$14 of the statements above."""
+    return (
+        order.id,
+        order.customer_id,
+        order.currency,
+        order.total,
+        order.returned,
+        order.paid,
+        order.outstanding,
+        order.status,
+        order.placed_at,
+        order.due_date,
+        order.payment_days,
+        None if order.overdue_bucket is None else str(order.overdue_bucket),
+        bucket_rank(order.overdue_bucket),
+        order.version,
+    )
+
+
 def receivable_row(order: Order) -> dict[str, Any]:
     return {
         "order_id": order.id,
@@ -107,18 +156,6 @@ def receivable_row(order: Order) -> dict[str, Any]:
         "overdue_rank": bucket_rank(order.overdue_bucket),
         "order_version": order.version,
     }
-
-
-async def upsert_receivable(conn: AsyncConnection, order: Order) -> None:
-    stmt = insert(receivables).values(receivable_row(order))
-    columns = [c.name for c in receivables.columns if c.name not in ("order_id", "updated_at")]
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["order_id"],
-            set_={**{name: stmt.excluded[name] for name in columns}, "updated_at": func.now()},
-            where=receivables.c.order_version < stmt.excluded.order_version,
-        )
-    )
 
 
 # -- the customer credit projection (written by the consumer) ----------------------------------------------
@@ -158,38 +195,48 @@ async def save_customers(conn: AsyncConnection, customers: Sequence[CustomerCred
     )
 
 
+class _Row:
+    """Attribute access to a driver record, as :func:`row_to_customer` reads SQLAlchemy rows."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return self._record[name]
+
+
 class PostgresCreditLedger:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
     # -- the credit check ------------------------------------------------------------------------
-    async def position(self, customer_id: str, currency: str) -> tuple[CustomerCredit | None, Exposure]:
-        """The customer (None if unknown) and what it owes, read in one snapshot."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(_SNAPSHOT, {"customer_id": customer_id, "currency": currency})).first()
+    async def position(
+        self, customer_id: str, currency: str, *, tx: Transaction | None = None
+    ) -> tuple[CustomerCredit | None, Exposure]:
+        """The customer (None if unknown) and what it owes, read in one snapshot (in ``tx`` when given)."""
+        if tx is not None:
+            row = await tx.driver.fetchrow(_SNAPSHOT, customer_id, currency)
+        else:
+            async with driver_connection(self.engine) as driver:
+                row = await driver.fetchrow(_SNAPSHOT, customer_id, currency)
         if row is None:
             return None, Exposure()
-        return row_to_customer(row), Exposure(unpaid=amount(row.unpaid), oldest_unpaid_due=row.oldest_unpaid_due)
+        exposure = Exposure(unpaid=amount(row["unpaid"]), oldest_unpaid_due=row["oldest_unpaid_due"])
+        return row_to_customer(_Row(row)), exposure
 
     def placing(self, order: Order, checked_version: int) -> TransactionHook:
         async def hook(conn: AsyncConnection) -> None:
-            bumped = await conn.execute(
-                update(customer_credit)
-                .where(
-                    customer_credit.c.customer_id == order.customer_id,
-                    customer_credit.c.credit_version == checked_version,
-                )
-                .values(credit_version=customer_credit.c.credit_version + 1)
-            )
-            if bumped.rowcount != 1:
+            driver = await driver_of(conn)
+            if await driver.fetchval(_PLACE, *receivable_values(order), checked_version) != 1:
                 raise CreditCheckStale(order.customer_id)
-            await upsert_receivable(conn, order)
 
         return hook
 
     def recording(self, order: Order) -> TransactionHook:
         async def hook(conn: AsyncConnection) -> None:
-            await upsert_receivable(conn, order)
+            await (await driver_of(conn)).execute(_RECORD, *receivable_values(order))
 
         return hook
 

@@ -37,7 +37,9 @@ class InMemoryCreditLedger:
     def put_customer(self, customer: CustomerCredit) -> None:
         self.customers[customer.customer_id] = customer
 
-    async def position(self, customer_id: str, currency: str) -> tuple[CustomerCredit | None, Exposure]:
+    async def position(
+        self, customer_id: str, currency: str, *, tx: Any = None
+    ) -> tuple[CustomerCredit | None, Exposure]:
         customer = self.customers.get(customer_id)
         unpaid = [r for r in self.receivables.values() if r.customer_id == customer_id and r.outstanding > 0]
         exposure = Exposure(

@@ -28,6 +28,7 @@ from shared.api import NotFound
 from shared.events.envelope import utc_now
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
+from shared.eventsourcing.store import ConcurrencyConflict
 
 CREDIT_HOLDS = Counter("tierstream_orders_credit_holds_total", "Orders placed on credit hold", ["reason"])
 
@@ -59,26 +60,29 @@ class OrderHandlers:
         order_id = cmd.order_id or str(uuid.uuid4())
         placed_at = cmd.placed_at or self.clock()
         for attempt in range(1, self.place_attempts + 1):
-            if await self.orders.get(order_id) is not None:
-                raise DomainError(f"order {order_id} already exists")
-            customer, exposure = await self.ledger.position(cmd.customer_id, cmd.currency)
-            order = place_order(
-                order_id,
-                cmd.customer_id,
-                cmd.lines,
-                currency=cmd.currency,
-                placed_at=placed_at,
-                customer=customer,
-                exposure=exposure,
-                policy=self.policy,
-            )
-            assert customer is not None  # place_order refuses unknown customers
             try:
-                hook = self.ledger.placing(order, customer.version)
-                await self.orders.save(order, correlation_id=correlation_id, hook=hook)
+                # One transaction: the credit check reads the position, the append re-checks its version.
+                # An existing order id needs no read first: its first event collides with the stream's.
+                async with self.orders.transaction() as tx:
+                    customer, exposure = await self.ledger.position(cmd.customer_id, cmd.currency, tx=tx)
+                    order = place_order(
+                        order_id,
+                        cmd.customer_id,
+                        cmd.lines,
+                        currency=cmd.currency,
+                        placed_at=placed_at,
+                        customer=customer,
+                        exposure=exposure,
+                        policy=self.policy,
+                    )
+                    assert customer is not None  # place_order refuses unknown customers
+                    hook = self.ledger.placing(order, customer.version)
+                    await self.orders.save(order, correlation_id=correlation_id, hook=hook, tx=tx)
             except CreditCheckStale:
                 await asyncio.sleep(random.uniform(0, 0.02 * attempt))
                 continue
+            except ConcurrencyConflict as exc:
+                raise DomainError(f"order {order_id} already exists") from exc
             if order.hold is not None:
                 for reason in order.hold.reasons:
                     CREDIT_HOLDS.labels(str(reason)).inc()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from orders.domain.credit import Exposure
 from orders.domain.customer_credit import CustomerCredit
@@ -14,8 +14,11 @@ from shared.eventsourcing.store import TransactionHook
 class CreditLedger(Protocol):
     """The customer credit projection and the receivables view, as the handlers and the sweep use them."""
 
-    async def position(self, customer_id: str, currency: str) -> tuple[CustomerCredit | None, Exposure]:
-        """The customer (None if unknown to orders) and its unpaid exposure in ``currency``."""
+    async def position(
+        self, customer_id: str, currency: str, *, tx: Any = None
+    ) -> tuple[CustomerCredit | None, Exposure]:
+        """The customer (None if unknown to orders) and its unpaid exposure in ``currency``; read in ``tx``
+        (a transaction of the event store) when given, so the check and the append share one transaction."""
         ...
 
     def placing(self, order: Order, checked_version: int) -> TransactionHook:

@@ -46,7 +46,7 @@ from shared.events.envelope import Money
 from shared.runtime import Container
 
 
-def field_error(_request: Request, exc: Exception) -> JSONResponse:
+async def field_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FieldRuleViolation)
     value = exc.value if exc.value is None or isinstance(exc.value, str | int) else str(exc.value)
     error = {"type": exc.code, "loc": ["body", exc.field], "msg": str(exc), "input": value}
