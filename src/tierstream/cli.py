@@ -360,12 +360,12 @@ def streams(
             console.print_json(json.dumps(entry.__dict__, default=str))
         return
     table = Table(title=f"streams of customer {customer_id}")
-    for column in ("occurred at", "service", "stream", "v", "event", "data"):
-        table.add_column(column, overflow="fold")
+    for column in ("recorded at (UTC)", "stream", "v", "event"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("data", overflow="fold")
     for entry in found.entries:
         table.add_row(
-            entry.occurred_at[:19],
-            entry.service,
+            entry.occurred_at[:19].replace("T", " "),
             entry.stream,
             str(entry.version),
             entry.event_type,

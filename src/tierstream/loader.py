@@ -1,5 +1,6 @@
 """Load a :class:`LoadPlan` through the public HTTP APIs, concurrently, with a progress bar.
 
+Customers first; then each order followed by its returns and its (assumed) payment, many orders at once.
 Re-running is safe: a 409 for something that already exists counts as "already loaded".
 """
 
@@ -69,24 +70,53 @@ async def load(
             body = {"amount": format(cmd.amount, "f"), "reason": cmd.reason, "return_id": cmd.return_id}
             return client.post(f"{urls['orders']}/orders/{cmd.order_id}/returns", json=body)
 
-        await _phase("customers", plan.customers, customer, report, concurrency, progress)
-        await _phase("orders", plan.orders, order, report, concurrency, progress)
-
         def pay(cmd: PaymentCmd) -> Awaitable[httpx.Response]:
             body = {"amount": format(cmd.amount, "f"), "payment_id": cmd.payment_id}
             return client.post(f"{urls['orders']}/orders/{cmd.order_id}/payments", json=body)
 
-        await _phase("returns", plan.returns, ret, report, concurrency, progress)
-        if payments:
-            await _phase("payments", payments, pay, report, concurrency, progress)
+        async def order_with_followers(bundle: _OrderBundle) -> None:
+            if not await _send_with_retry("orders", bundle.order, order, report):
+                # its returns and payment cannot be recorded either (the order's failure says why)
+                report.failed["returns"] += len(bundle.returns)
+                report.failed["payments"] += bundle.payment is not None
+                return
+            for cmd in bundle.returns:
+                await _send_with_retry("returns", cmd, ret, report)
+            if bundle.payment is not None:
+                await _send_with_retry("payments", bundle.payment, pay, report)
+
+        await _phase(
+            "customers",
+            plan.customers,
+            lambda cmd: _send_with_retry("customers", cmd, customer, report),
+            concurrency,
+            progress,
+        )
+        await _phase("orders", _bundles(plan, payments), order_with_followers, concurrency, progress)
     return report
+
+
+@dataclass(frozen=True)
+class _OrderBundle:
+    order: OrderCmd
+    returns: list[ReturnCmd]
+    payment: PaymentCmd | None
+
+
+def _bundles(plan: LoadPlan, payments: Sequence[PaymentCmd]) -> list[_OrderBundle]:
+    """Each order with its returns and its payment, sent in that order right after it: receivables are
+    settled as they are created, so no sweep during the load sees a long-past invoice still unpaid."""
+    returns: dict[str, list[ReturnCmd]] = {}
+    for cmd in plan.returns:
+        returns.setdefault(cmd.order_id, []).append(cmd)
+    paid = {p.order_id: p for p in payments}
+    return [_OrderBundle(o, returns.get(o.order_id, []), paid.get(o.order_id)) for o in plan.orders]
 
 
 async def _phase(
     name: str,
     items: Sequence[T],
-    send: Callable[[T], Awaitable[httpx.Response]],
-    report: LoadReport,
+    handle: Callable[[T], Awaitable[object]],
     concurrency: int,
     progress: Progress | None,
 ) -> None:
@@ -98,7 +128,7 @@ async def _phase(
     async def worker() -> None:
         while not queue.empty():
             item = queue.get_nowait()
-            await _send_with_retry(name, item, send, report)
+            await handle(item)
             if progress is not None and task is not None:
                 progress.advance(task)
 
@@ -107,7 +137,8 @@ async def _phase(
 
 async def _send_with_retry(
     name: str, item: T, send: Callable[[T], Awaitable[httpx.Response]], report: LoadReport
-) -> None:
+) -> bool:
+    """Send ``item``, retrying what a retry can mend; count the outcome; True when it exists now."""
     attempt = 0
     waited_for_customer, customer_delay = 0.0, 0.1
     while attempt < 12:
@@ -119,7 +150,7 @@ async def _send_with_retry(
         else:
             if response.status_code in (200, 201):
                 report.created[name] += 1
-                return
+                return True
             error = f"HTTP {response.status_code}: {response.text[:300]}"
             if response.status_code == 422 and _conflict_code(response) == "unknown_customer":
                 # orders learns of a new customer through crm.customers.v1 (relay → Kafka → its consumer):
@@ -138,7 +169,7 @@ async def _send_with_retry(
                     continue
                 if "already" in response.text:
                     report.already[name] += 1
-                    return
+                    return True
                 break
             if response.status_code < 500:
                 break
@@ -146,6 +177,7 @@ async def _send_with_retry(
     report.failed[name] += 1
     if len(report.failures) < 20:
         report.failures.append(f"{name}: {error}")
+    return False
 
 
 def _conflict_code(response: httpx.Response) -> str | None:

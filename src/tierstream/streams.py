@@ -114,7 +114,12 @@ def customer_streams(
 
 
 def summary(data: dict[str, Any], width: int = 90) -> str:
-    """A short one-line rendering of an event's data (scalars only; ``pii://`` references stay as they are)."""
-    parts = [f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float | bool) and k != "customer_id"]
+    """A short one-line rendering of an event's data: scalars and money (``pii://`` references stay as they are)."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, dict) and {"amount", "currency"} <= value.keys():  # Money
+            parts.append(f"{key}={value['amount']} {value['currency']}")
+        elif isinstance(value, str | int | float | bool) and key != "customer_id":
+            parts.append(f"{key}={value}")
     text = ", ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"

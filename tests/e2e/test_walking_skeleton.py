@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -184,3 +185,62 @@ def test_a_customers_streams_read_as_one_timeline(running_stack: stack.StackConf
     assert ("feedback", f"complaint {complaint_id}", 1, "ComplaintFiled") in lines
     assert [e.occurred_at for e in found.entries] == sorted(e.occurred_at for e in found.entries)
     assert lines[0][3] == "CustomerRegistered"
+
+
+def test_the_loader_settles_each_order_with_its_returns_and_payment(running_stack: stack.StackConfig) -> None:
+    from tierstream.dataset import payments_for, plan
+    from tierstream.loader import load
+
+    c = running_stack
+    tag = str(uuid.uuid4().int)[:7]  # CSV customer ids and invoice numbers are digits
+    a, b = f"9{tag}1", f"9{tag}2"  # CustomerIDs as the CSV spells them
+    row = {"StockCode": "85123A", "Description": "HEART T-LIGHT HOLDER", "Country": "France"}
+    rows = [
+        {
+            **row,
+            "InvoiceNo": f"5{tag}1",
+            "Quantity": "6",
+            "InvoiceDate": "2011-01-10 09:00:00",
+            "UnitPrice": "2.55",
+            "CustomerID": a,
+        },
+        {
+            **row,
+            "InvoiceNo": f"5{tag}2",
+            "Quantity": "4",
+            "InvoiceDate": "2011-02-10 09:00:00",
+            "UnitPrice": "2.55",
+            "CustomerID": a,
+        },
+        {
+            **row,
+            "InvoiceNo": f"C5{tag}3",
+            "Quantity": "-2",
+            "InvoiceDate": "2011-02-12 09:00:00",
+            "UnitPrice": "2.55",
+            "CustomerID": a,
+        },
+        {
+            **row,
+            "InvoiceNo": f"5{tag}4",
+            "Quantity": "10",
+            "InvoiceDate": "2011-03-01 09:00:00",
+            "UnitPrice": "1.00",
+            "CustomerID": b,
+        },
+    ]
+    load_plan = plan(iter(rows))
+    assert (len(load_plan.customers), len(load_plan.orders), len(load_plan.returns)) == (2, 3, 1)
+
+    report = asyncio.run(
+        load(load_plan, {s: c.url(s) for s in stack.SERVICES}, headers=AUTH, payments=payments_for(load_plan))
+    )
+
+    assert dict(report.created) == {"customers": 2, "orders": 3, "returns": 1, "payments": 3}, report.failures
+    assert not report.failed
+    for customer in (a, b):
+        page = api_get(f"{c.url('orders')}/customers/C{customer}/orders").json()
+        assert page["total"] == len([o for o in load_plan.orders if o.customer_id == f"C{customer}"])
+        assert {o["outstanding"] for o in page["items"]} == {"0.00"}, page
+    returned = api_get(f"{c.url('orders')}/orders/INV-5{tag}2").json()
+    assert returned["returned"] == "5.10"

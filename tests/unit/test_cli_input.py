@@ -22,6 +22,6 @@ def test_a_bad_instant_is_refused_with_a_message_naming_the_option(args: list[st
 
 
 def test_event_summaries_are_one_short_line_of_scalars() -> None:
-    data = {"customer_id": "c1", "total": "10.00", "lines": [{"sku": "S"}], "phone": "pii://c1/phone", "n": 3}
-    assert summary(data) == "total=10.00, phone=pii://c1/phone, n=3"
+    data = {"customer_id": "c1", "total": {"amount": "10.00", "currency": "GBP"}, "lines": [{"sku": "S"}], "n": 3}
+    assert summary({**data, "phone": "pii://c1/phone"}) == "total=10.00 GBP, n=3, phone=pii://c1/phone"
     assert summary({"note": "x" * 200}, width=20) == "note=" + "x" * 14 + "…"
