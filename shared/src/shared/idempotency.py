@@ -10,12 +10,15 @@ How a keyed POST flows (:class:`IdempotencyMiddleware`, installed by ``create_ap
    request is still running → 409.
 2. Otherwise the request runs with an :class:`IdempotencyClaim` in a context variable.
    :class:`shared.eventsourcing.repository.AggregateRepository.save` picks it up and inserts the key
-   row **inside the append transaction** (a :data:`~shared.eventsourcing.store.TransactionHook`), so
-   the key exists if and only if the command's events do. A command that fails (rolled back, or
+   row **inside the append statement** (a :class:`~shared.eventsourcing.store.StatementHook`), so
+   the key exists if and only if the command's events do, at no extra round trip. A command that fails (rolled back, or
    refused before saving) leaves no key: the caller may retry it.
 3. After a 2xx answer the middleware stores status and body in the key row (an upsert, which also
-   covers commands that appended nothing). If that last write fails the command stays applied; a
-   retry then gets 409 telling so (``idempotency_response_lost``) instead of running it twice.
+   claims the key for commands that appended nothing). If that last write fails the command stays
+   applied; a retry then gets 409 telling so (``idempotency_response_lost``) instead of running it
+   twice. A command that appended nothing and whose answer cannot be stored answers 503 (nothing was
+   changed), and one whose key a twin took meanwhile answers as a retry would (422 for another body):
+   the same key with another body is refused in every case.
 
 Races: two requests with one key on one instance → the second gets 409 at once (an in-process set).
 Across instances, the second request's key insert waits for the first's transaction and then finds
@@ -47,9 +50,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db.engine import driver_connection, driver_of
-from shared.eventsourcing.store import TransactionHook
+from shared.db.engine import driver_connection, driver_of, shared_connection
+from shared.eventsourcing.store import StatementHook, TransactionHook, chain_hooks
 from shared.logging import get_logger
+from shared.middleware import RETRY_AFTER_S
 
 log = get_logger(__name__)
 
@@ -92,15 +96,22 @@ class IdempotencyClaim:
             self.conflicted = True
             raise IdempotencyKeyInUse(f"{HEADER} {self.key!r} was used by a concurrent request")
 
-    def hook(self, then: TransactionHook | None = None) -> TransactionHook:
-        """A transaction hook recording this claim, then running ``then``."""
+    def hook(self, then: TransactionHook | None = None) -> TransactionHook | None:
+        """A transaction hook recording this claim (a statement the event store folds into the append),
+        then running ``then``. A plain INSERT: a twin's key (committed, or committing meanwhile) fails the
+        whole append with a unique violation, which becomes :class:`IdempotencyKeyInUse`."""
+        if self.recorded:
+            return then
+        claim = StatementHook(
+            _CLAIM_IN_APPEND,
+            (self.scope, self.key, self.request_hash),
+            conflicts=((_PRIMARY_KEY, self._in_use),),
+        )
+        return chain_hooks(claim, then)
 
-        async def run(conn: AsyncConnection) -> None:
-            await self.record(conn)
-            if then is not None:
-                await then(conn)
-
-        return run
+    def _in_use(self) -> IdempotencyKeyInUse:
+        self.conflicted = True
+        return IdempotencyKeyInUse(f"{HEADER} {self.key!r} was used by a concurrent request")
 
 
 _current: ContextVar[IdempotencyClaim | None] = ContextVar("tierstream_idempotency_claim", default=None)
@@ -132,17 +143,21 @@ _CLAIM = (
     "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3) "
     "ON CONFLICT (scope, key) DO NOTHING RETURNING 1"
 )
+_CLAIM_IN_APPEND = "INSERT INTO idempotency_keys (scope, key, request_hash) SELECT $1, $2, $3 WHERE {proceed}"
+_PRIMARY_KEY = "idempotency_keys_pkey"
 _LOOKUP = (
     "SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2"
 )
 # Also covers commands that appended nothing (no row yet); never overwrites another request's answer.
-# One statement, so autocommit is its transaction.
+# One statement, so autocommit is its transaction. Answers 1 when it stored the response, nothing when
+# the key holds another request's (a twin's, possibly with another body).
 _COMPLETE = (
     "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, completed_at) "
     "VALUES ($1, $2, $3, $4, $5, now()) "
     "ON CONFLICT (scope, key) DO UPDATE SET status_code = EXCLUDED.status_code, "
     "response_body = EXCLUDED.response_body, completed_at = EXCLUDED.completed_at "
-    "WHERE idempotency_keys.status_code IS NULL AND idempotency_keys.request_hash = EXCLUDED.request_hash"
+    "WHERE idempotency_keys.status_code IS NULL AND idempotency_keys.request_hash = EXCLUDED.request_hash "
+    "RETURNING 1"
 )
 _PURGE = text(
     "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
@@ -156,12 +171,18 @@ class KeyStore(Protocol):
 
     async def lookup(self, scope: str, key: str) -> StoredResponse | None: ...
 
-    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> None: ...
+    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> bool:
+        """Store the answer under the claim's key; False when the key holds another request's answer."""
+        ...
 
 
 class IdempotencyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    def sharing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """One connection for a keyed request's lookup, command and answer (see ``shared_connection``)."""
+        return shared_connection(self.engine)
 
     async def lookup(self, scope: str, key: str) -> StoredResponse | None:
         async with driver_connection(self.engine) as driver:
@@ -171,9 +192,10 @@ class IdempotencyStore:
         body = bytes(row["response_body"]) if row["response_body"] is not None else None
         return StoredResponse(row["request_hash"], row["status_code"], body, row["created_at"])
 
-    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> None:
+    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> bool:
         async with driver_connection(self.engine) as driver:
-            await driver.execute(_COMPLETE, claim.scope, claim.key, claim.request_hash, status, body)
+            stored = await driver.fetchval(_COMPLETE, claim.scope, claim.key, claim.request_hash, status, body)
+        return stored is not None
 
 
 async def purge_expired(engine: AsyncEngine, retention: timedelta, *, batch: int = 10_000) -> int | None:
@@ -259,8 +281,10 @@ class IdempotencyMiddleware:
             await _send_json(send, 409, _in_flight_body(key))
             return
         self._in_flight.add(marker)
+        sharing = getattr(self.store, "sharing", None)
         try:
-            await self._serve(scope, _replay_body(body, receive), send, claim)
+            async with sharing() if sharing is not None else contextlib.nullcontext():
+                await self._serve(scope, _replay_body(body, receive), send, claim)
         finally:
             self._in_flight.discard(marker)
 
@@ -273,8 +297,7 @@ class IdempotencyMiddleware:
         if response is None:  # the key was taken by a concurrent twin
             await self._answer_after_race(claim, send, fallback=None)
         elif 200 <= response.status < 300:
-            await self._store_response(claim, response)
-            await _send_buffered(send, response)
+            await self._answer_success(claim, response, send)
         elif not claim.recorded:
             await self._answer_after_race(claim, send, fallback=response)
         else:
@@ -299,11 +322,29 @@ class IdempotencyMiddleware:
             _current.reset(token)
         return response
 
-    async def _store_response(self, claim: IdempotencyClaim, response: _Buffered) -> None:
+    async def _answer_success(self, claim: IdempotencyClaim, response: _Buffered, send: Send) -> None:
+        """Store a 2xx answer under the key, then send it — unless the key turned out to be another's.
+
+        A command that appended nothing has recorded no key yet: storing the answer is what claims it.
+        If a twin (same key, maybe another body) claimed it meanwhile, this request answers as a retry
+        would (422 for another body, the twin's answer, or 409). If the answer cannot be stored at all,
+        nothing would refuse the key's reuse with another body, so the caller gets 503 — truthfully:
+        the command changed nothing. A command whose key committed with its events is applied: its
+        answer goes out even if only the replay copy failed to store (a retry then gets 409)."""
         try:
-            await self.store.complete(claim, response.status, response.body)
-        except Exception as exc:  # the command is applied; only the replay copy is missing
+            stored = await self.store.complete(claim, response.status, response.body)
+        except Exception as exc:
             log.warning("idempotency.store_failed", key_scope=claim.scope, error=repr(exc))
+            if not claim.recorded:
+                body = {"detail": "the database is unavailable; nothing was changed, retry later"}
+                headers = [(b"content-type", b"application/json"), (b"retry-after", str(RETRY_AFTER_S).encode())]
+                await _send_raw(send, 503, json.dumps(body).encode(), headers)
+                return
+            stored = True
+        if stored or claim.recorded:
+            await _send_buffered(send, response)
+        else:
+            await self._answer_after_race(claim, send, fallback=None)
 
     async def _answer_after_race(self, claim: IdempotencyClaim, send: Send, fallback: _Buffered | None) -> None:
         """A failed or conflicted keyed request: if a twin recorded the key meanwhile, answer as it would."""

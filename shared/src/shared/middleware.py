@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import structlog
 from fastapi.responses import JSONResponse
@@ -38,6 +39,16 @@ class CorrelationMiddleware:
     def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app = app
         self.service = service
+        # (method, route, status) → its labelled counter and histogram: ``labels()`` costs a lock and a
+        # tuple build per call; the set of routes and statuses is small and fixed.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _metrics(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (REQUESTS.labels(self.service, method, route, str(status)), LATENCY.labels(self.service, route))
+            self._children[(method, route, status)] = children
+        return children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,13 +66,14 @@ class CorrelationMiddleware:
                 MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
             await send(message)
 
+        tokens = structlog.contextvars.bind_contextvars(correlation_id=cid)
         try:
-            with structlog.contextvars.bound_contextvars(correlation_id=cid):
-                await self.app(scope, receive, answer)
+            await self.app(scope, receive, answer)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
-            LATENCY.labels(self.service, route).observe(time.perf_counter() - started)
+            structlog.contextvars.reset_contextvars(**tokens)
+            count, latency = self._metrics(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 class ErrorMappingMiddleware:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.api import CorrelationId, ExpectedVersion, NotFound, create_app, database_check
@@ -105,6 +105,15 @@ def tally_api(engine: AsyncEngine) -> FastAPI:
         await repo.save(tally, correlation_id=cid, expected_version=expected)
         return TallyOut(tally_id=tally.id, total=tally.total, version=tally.version)
 
+    @router.post("/{tally_id}/audits", response_model=TallyOut)
+    async def audit(tally_id: str, body: CountIn, cid: CorrelationId) -> TallyOut:
+        """A command that records nothing (like a customers command that changes nothing)."""
+        tally = await repo.get(tally_id)
+        if tally is None:
+            raise NotFound("tally", tally_id)
+        await repo.save(tally, correlation_id=cid)
+        return TallyOut(tally_id=tally.id, total=tally.total, version=tally.version)
+
     return create_app(
         service="tallies",
         title="tallies",
@@ -170,6 +179,20 @@ async def test_a_retry_with_another_body_is_422_and_changes_nothing(
     assert await scalar(engine, "SELECT count(*) FROM events") == 1
 
 
+async def test_a_command_that_appends_nothing_still_refuses_its_key_with_another_body(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await client.post("/tallies", json={"tally_id": "t-10", "amount": 1})
+    first = await client.post("/tallies/t-10/audits", json={"amount": 1}, headers=key("audit-1"))
+    assert first.status_code == 200
+    replay = await client.post("/tallies/t-10/audits", json={"amount": 1}, headers=key("audit-1"))
+    assert replay.status_code == 200 and replay.headers["Idempotency-Replayed"] == "true"
+    other = await client.post("/tallies/t-10/audits", json={"amount": 2}, headers=key("audit-1"))
+    assert other.status_code == 422, other.text
+    assert other.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert await scalar(engine, "SELECT count(*) FROM events") == 1
+
+
 async def test_the_same_key_on_another_path_is_another_scope(client: httpx.AsyncClient) -> None:
     created = await client.post("/tallies", json={"tally_id": "t-3", "amount": 1}, headers=key("shared-key"))
     counted = await client.post("/tallies/t-3/counts", json={"amount": 1}, headers=key("shared-key"))
@@ -231,6 +254,59 @@ async def test_twins_on_two_instances_apply_once_and_the_loser_replays_or_gets_4
     if statuses == [201, 201]:
         assert answers[0].json() == answers[1].json()
         assert sum(a.headers.get("Idempotency-Replayed") == "true" for a in answers) == 1
+
+
+async def test_twins_with_one_key_and_two_bodies_that_append_nothing_give_one_answer_and_one_422(
+    engine: AsyncEngine,
+) -> None:
+    """Commands that append nothing claim their key only when their answer is stored: the twin that stores
+    second must not answer as if its key were fresh."""
+    async with client_for(tally_api(engine)) as one, client_for(tally_api(engine)) as two:
+        await one.post("/tallies", json={"tally_id": "t-11", "amount": 1})
+        blocker = await engine.connect()
+        trans = await blocker.begin()
+        await blocker.execute(text("LOCK TABLE idempotency_keys IN EXCLUSIVE MODE"))  # reads pass, inserts wait
+        try:
+            twins = [
+                asyncio.create_task(one.post("/tallies/t-11/audits", json={"amount": 1}, headers=key("audit-twin"))),
+                asyncio.create_task(two.post("/tallies/t-11/audits", json={"amount": 2}, headers=key("audit-twin"))),
+            ]
+            waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'idempotency_keys'::regclass"
+            for _ in range(200):
+                if await scalar(engine, waiting) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert await scalar(engine, waiting) == 2, "both twins should be waiting to store their answer"
+        finally:
+            await trans.rollback()
+            await blocker.close()
+        answers = await asyncio.gather(*twins)
+    assert sorted(a.status_code for a in answers) == [200, 422], [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code == 422)
+    assert refused.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys WHERE key = 'audit-twin'") == 1
+
+
+async def test_a_keyed_command_checks_out_one_connection_for_its_lookup_command_and_answer(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await client.post("/tallies", json={"tally_id": "t-12", "amount": 1})
+    checkouts: list[object] = []
+
+    def count(_dbapi: object, _record: object, _proxy: object) -> None:
+        checkouts.append(_dbapi)
+
+    event.listen(engine.sync_engine, "checkout", count)
+    try:
+        counted = await client.post("/tallies/t-12/counts", json={"amount": 2}, headers=key("one-connection"))
+        assert counted.status_code == 200 and counted.json()["version"] == 2
+        assert len(checkouts) == 1  # not three: lookup, load + append, storing the answer
+        replay = await client.post("/tallies/t-12/counts", json={"amount": 2}, headers=key("one-connection"))
+        assert replay.headers["Idempotency-Replayed"] == "true"
+        assert len(checkouts) == 2
+    finally:
+        event.remove(engine.sync_engine, "checkout", count)
+    assert await scalar(engine, "SELECT status_code FROM idempotency_keys WHERE key = 'one-connection'") == 200
 
 
 async def test_keys_are_purged_by_age(client: httpx.AsyncClient, engine: AsyncEngine) -> None:

@@ -30,14 +30,19 @@ class FakeKeyStore:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], StoredResponse] = {}
+        self.failing = False
 
     async def lookup(self, scope: str, key: str) -> StoredResponse | None:
         return self.rows.get((scope, key))
 
-    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> None:
+    async def complete(self, claim: IdempotencyClaim, status: int, body: bytes) -> bool:
+        if self.failing:
+            raise OSError("connection refused")
         existing = self.rows.get((claim.scope, claim.key))
         if existing is None or (existing.status_code is None and existing.request_hash == claim.request_hash):
             self.rows[(claim.scope, claim.key)] = StoredResponse(claim.request_hash, status, body, datetime.now(UTC))
+            return True
+        return False
 
 
 class Commands:
@@ -151,6 +156,35 @@ async def test_the_handler_sees_the_claim_only_for_keyed_posts(client: httpx.Asy
     assert unkeyed is None
     assert keyed is not None and keyed.key == "k-5" and keyed.scope == "things:POST:/things"
     assert current_claim() is None
+
+
+async def test_a_command_that_recorded_no_key_is_422_when_a_twin_took_the_key_with_another_body(
+    client: httpx.AsyncClient, commands: Commands, store: FakeKeyStore
+) -> None:
+    """The handler appended nothing (no key in its transaction); a request on another instance with the
+    same key and another body stored its answer first: this one must not answer as if it were new."""
+    commands.release.clear()
+    first = asyncio.create_task(client.post("/things", json={"name": "a"}, headers=key("k-8")))
+    await commands.entered.wait()
+    twin_hash = request_hash(b'{"name":"b"}', b"")
+    store.rows[("things:POST:/things", "k-8")] = StoredResponse(twin_hash, 201, b'{"id":9}', datetime.now(UTC))
+    commands.release.set()
+    answer = await first
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+
+
+async def test_an_answer_that_cannot_be_stored_under_an_unrecorded_key_is_503(
+    client: httpx.AsyncClient, store: FakeKeyStore
+) -> None:
+    """Nothing would then refuse the key with another body: the caller must retry (nothing changed)."""
+    store.failing = True
+    answer = await client.post("/things", json={"name": "a"}, headers=key("k-9"))
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "5"
+    store.failing = False
+    assert (await client.post("/things", json={"name": "a"}, headers=key("k-9"))).status_code == 201
+    assert (await client.post("/things", json={"name": "b"}, headers=key("k-9"))).status_code == 422
 
 
 async def test_a_stored_key_without_a_response_is_in_flight_then_reported_lost(

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from shared.eventsourcing.aggregate import Aggregate
-from shared.eventsourcing.store import StoredEvent, TransactionHook
+from shared.eventsourcing.store import StoredEvent, TransactionHook, chain_hooks
+
+__all__ = ["EncodedEvents", "EventCodec", "PlainCodec", "chain_hooks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +45,3 @@ class PlainCodec:
 
     async def decode(self, aggregate_id: str, stored: Sequence[StoredEvent]) -> list[dict[str, Any]]:
         return [event.data for event in stored]
-
-
-def chain_hooks(*hooks: TransactionHook | None) -> TransactionHook | None:
-    """One hook running the given ones in order (None when there are none)."""
-    present = [h for h in hooks if h is not None]
-    if len(present) <= 1:
-        return present[0] if present else None
-
-    async def run_all(conn: Any) -> None:
-        for hook in present:
-            await hook(conn)
-
-    return run_all

@@ -16,16 +16,30 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from prometheus_client import Counter
 from pydantic import BaseModel
 
 from shared import idempotency
 from shared.events.envelope import Envelope, EventPayload, utc_now
 from shared.eventsourcing.aggregate import Aggregate
-from shared.eventsourcing.codec import EventCodec, PlainCodec, chain_hooks
-from shared.eventsourcing.store import ConcurrencyConflict, EventStore, NewEvent, StoredEvent, TransactionHook
+from shared.eventsourcing.codec import EventCodec, PlainCodec
+from shared.eventsourcing.store import (
+    ConcurrencyConflict,
+    EventStore,
+    NewEvent,
+    StoredEvent,
+    TransactionHook,
+    chain_hooks,
+)
 from shared.messaging.outbox import OutboxMessage
 
 A = TypeVar("A", bound=Aggregate)
+
+EVENTS_APPENDED = Counter(
+    "tierstream_events_appended_total",
+    "Events appended to the event store (counted once their transaction committed)",
+    ["service", "event_type"],
+)
 
 PublicMapper = Callable[[Aggregate, BaseModel], EventPayload | None]
 
@@ -54,13 +68,19 @@ class AggregateRepository(Generic[A]):
         self.to_public = to_public
         self.clock = clock
         self.codec: EventCodec = codec or PlainCodec()
+        self._appended: dict[str, Any] = {}  # event type → its labelled counter (label lookups cost)
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """A transaction of the store, to pass as ``save(..., tx=...)`` (see :meth:`EventStore.transaction`)."""
         return self.store.transaction()
 
-    async def get(self, aggregate_id: str) -> A | None:
-        stored = await self.store.read_stream(self.aggregate_cls.stream_id_for(aggregate_id))
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """One connection of the store for a command's load and save (``get(..., tx=)``, ``save(..., tx=)``):
+        no transaction around them; the save is atomic on its own (see :meth:`EventStore.connection`)."""
+        return self.store.connection()
+
+    async def get(self, aggregate_id: str, *, tx: Any = None) -> A | None:
+        stored = await self.store.read_stream(self.aggregate_cls.stream_id_for(aggregate_id), tx=tx)
         if not stored:
             return None
         decoded = await self.codec.decode(aggregate_id, stored)
@@ -147,5 +167,16 @@ class AggregateRepository(Generic[A]):
         )
         if claim is not None:
             claim.recorded = True
+        if tx is None or not hasattr(tx, "after_commit"):
+            self._count(new_events)
+        else:
+            tx.after_commit(lambda: self._count(new_events))
         aggregate.mark_saved()
         return envelopes
+
+    def _count(self, events: list[NewEvent]) -> None:
+        for event in events:
+            counter = self._appended.get(event.event_type)
+            if counter is None:
+                counter = self._appended[event.event_type] = EVENTS_APPENDED.labels(self.producer, event.event_type)
+            counter.inc()

@@ -3,14 +3,20 @@
 ``append`` writes a stream's new events *and* their outbox messages in one transaction; a stream that
 moved past ``expected_version`` raises :class:`ConcurrencyConflict` (the primary key on
 (stream_id, stream_version) turns a race into a unique violation — never a silent overwrite).
+
+Work that must commit with the events comes as hooks. A :class:`StatementHook` (one SQL write, e.g. a
+read model's upsert or the idempotency key) is folded into the append statement itself, so a command
+whose hooks are all statements costs ONE round trip and no BEGIN/COMMIT; any other hook is a coroutine
+run on the transaction's SQLAlchemy connection after the append.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,7 +24,7 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db.engine import Transaction, driver_connection, transaction
+from shared.db.engine import Transaction, connection, driver_connection, driver_of, transaction
 from shared.messaging.outbox import OutboxMessage, outbox_columns
 
 
@@ -59,6 +65,82 @@ class StoredEvent:
 #: Extra work done inside the append transaction (e.g. storing an idempotent response).
 TransactionHook = Callable[[AsyncConnection], Awaitable[None]]
 
+#: ``{proceed}`` in a :class:`StatementHook`'s SQL: the condition under which it may write.
+PROCEED = "{proceed}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatementHook:
+    """One SQL write that commits with the append: PostgreSQL folds it into the append statement.
+
+    ``sql`` is an INSERT / UPDATE / DELETE with its own ``$1…$n`` parameters (``args``) and the marker
+    ``{proceed}`` where its WHERE condition allows writing: inside the append statement that condition
+    is "the stream is at the expected version and every gate passed", so a refused append writes
+    nothing at all. Two rules keep it one atomic statement: a hook must not touch a row another part of
+    the same append writes, and one that can be refused is a *gate*: its SQL returns a row (``RETURNING
+    1``) when it wrote, and ``refused()`` is raised when it did not — then nothing else is written.
+    ``conflicts`` maps a unique constraint's name to the error a violation of it means (the whole
+    statement then fails; nothing is written).
+
+    Called with a connection (``await hook(conn)``) it runs on its own, in that connection's
+    transaction, so it is still a :data:`TransactionHook` for stores that do not fold it (fakes)."""
+
+    sql: str
+    args: tuple[Any, ...] = ()
+    refused: Callable[[], Exception] | None = None
+    conflicts: tuple[tuple[str, Callable[[], Exception]], ...] = ()
+
+    @property
+    def is_gate(self) -> bool:
+        return self.refused is not None
+
+    async def __call__(self, conn: AsyncConnection) -> None:
+        driver = await driver_of(conn)
+        try:
+            wrote = await driver.fetchval(_standalone(self.sql), *self.args)
+        except asyncpg.UniqueViolationError as exc:
+            error = self.conflict_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        if self.refused is not None and wrote is None:
+            raise self.refused()
+
+    def conflict_error(self, exc: asyncpg.UniqueViolationError) -> BaseException:
+        for constraint, error in self.conflicts:
+            if exc.constraint_name == constraint:
+                return error()
+        return exc
+
+
+class HookChain:
+    """Several hooks run in order as one (what :func:`chain_hooks` returns); stores may look inside."""
+
+    __slots__ = ("hooks",)
+
+    def __init__(self, hooks: Sequence[TransactionHook]) -> None:
+        self.hooks = tuple(hooks)
+
+    async def __call__(self, conn: AsyncConnection) -> None:
+        for hook in self.hooks:
+            await hook(conn)
+
+
+def chain_hooks(*hooks: TransactionHook | None) -> TransactionHook | None:
+    """One hook running the given ones in order (None when there are none)."""
+    present = list(_flatten(hooks))
+    if len(present) <= 1:
+        return present[0] if present else None
+    return HookChain(present)
+
+
+def _flatten(hooks: Sequence[TransactionHook | None]) -> Iterator[TransactionHook]:
+    for hook in hooks:
+        if isinstance(hook, HookChain):
+            yield from _flatten(hook.hooks)
+        elif hook is not None:
+            yield hook
+
 
 class EventStore(Protocol):
     async def append(
@@ -80,7 +162,11 @@ class EventStore(Protocol):
         """A transaction for commands that read and append together; commits when the block ends."""
         ...
 
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]: ...
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """One connection without a transaction, for a command's reads and its (atomic) append (as ``tx``)."""
+        ...
+
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, tx: Any = None) -> list[StoredEvent]: ...
 
     async def stream_version(self, stream_id: str) -> int: ...
 
@@ -89,8 +175,10 @@ class PostgresEventStore:
     """The event store on PostgreSQL, through the asyncpg driver (prepared statements, no SQL compilation).
 
     An append is one statement: it checks the stream's version, inserts the events and their outbox rows
-    (data-modifying CTEs over ``unnest`` arrays), so a command costs the same round trips for one event or
-    ten. Hooks then run on the same transaction's SQLAlchemy connection."""
+    (data-modifying CTEs over ``unnest`` arrays) and runs the :class:`StatementHook` s, so a command costs
+    the same round trips for one event or ten. Other hooks then run on the same transaction's SQLAlchemy
+    connection. Without other hooks and without a caller's transaction the statement runs on its own
+    (autocommit: one round trip, atomic as every statement is)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -98,6 +186,11 @@ class PostgresEventStore:
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
         """One transaction for a command that reads and appends together (pass it as ``tx``)."""
         return transaction(self.engine)
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """One connection, no transaction, for a command that reads and then appends (pass it as ``tx``):
+        its reads and its append each commit on their own, the append atomically."""
+        return connection(self.engine)
 
     async def append(
         self,
@@ -111,7 +204,7 @@ class PostgresEventStore:
     ) -> int:
         if tx is not None:
             return await self.append_in(tx, stream_id, aggregate_type, expected_version, events, outbox, hook)
-        async with transaction(self.engine) as own:
+        async with connection(self.engine) as own:
             return await self.append_in(own, stream_id, aggregate_type, expected_version, events, outbox, hook)
 
     async def append_in(
@@ -124,35 +217,77 @@ class PostgresEventStore:
         outbox: Sequence[OutboxMessage] = (),
         hook: TransactionHook | None = None,
     ) -> int:
-        """Append inside the caller's transaction (for callers that do more in the same one)."""
-        if events or outbox or expected_version > 0:
+        """Append on the caller's connection: in its transaction if one is open, else in one of its own
+        when a hook other than a :class:`StatementHook` must commit with the append."""
+        statements: list[StatementHook] = []
+        others: list[TransactionHook] = []
+        for h in _flatten((hook,)):
+            if isinstance(h, StatementHook):
+                statements.append(h)
+            else:
+                others.append(h)
+        if not others or tx.driver.is_in_transaction():
+            await self._append(tx, stream_id, aggregate_type, expected_version, events, outbox, statements, others)
+        else:
+            async with tx.driver.transaction():
+                await self._append(tx, stream_id, aggregate_type, expected_version, events, outbox, statements, others)
+        return expected_version + len(events)
+
+    async def _append(
+        self,
+        tx: Transaction,
+        stream_id: str,
+        aggregate_type: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        outbox: Sequence[OutboxMessage],
+        statements: Sequence[StatementHook],
+        others: Sequence[TransactionHook],
+    ) -> None:
+        if events or outbox or statements or expected_version > 0:
+            args: list[Any] = [
+                stream_id,
+                expected_version,
+                aggregate_type,
+                [e.event_id for e in events],
+                [e.event_type for e in events],
+                [e.schema_version for e in events],
+                [e.occurred_at for e in events],
+                [json.dumps(e.data, separators=(",", ":")) for e in events],
+                [json.dumps(e.metadata, separators=(",", ":")) for e in events],
+                *outbox_columns(outbox),
+            ]
+            for statement in statements:
+                args.extend(statement.args)
             try:
-                current = await tx.driver.fetchval(
-                    _APPEND,
-                    stream_id,
-                    expected_version,
-                    aggregate_type,
-                    [e.event_id for e in events],
-                    [e.event_type for e in events],
-                    [e.schema_version for e in events],
-                    [e.occurred_at for e in events],
-                    [json.dumps(e.data, separators=(",", ":")) for e in events],
-                    [json.dumps(e.metadata, separators=(",", ":")) for e in events],
-                    *outbox_columns(outbox),
-                )
+                row = await tx.driver.fetchrow(_append_sql(tuple((s.sql, s.is_gate) for s in statements)), *args)
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "events_pkey":
                     raise ConcurrencyConflict(stream_id, expected_version) from exc
+                for statement in statements:
+                    error = statement.conflict_error(exc)
+                    if error is not exc:
+                        raise error from exc
                 raise
-            if current != expected_version:
-                raise ConcurrencyConflict(stream_id, expected_version, current)
-        if hook is not None:
-            await hook(tx.conn)
-        return expected_version + len(events)
+            assert row is not None
+            if row[0] != expected_version:
+                raise ConcurrencyConflict(stream_id, expected_version, row[0])
+            gates = (s for s in statements if s.refused is not None)
+            for passed, gate in zip(row[1:], gates, strict=True):
+                if not passed:
+                    assert gate.refused is not None
+                    raise gate.refused()
+        for other in others:
+            await other(tx.conn)
 
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        async with driver_connection(self.engine) as driver:
-            rows = await driver.fetch(_READ_STREAM, stream_id, from_version)
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, *, tx: Transaction | None = None
+    ) -> list[StoredEvent]:
+        if tx is not None:
+            rows = await tx.driver.fetch(_READ_STREAM, stream_id, from_version)
+        else:
+            async with driver_connection(self.engine) as driver:
+                rows = await driver.fetch(_READ_STREAM, stream_id, from_version)
         return [StoredEvent(*row) for row in rows]
 
     async def stream_version(self, stream_id: str) -> int:
@@ -162,28 +297,65 @@ class PostgresEventStore:
 
 # The stream's version is read in the statement's snapshot; when it is not the expected one nothing is
 # inserted (the caller raises a conflict). Two appends racing past that check collide on events_pkey.
-_APPEND = """
+# Statement hooks follow as further CTEs (see _append_sql); ``proceed`` is what lets the inserts write.
+_APPEND_HEAD = """
 WITH current_version AS (
     SELECT coalesce(max(stream_version), 0) AS version FROM events WHERE stream_id = $1
-), appended AS (
+)"""
+_APPEND_BODY = """, appended AS (
     INSERT INTO events (stream_id, stream_version, aggregate_type, event_id, event_type, schema_version,
                         occurred_at, data, metadata)
     SELECT $1, $2 + e.n, $3, e.event_id, e.event_type, e.schema_version, e.occurred_at, e.data, e.metadata
       FROM unnest($4::uuid[], $5::text[], $6::int[], $7::timestamptz[], $8::jsonb[], $9::jsonb[])
-           WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, data, metadata, n),
-           current_version
-     WHERE current_version.version = $2
+           WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, data, metadata, n)
+     WHERE (SELECT ok FROM proceed)
     RETURNING 1
 ), published AS (
     INSERT INTO outbox (message_id, topic, key, value, headers)
     SELECT m.message_id, m.topic, m.key, m.value, m.headers
       FROM unnest($10::uuid[], $11::text[], $12::text[], $13::bytea[], $14::jsonb[])
-           AS m(message_id, topic, key, value, headers),
-           current_version
-     WHERE current_version.version = $2
-)
-SELECT version FROM current_version
-"""
+           AS m(message_id, topic, key, value, headers)
+     WHERE (SELECT ok FROM proceed)
+)"""
+_APPEND_ARGS = 14
+_PARAMETER = re.compile(r"\$(\d+)")
+_append_cache: dict[tuple[tuple[str, bool], ...], str] = {}
+
+
+def _append_sql(hooks: tuple[tuple[str, bool], ...]) -> str:
+    """The append statement with the given statement hooks (sql, is_gate) folded in, built once per shape.
+
+    Gates run when the version matches; everything else only when, besides, every gate wrote a row.
+    The answer: the stream's version, then one "passed" flag per gate."""
+    sql = _append_cache.get(hooks)
+    if sql is not None:
+        return sql
+    gates: list[str] = []
+    writes: list[str] = []
+    offset = _APPEND_ARGS
+    for n, (hook_sql, is_gate) in enumerate(hooks):
+        shifted = _PARAMETER.sub(lambda m, base=offset: f"${int(m.group(1)) + base}", hook_sql)  # type: ignore[misc]
+        offset += max((int(m) for m in _PARAMETER.findall(hook_sql)), default=0)
+        if is_gate:
+            condition = "(SELECT version = $2 FROM current_version)"
+            gates.append(f", gate_{n} AS (\n{shifted.replace(PROCEED, condition)}\n)")
+        else:
+            writes.append(f", hook_{n} AS (\n{shifted.replace(PROCEED, '(SELECT ok FROM proceed)')}\n)")
+    gate_names = [f"gate_{n}" for n, (_, is_gate) in enumerate(hooks) if is_gate]
+    passed = "".join(f" AND EXISTS (SELECT 1 FROM {g})" for g in gate_names)
+    flags = "".join(f", EXISTS (SELECT 1 FROM {g})" for g in gate_names)
+    proceed = f", proceed AS (SELECT version = $2{passed} AS ok FROM current_version)"
+    tail = f"\nSELECT (SELECT version FROM current_version){flags}"
+    sql = "".join([_APPEND_HEAD, *gates, proceed, _APPEND_BODY, *writes, tail])
+    _append_cache[hooks] = sql
+    return sql
+
+
+def _standalone(sql: str) -> str:
+    """A statement hook's SQL run on its own: nothing to wait for."""
+    return sql.replace(PROCEED, "true")
+
+
 _READ_STREAM = (
     "SELECT position, stream_id, stream_version, aggregate_type, event_id, event_type, schema_version, "
     "occurred_at, data, metadata, recorded_at FROM events "
@@ -203,6 +375,9 @@ class InMemoryEventStore:
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Nothing to hold: every append is atomic on its own (the fake has no reads to isolate)."""
+        return contextlib.nullcontext()
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
     async def append(
@@ -252,7 +427,7 @@ class InMemoryEventStore:
                 raise
         return expected_version + len(new)
 
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, tx: Any = None) -> list[StoredEvent]:
         return [e for e in self.streams.get(stream_id, []) if e.stream_version >= from_version]
 
     async def stream_version(self, stream_id: str) -> int:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db.tables import outbox as outbox_table
+from shared.db.engine import driver_of
 from shared.events.envelope import Envelope
 
 
@@ -49,19 +49,28 @@ def outbox_columns(messages: Sequence[OutboxMessage]) -> tuple[list[Any], ...]:
     )
 
 
-async def write_outbox(conn: AsyncConnection, messages: Sequence[OutboxMessage]) -> None:
+# One statement for any number of messages, prepared once per connection by the driver.
+_INSERT = (
+    "INSERT INTO outbox (message_id, topic, key, value, headers) "
+    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])"
+)
+
+
+async def write_outbox(conn: AsyncConnection | asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
+    """Insert ``messages`` into the outbox in ``conn``'s transaction (a SQLAlchemy connection or the driver).
+
+    On a SQLAlchemy connection the insert goes straight to its asyncpg driver — same session, same
+    transaction, no SQL compilation — once that transaction has begun on the server. Before that
+    (SQLAlchemy sends BEGIN lazily, with the first statement), the driver alone would write outside it,
+    so the same SQL then goes through SQLAlchemy, which begins the transaction first."""
     if not messages:
         return
-    await conn.execute(
-        insert(outbox_table),
-        [
-            {
-                "message_id": m.message_id,
-                "topic": m.topic,
-                "key": m.key,
-                "value": m.value,
-                "headers": [list(h) for h in m.headers],
-            }
-            for m in messages
-        ],
-    )
+    columns = outbox_columns(messages)
+    if isinstance(conn, asyncpg.Connection):
+        await conn.execute(_INSERT, *columns)
+        return
+    driver = await driver_of(conn)
+    if driver.is_in_transaction() or not conn.in_transaction():
+        await driver.execute(_INSERT, *columns)
+    else:
+        await conn.exec_driver_sql(_INSERT, columns)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from customers.adapters.tables import customer_directory
 from customers.domain.customer import Customer
-from shared.eventsourcing.store import TransactionHook
+from shared.db.statements import upsert_sql
+from shared.eventsourcing.store import StatementHook
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,25 @@ class DirectoryPage:
     total: int
 
 
+_COLUMNS = (
+    "customer_id",
+    "company_name",
+    "region",
+    "country",
+    "industry",
+    "size_band",
+    "channel",
+    "need_profile",
+    "stage",
+    "active",
+    "credit_rating",
+    "contacts",
+    "version",
+)
+# Runs inside the append statement: written whole from the aggregate, with the events or not at all.
+_UPSERT = upsert_sql(customer_directory, _COLUMNS, key=("customer_id",), touch="updated_at")
+
+
 def directory_row(customer: Customer) -> dict[str, object]:
     assert customer.profile is not None
     profile = customer.profile
@@ -68,20 +87,10 @@ class CustomerDirectory:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    def record(self, customer: Customer) -> TransactionHook:
-        """A hook that writes ``customer``'s row (as of its pending events) in the append's transaction."""
+    def record(self, customer: Customer) -> StatementHook:
+        """A hook that writes ``customer``'s row (as of its pending events) with the append."""
         row = directory_row(customer)
-
-        async def write(conn: AsyncConnection) -> None:
-            statement = insert(customer_directory).values(**row)
-            updates = {k: statement.excluded[k] for k in row if k not in ("customer_id",)}
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["customer_id"], set_={**updates, "updated_at": func.now()}
-                )
-            )
-
-        return write
+        return StatementHook(_UPSERT, tuple(row[c] for c in _COLUMNS))
 
     async def search(
         self, *, region: str | None, stage: str | None, active: bool | None, limit: int, offset: int

@@ -10,12 +10,13 @@ import uuid
 
 from customers.adapters.codec import PersonalDataCodec
 from customers.adapters.directory import CustomerDirectory, DirectoryPage
+from customers.adapters.keys import KeyCreatedConcurrently
 from customers.domain import commands as cmd
 from customers.domain.customer import Customer
 from shared.api import NotFound
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
-from shared.eventsourcing.store import StoredEvent
+from shared.eventsourcing.store import ConcurrencyConflict, StoredEvent
 
 
 class CustomerHandlers:
@@ -28,22 +29,34 @@ class CustomerHandlers:
 
     async def register_customer(self, command: cmd.RegisterCustomer, correlation_id: str) -> Customer:
         customer_id = command.customer_id or str(uuid.uuid4())
-        if await self.customers.get(customer_id) is not None:
-            raise DomainError(f"customer {customer_id} is already registered")
         customer = Customer.register(customer_id, command.profile, command.stage)
-        await self.customers.save(customer, correlation_id=correlation_id, hook=self.directory.record(customer))
+        # No read first: the first event of a taken id collides with the stream's (one round trip).
+        try:
+            await self.customers.save(customer, correlation_id=correlation_id, hook=self.directory.record(customer))
+        except KeyCreatedConcurrently:
+            raise
+        except ConcurrencyConflict as exc:
+            raise DomainError(f"customer {customer_id} is already registered") from exc
         return customer
 
     async def handle(self, command: cmd.CustomerCommand, correlation_id: str) -> Customer:
-        """Any command on an existing customer. A command that changes nothing records no event."""
-        customer = await self.customer(command.customer_id)
-        if isinstance(command, cmd.RemoveContact) and command.contact_id not in customer.contacts:
-            raise NotFound("contact", command.contact_id)
-        customer.execute(command)
-        hook = self.directory.record(customer) if customer.pending_events else None
-        await self.customers.save(
-            customer, correlation_id=correlation_id, expected_version=command.expected_version, hook=hook
-        )
+        """Any command on an existing customer, loaded and saved on one connection. A command that
+        changes nothing records no event."""
+        async with self.customers.connection() as tx:
+            customer = await self.customers.get(command.customer_id, tx=tx)
+            if customer is None:
+                raise NotFound("customer", command.customer_id)
+            if isinstance(command, cmd.RemoveContact) and command.contact_id not in customer.contacts:
+                raise NotFound("contact", command.contact_id)
+            customer.execute(command)
+            hook = self.directory.record(customer) if customer.pending_events else None
+            await self.customers.save(
+                customer,
+                correlation_id=correlation_id,
+                expected_version=command.expected_version,
+                hook=hook,
+                tx=tx,
+            )
         return customer
 
     # -- queries --------------------------------------------------------------------------------

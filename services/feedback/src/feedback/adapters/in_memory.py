@@ -8,7 +8,9 @@ awaits real I/O.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
+from typing import Any
 
 from feedback.application.ports import ComplaintPage, ComplaintSummary, Due
 from feedback.domain.complaint import Complaint, ComplaintStatus
@@ -24,7 +26,10 @@ class InMemoryComplaints:
         self.store: InMemoryEventStore = repository.store
         self.rows: dict[str, ComplaintSummary] = {}
 
-    async def get(self, complaint_id: str) -> Complaint | None:
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return contextlib.nullcontext()
+
+    async def get(self, complaint_id: str, *, tx: Any = None) -> Complaint | None:
         return await self.repository.get(complaint_id)
 
     async def history(self, complaint_id: str) -> list[StoredEvent]:
@@ -37,6 +42,7 @@ class InMemoryComplaints:
         correlation_id: str,
         causation_id: str | None = None,
         expected_version: int | None = None,
+        tx: Any = None,
     ) -> None:
         summary = ComplaintSummary.of(complaint)
         if complaint.pending_events:

@@ -9,7 +9,9 @@ events it follows from commit together or not at all. The sweep reads it through
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -22,14 +24,14 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from feedback.application.ports import ComplaintPage, ComplaintSummary, Due
 from feedback.domain.complaint import Complaint, ComplaintStatus
+from shared.db.statements import upsert_sql
 from shared.db.tables import events as events_table
 from shared.eventsourcing.repository import AggregateRepository
-from shared.eventsourcing.store import ConcurrencyConflict, StoredEvent, TransactionHook
+from shared.eventsourcing.store import ConcurrencyConflict, StatementHook, StoredEvent
 
 metadata = MetaData()
 
@@ -79,18 +81,21 @@ def _summary(row: dict[str, object]) -> ComplaintSummary:
     return ComplaintSummary(**values)  # type: ignore[arg-type]
 
 
-async def upsert_summary(conn: AsyncConnection, summary: ComplaintSummary) -> None:
-    stmt = insert(complaints_table).values(_row(summary))
-    updates: dict[str, object] = {name: stmt.excluded[name] for name in _ROW_FIELDS if name != "complaint_id"}
-    updates["updated_at"] = func.now()
-    # A row never goes back in version (a late re-index cannot undo a newer command's row).
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["complaint_id"],
-            set_=updates,
-            where=complaints_table.c.version <= stmt.excluded.version,
-        )
-    )
+# Runs inside the append statement; a row never goes back in version (a late re-index cannot undo a
+# newer command's row).
+_UPSERT = upsert_sql(
+    complaints_table,
+    _ROW_FIELDS,
+    key=("complaint_id",),
+    touch="updated_at",
+    only_if="complaints.version <= EXCLUDED.version",
+)
+
+
+def summary_hook(summary: ComplaintSummary) -> StatementHook:
+    """The read-model row of ``summary``, written with the append that it follows from."""
+    row = _row(summary)
+    return StatementHook(_UPSERT, tuple(row[name] for name in _ROW_FIELDS))
 
 
 class PostgresComplaints:
@@ -98,8 +103,11 @@ class PostgresComplaints:
         self.engine = engine
         self.repository = repository
 
-    async def get(self, complaint_id: str) -> Complaint | None:
-        return await self.repository.get(complaint_id)
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.repository.connection()
+
+    async def get(self, complaint_id: str, *, tx: Any = None) -> Complaint | None:
+        return await self.repository.get(complaint_id, tx=tx)
 
     async def history(self, complaint_id: str) -> list[StoredEvent]:
         return await self.repository.history(complaint_id)
@@ -111,19 +119,15 @@ class PostgresComplaints:
         correlation_id: str,
         causation_id: str | None = None,
         expected_version: int | None = None,
+        tx: Any = None,
     ) -> None:
-        summary = ComplaintSummary.of(complaint)
-
-        async def write_read_model(conn: AsyncConnection) -> None:
-            await upsert_summary(conn, summary)
-
-        hook: TransactionHook = write_read_model
         await self.repository.save(
             complaint,
             correlation_id=correlation_id,
             causation_id=causation_id,
             expected_version=expected_version,
-            hook=hook,
+            hook=summary_hook(ComplaintSummary.of(complaint)),
+            tx=tx,
         )
 
     async def due_for_escalation(

@@ -19,6 +19,7 @@ from shared.api import NotFound
 from shared.events.envelope import utc_now
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
+from shared.eventsourcing.store import ConcurrencyConflict
 
 Clock = Callable[[], datetime]
 
@@ -88,8 +89,6 @@ class FeedbackHandlers:
     # -- complaints -------------------------------------------------------------------------------
     async def file_complaint(self, cmd: FileComplaint, correlation_id: str) -> Complaint:
         complaint_id = cmd.complaint_id or str(uuid.uuid4())
-        if await self.complaints.get(complaint_id) is not None:
-            raise DomainError(f"complaint {complaint_id} already exists")
         complaint = Complaint.file(
             complaint_id,
             cmd.customer_id,
@@ -100,44 +99,51 @@ class FeedbackHandlers:
             filed_at=self.clock(),
             policy=self.sla_policy,
         )
-        await self.complaints.save(complaint, correlation_id=correlation_id)
+        # No read first: the first event of a taken id collides with the stream's (one round trip).
+        try:
+            await self.complaints.save(complaint, correlation_id=correlation_id)
+        except ConcurrencyConflict as exc:
+            raise DomainError(f"complaint {complaint_id} already exists") from exc
         return complaint
 
     async def acknowledge(self, cmd: AcknowledgeComplaint, correlation_id: str) -> Complaint:
-        complaint = await self._load(cmd.complaint_id)
-        complaint.acknowledge(cmd.acknowledged_by)
-        return await self._save(complaint, correlation_id, cmd.expected_version)
+        return await self._change(
+            cmd.complaint_id, correlation_id, cmd.expected_version, lambda c: c.acknowledge(cmd.acknowledged_by)
+        )
 
     async def resolve(self, cmd: ResolveComplaint, correlation_id: str) -> Complaint:
-        complaint = await self._load(cmd.complaint_id)
-        complaint.resolve(cmd.resolution)
-        return await self._save(complaint, correlation_id, cmd.expected_version)
+        return await self._change(
+            cmd.complaint_id, correlation_id, cmd.expected_version, lambda c: c.resolve(cmd.resolution)
+        )
 
     async def confirm(self, cmd: ConfirmResolution, correlation_id: str) -> Complaint:
-        complaint = await self._load(cmd.complaint_id)
-        complaint.confirm()
-        return await self._save(complaint, correlation_id, cmd.expected_version)
+        return await self._change(cmd.complaint_id, correlation_id, cmd.expected_version, lambda c: c.confirm())
 
     async def reopen(self, cmd: ReopenComplaint, correlation_id: str) -> Complaint:
-        complaint = await self._load(cmd.complaint_id)
-        complaint.reopen(cmd.reason, at=self.clock(), policy=self.sla_policy)
-        return await self._save(complaint, correlation_id, cmd.expected_version)
+        return await self._change(
+            cmd.complaint_id,
+            correlation_id,
+            cmd.expected_version,
+            lambda c: c.reopen(cmd.reason, at=self.clock(), policy=self.sla_policy),
+        )
 
-    async def _load(self, complaint_id: str) -> Complaint:
-        complaint = await self.complaints.get(complaint_id)
-        if complaint is None:
-            raise NotFound("complaint", complaint_id)
-        return complaint
-
-    async def _save(self, complaint: Complaint, correlation_id: str, expected_version: int | None) -> Complaint:
-        await self.complaints.save(complaint, correlation_id=correlation_id, expected_version=expected_version)
+    async def _change(
+        self, complaint_id: str, correlation_id: str, expected_version: int | None, change: Callable[[Complaint], None]
+    ) -> Complaint:
+        """Load, one domain call, save (events + read-model row in one statement), on one connection."""
+        async with self.complaints.connection() as tx:
+            complaint = await self.complaints.get(complaint_id, tx=tx)
+            if complaint is None:
+                raise NotFound("complaint", complaint_id)
+            change(complaint)
+            await self.complaints.save(
+                complaint, correlation_id=correlation_id, expected_version=expected_version, tx=tx
+            )
         return complaint
 
     # -- surveys ----------------------------------------------------------------------------------
     async def answer_survey(self, cmd: AnswerSurvey, correlation_id: str) -> Survey:
         survey_id = cmd.survey_id or str(uuid.uuid4())
-        if await self.surveys.get(survey_id) is not None:
-            raise DomainError(f"survey {survey_id} already exists")
         survey = Survey.answer(
             survey_id,
             cmd.customer_id,
@@ -147,5 +153,8 @@ class FeedbackHandlers:
             order_id=cmd.order_id,
             answered_at=cmd.answered_at or self.clock(),
         )
-        await self.surveys.save(survey, correlation_id=correlation_id)
+        try:
+            await self.surveys.save(survey, correlation_id=correlation_id)
+        except ConcurrencyConflict as exc:
+            raise DomainError(f"survey {survey_id} already exists") from exc
         return survey

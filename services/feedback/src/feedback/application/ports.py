@@ -9,9 +9,10 @@ the same transaction as the events it follows from, so the row is never behind i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from feedback.domain.complaint import Complaint, ComplaintStatus
 from shared.eventsourcing.store import StoredEvent
@@ -76,7 +77,11 @@ class ComplaintPage:
 class Complaints(Protocol):
     """Complaint aggregates plus their read model, kept in step."""
 
-    async def get(self, complaint_id: str) -> Complaint | None: ...
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """One connection for a command's load and save (pass it as ``tx``); the save is atomic on its own."""
+        ...
+
+    async def get(self, complaint_id: str, *, tx: Any = None) -> Complaint | None: ...
 
     async def history(self, complaint_id: str) -> list[StoredEvent]: ...
 
@@ -87,6 +92,7 @@ class Complaints(Protocol):
         correlation_id: str,
         causation_id: str | None = None,
         expected_version: int | None = None,
+        tx: Any = None,
     ) -> None:
         """Append the pending events and upsert the read-model row atomically.
 

@@ -1,7 +1,8 @@
 """PostgreSQL side of credit control: the customer credit projection and the receivables view.
 
 Reads for the credit check come from one statement (one snapshot). Writes happen inside the event
-store's append transaction through repository hooks:
+store's append *statement* through repository hooks (:class:`~shared.eventsourcing.store.StatementHook`),
+so placing an order costs two round trips: the check's read and the append.
 
 * :meth:`PostgresCreditLedger.placing` — bumps the customer's ``credit_version`` *only if* it is still
   the version the check saw (else :class:`CreditCheckStale`: the transaction rolls back and the handler
@@ -26,8 +27,8 @@ from orders.domain.credit import CreditTerms, Exposure, bucket_rank
 from orders.domain.customer_credit import CustomerCredit
 from orders.domain.errors import CreditCheckStale
 from orders.domain.order import Order
-from shared.db.engine import Transaction, driver_connection, driver_of
-from shared.eventsourcing.store import TransactionHook
+from shared.db.engine import Transaction, driver_connection
+from shared.eventsourcing.store import StatementHook, TransactionHook, chain_hooks
 
 # The statements of the command path are plain SQL run through the driver (prepared once per connection).
 _SNAPSHOT = """
@@ -54,21 +55,14 @@ _RECEIVABLE_CONFLICT = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _RECEIVABLE_COLUMNS.split(", ")[1:])
     + ", updated_at = now() WHERE receivables.order_version < EXCLUDED.order_version"
 )
-_RECORD = f"INSERT INTO receivables ({_RECEIVABLE_COLUMNS}) VALUES ({_RECEIVABLE_VALUES}) {_RECEIVABLE_CONFLICT}"
-# Take the next credit version only if it is still the one the check saw, and record the receivable only
-# then; the answer says whether the version was taken.
-_PLACE = f"""
-WITH bumped AS (
-    UPDATE customer_credit SET credit_version = credit_version + 1
-     WHERE customer_id = $2 AND credit_version = $15
-    RETURNING 1
-), recorded AS (
-    INSERT INTO receivables ({_RECEIVABLE_COLUMNS})
-    SELECT {_RECEIVABLE_VALUES} WHERE EXISTS (SELECT 1 FROM bumped)
-    {_RECEIVABLE_CONFLICT}
+# Both run inside the append statement (shared.eventsourcing.store.StatementHook): the receivable is
+# written only if the append writes, and placing takes the next credit version only if it is still the
+# one the check saw — else nothing at all is written and the handler checks again.
+_RECORD = f"INSERT INTO receivables ({_RECEIVABLE_COLUMNS}) SELECT {_RECEIVABLE_VALUES} WHERE {{proceed}} {_RECEIVABLE_CONFLICT}"
+_TAKE_CREDIT_VERSION = (
+    "UPDATE customer_credit SET credit_version = credit_version + 1 "
+    "WHERE customer_id = $1 AND credit_version = $2 AND {proceed} RETURNING 1"
 )
-SELECT count(*) FROM bumped
-"""
 
 # Unpaid orders whose current bucket (by days past due on :today) is later than the one last reported.
 _OVERDUE_CANDIDATES = text(
@@ -227,18 +221,16 @@ class PostgresCreditLedger:
         return row_to_customer(_Row(row)), exposure
 
     def placing(self, order: Order, checked_version: int) -> TransactionHook:
-        async def hook(conn: AsyncConnection) -> None:
-            driver = await driver_of(conn)
-            if await driver.fetchval(_PLACE, *receivable_values(order), checked_version) != 1:
-                raise CreditCheckStale(order.customer_id)
-
+        customer_id = order.customer_id
+        take = StatementHook(
+            _TAKE_CREDIT_VERSION, (customer_id, checked_version), refused=lambda: CreditCheckStale(customer_id)
+        )
+        hook = chain_hooks(take, self.recording(order))
+        assert hook is not None
         return hook
 
     def recording(self, order: Order) -> TransactionHook:
-        async def hook(conn: AsyncConnection) -> None:
-            await (await driver_of(conn)).execute(_RECORD, *receivable_values(order))
-
-        return hook
+        return StatementHook(_RECORD, receivable_values(order))
 
     # -- the overdue sweep -----------------------------------------------------------------------
     async def overdue_candidates(

@@ -61,9 +61,10 @@ class OrderHandlers:
         placed_at = cmd.placed_at or self.clock()
         for attempt in range(1, self.place_attempts + 1):
             try:
-                # One transaction: the credit check reads the position, the append re-checks its version.
-                # An existing order id needs no read first: its first event collides with the stream's.
-                async with self.orders.transaction() as tx:
+                # One connection: the credit check reads the position, the append (one statement, atomic)
+                # re-checks its version. An existing order id needs no read first: its first event
+                # collides with the stream's.
+                async with self.orders.connection() as tx:
                     customer, exposure = await self.ledger.position(cmd.customer_id, cmd.currency, tx=tx)
                     order = place_order(
                         order_id,
@@ -92,36 +93,45 @@ class OrderHandlers:
         )
 
     async def receive_payment(self, cmd: ReceivePayment, correlation_id: str) -> Order:
-        order = await self._load(cmd.order_id)
-        order.receive_payment(cmd.payment_id or str(uuid.uuid4()), cmd.amount, cmd.currency)
-        return await self._save(order, correlation_id, cmd.expected_version)
+        payment_id = cmd.payment_id or str(uuid.uuid4())
+        return await self._change(
+            cmd.order_id,
+            correlation_id,
+            cmd.expected_version,
+            lambda o: o.receive_payment(payment_id, cmd.amount, cmd.currency),
+        )
 
     async def release_credit(self, cmd: ReleaseCredit, correlation_id: str) -> Order:
-        order = await self._load(cmd.order_id)
-        order.release_credit(cmd.released_by, cmd.note)
-        return await self._save(order, correlation_id, cmd.expected_version)
+        return await self._change(
+            cmd.order_id, correlation_id, cmd.expected_version, lambda o: o.release_credit(cmd.released_by, cmd.note)
+        )
 
     async def cancel_order(self, cmd: CancelOrder, correlation_id: str) -> Order:
-        order = await self._load(cmd.order_id)
-        order.cancel(cmd.reason)
-        return await self._save(order, correlation_id, cmd.expected_version)
+        return await self._change(cmd.order_id, correlation_id, cmd.expected_version, lambda o: o.cancel(cmd.reason))
 
     async def return_goods(self, cmd: ReturnGoods, correlation_id: str) -> Order:
-        order = await self._load(cmd.order_id)
-        order.return_goods(cmd.return_id or str(uuid.uuid4()), cmd.amount, cmd.reason, cmd.lines)
-        return await self._save(order, correlation_id, cmd.expected_version)
-
-    async def _load(self, order_id: str) -> Order:
-        order = await self.orders.get(order_id)
-        if order is None:
-            raise NotFound("order", order_id)
-        return order
-
-    async def _save(self, order: Order, correlation_id: str, expected_version: int | None) -> Order:
-        await self.orders.save(
-            order,
-            correlation_id=correlation_id,
-            expected_version=expected_version,
-            hook=self.ledger.recording(order),
+        return_id = cmd.return_id or str(uuid.uuid4())
+        return await self._change(
+            cmd.order_id,
+            correlation_id,
+            cmd.expected_version,
+            lambda o: o.return_goods(return_id, cmd.amount, cmd.reason, cmd.lines),
         )
+
+    async def _change(
+        self, order_id: str, correlation_id: str, expected_version: int | None, change: Callable[[Order], None]
+    ) -> Order:
+        """Load the order, apply one domain call, save it with its receivable: one connection, two round trips."""
+        async with self.orders.connection() as tx:
+            order = await self.orders.get(order_id, tx=tx)
+            if order is None:
+                raise NotFound("order", order_id)
+            change(order)
+            await self.orders.save(
+                order,
+                correlation_id=correlation_id,
+                expected_version=expected_version,
+                hook=self.ledger.recording(order),
+                tx=tx,
+            )
         return order
