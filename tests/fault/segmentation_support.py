@@ -192,6 +192,9 @@ class ConsumerProcess:
     bootstrap: str
     namespace: str
     batch_size: int = 50
+    #: short, so that after a SIGKILL the group hands the dead member's partitions on within seconds
+    #: (the local test broker allows down to 1 s: group.min.session.timeout.ms in kafka-local.sh)
+    session_timeout_ms: int = 3000
     log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="seg-consume-", suffix=".log")[1]))
     proc: subprocess.Popen[bytes] | None = None
 
@@ -204,6 +207,7 @@ class ConsumerProcess:
             "TIERSTREAM_ENV": "test",
             "SEGMENTATION_CLOCK_START": T0.isoformat(),
             "SEGMENTATION_CONSUMER_BATCH_SIZE": str(self.batch_size),
+            "SEGMENTATION_CONSUMER_SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
             "LOG_FORMAT": "console",
         }
         with self.log.open("ab") as out:
@@ -246,8 +250,9 @@ class ConsumerProcess:
 
 # -- databases ------------------------------------------------------------------------------------
 def container(database_url: str, bootstrap: str, namespace: str) -> Container[SegmentationSettings]:
+    # Fields with an environment alias are passed by the alias (by field name they would be ignored).
     settings = SegmentationSettings(
-        database_url=database_url, topic_namespace=namespace, kafka_bootstrap_servers=bootstrap
+        database_url=database_url, TIERSTREAM_TOPIC_NAMESPACE=namespace, KAFKA_BOOTSTRAP_SERVERS=bootstrap
     )
     c = DEFINITION.container(settings)
     c.parts["clock"] = FixedClock(T0)
@@ -394,7 +399,7 @@ async def assert_effects_once(c: Container[Any], names: Topics, group: str, expe
     assert set(inbox) == expected_ids, (len(inbox), len(expected_ids))
     assert live == [], f"customers with more than one live alert: {live}"
     assert dead == 0, "no record of the stream may be dead-lettered"
-    keys = Counter()
+    keys: Counter[tuple[str, str, int, str]] = Counter()
     for v in values:
         env = parse_envelope(v)
         keys[(env.event_type, str(env.causation_id), env.aggregate_version, env.customer_id)] += 1

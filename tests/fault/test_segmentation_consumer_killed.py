@@ -1,7 +1,8 @@
 """A real ``python -m segmentation consume`` SIGKILLed three times at random moments of a stream of a few
 thousand contract events (some produced while it runs) ends with the projection a single uninterrupted
 consumer builds from the same topics: facts and grades equal, every event in the inbox once, at most one
-live alert per customer, no outgoing event staged twice.
+live alert per customer, no outgoing event staged twice — and equal to a full ``rebuild`` from the
+earliest offsets, churn alerts included (compared by their standing, see ``application/rebuild.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 import pytest
 from segmentation_support import (
     KINDS,
+    T_COMPARE,
     ConsumerProcess,
     Stream,
     assert_effects_once,
@@ -28,7 +30,9 @@ from segmentation_support import (
     sweep_at,
     wait_consumed,
 )
+from sqlalchemy import text
 
+from segmentation.application.rebuild import ALERT_STANDING, rebuild
 from shared.events.topics import Topics
 
 pytestmark = pytest.mark.fault
@@ -94,6 +98,27 @@ async def test_a_consumer_sigkilled_three_times_mid_stream_ends_equal_to_an_unin
         ids = event_ids(stream)
         await assert_effects_once(faulted, topics, group, ids)
         await assert_effects_once(reference, topics, group, ids)
+
+        report = await rebuild(
+            faulted.engine,
+            faulted.settings.database_url,
+            faulted.parts["assessor"],
+            clock=T_COMPARE,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            topics=[topics.customers, topics.orders, topics.feedback],
+            deadletter_topic=topics.deadletter,
+            schema="rebuild_after_kills",
+            keep=False,
+        )
+        assert report.events_replayed == total
+        assert report.identical, [(t.table, t.live_rows, t.rebuilt_rows, t.differing_keys) for t in report.tables]
+        alerts = next(t for t in report.tables if t.table == ALERT_STANDING)
+        compared = alerts.live_rows
+        assert compared + report.alerts_not_compared["in_hysteresis_band"] == 200
+        async with faulted.engine.connect() as conn:
+            live_alerts = await conn.scalar(text("SELECT count(*) FROM churn_alerts WHERE state <> 'closed'"))
+        assert live_alerts, "the stream must raise churn alerts for the comparison to mean something"
     finally:
         for p in processes:
             p.cleanup()

@@ -142,6 +142,7 @@ async def run_consumer(container: Container[Any], spec: ConsumerSpec, stop: asyn
         topics=[topics.name(t) for t in spec.topics],
         deadletter_topic=topics.deadletter,
         batch_size=settings.consumer_batch_size,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
     )
     await consumer.run(stop)
 

@@ -153,6 +153,14 @@ class ServiceSettings(ApiSettings):
     relay_idle_interval_s: float = Field(default=0.05, gt=0, le=10)
     outbox_retention_hours: float = Field(default=72, gt=0)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        le=300_000,
+        description="how long the group coordinator waits for a silent consumer (killed, partitioned) before "
+        "handing its partitions to the others; heartbeats go every min(1 s, a third of it). Must lie within "
+        "the brokers' group.min/max.session.timeout.ms (Kafka's defaults: 6 s – 30 min)",
+    )
 
     @model_validator(mode="after")
     def _defaults_and_production_guard(self) -> ServiceSettings:

@@ -1,10 +1,13 @@
 """``rebuild``: replaying every topic from the earliest offset, with the recorded calibration applied at
-the offsets it saw, reproduces the live projection table for table — however the live polls were batched."""
+the offsets it saw, reproduces the live projection table for table — however the live polls were batched —
+and the standing of every churn alert; a live alert that differs is reported with its customer."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from segmentation.__main__ import DEFINITION
-from segmentation.application.rebuild import rebuild
+from segmentation.application.alerts import AlertAction, handle_alert_command
+from segmentation.application.rebuild import ALERT_STANDING, RebuildReport, rebuild
 from segmentation.application.recalibration import recalibrate
 from segmentation.application.sweep import sweep
 from segmentation.bootstrap import FixedClock, build_projection, wire
@@ -21,6 +25,7 @@ from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope, EventPayload, Money
 from shared.events.topics import Topics
 from shared.messaging.consumer import ProjectionConsumer
+from shared.runtime import Container
 from shared.testing.kafka import produce
 
 pytestmark = pytest.mark.integration
@@ -97,12 +102,38 @@ async def consume_until(consumer: ProjectionConsumer, engine, total: int) -> Non
         await task
 
 
-async def test_a_rebuild_reproduces_the_live_tables_with_the_recorded_calibration_applied_in_place(
-    database_factory, topics: Topics, kafka_bootstrap: str
-) -> None:  # type: ignore[no-untyped-def]
+@dataclass
+class Live:
+    """A live projection consumed from real topics (two consumers, a calibration between them), swept."""
+
+    container: Container[SegmentationSettings]
+    url: str
+    clock: FixedClock
+    topics: Topics
+    group: str
+    kafka_bootstrap: str
+    total: int
+
+    async def rebuild(self, schema: str, *, keep: bool = True) -> RebuildReport:
+        return await rebuild(
+            self.container.engine,
+            self.url,
+            self.container.parts["assessor"],
+            clock=self.clock(),
+            bootstrap_servers=self.kafka_bootstrap,
+            group_id=self.group,
+            topics=[self.topics.customers, self.topics.orders, self.topics.feedback],
+            deadletter_topic=self.topics.deadletter,
+            schema=schema,
+            keep=keep,
+        )
+
+
+@pytest.fixture
+async def live(database_factory, topics: Topics, kafka_bootstrap: str) -> AsyncIterator[Live]:  # type: ignore[no-untyped-def]
     url = await database_factory("segmentation")
     settings = SegmentationSettings(
-        database_url=url, topic_namespace=topics.namespace, kafka_bootstrap_servers=kafka_bootstrap
+        database_url=url, TIERSTREAM_TOPIC_NAMESPACE=topics.namespace, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap
     )
     container = DEFINITION.container(settings)
     clock = FixedClock(T0)
@@ -132,39 +163,167 @@ async def test_a_rebuild_reproduces_the_live_tables_with_the_recorded_calibratio
         total += await publish(kafka_bootstrap, topics, history(rng, 30, 25, clock()))  # 10 known, 15 new
         await consume_until(live_consumer(13), container.engine, total)
         await sweep(container.engine, container.parts["assessor"], now=clock())
+        yield Live(container, url, clock, topics, group, kafka_bootstrap, total)
+    finally:
+        await container.close()
 
-        first = await rebuild(
-            container.engine,
-            url,
-            container.parts["assessor"],
-            clock=clock(),
-            bootstrap_servers=kafka_bootstrap,
-            group_id=group,
-            topics=names,
-            deadletter_topic=topics.deadletter,
-            schema="rebuild_a",
+
+def differences(report: RebuildReport) -> list[tuple[str, int, int, list[str]]]:
+    return [(t.table, t.live_rows, t.rebuilt_rows, t.differing_keys) for t in report.tables if not t.equal]
+
+
+async def live_alerts(live: Live) -> list[tuple[str, str, int]]:
+    async with live.container.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT a.alert_id, a.customer_id, a.last_score FROM churn_alerts a "
+                "WHERE a.state <> 'closed' ORDER BY a.customer_id"
+            )
         )
-        assert first.events_replayed == total and first.calibrations_applied == 1
-        assert first.identical, [(t.table, t.live_rows, t.rebuilt_rows, t.differing_keys) for t in first.tables]
-        assert {t.table for t in first.tables} == {
-            "customer_orders",
-            "customer_complaints",
-            "customer_surveys",
-            "customer_segments",
-        }
-        second = await rebuild(
+        return [tuple(r) for r in rows]
+
+
+async def test_a_rebuild_reproduces_the_live_tables_and_alerts_with_the_recorded_calibration_applied_in_place(
+    live: Live,
+) -> None:
+    alerts = await live_alerts(live)
+    assert len(alerts) >= 2, "the history must raise churn alerts for their comparison to mean something"
+
+    first = await live.rebuild("rebuild_a")
+    assert first.events_replayed == live.total and first.calibrations_applied == 1
+    assert first.identical, differences(first)
+    assert [t.table for t in first.tables] == [
+        "customer_orders",
+        "customer_complaints",
+        "customer_surveys",
+        "customer_segments",
+        ALERT_STANDING,
+    ]
+    standing = first.tables[-1]
+    customers = first.tables[3].live_rows
+    assert first.alerts_not_compared == {
+        "in_hysteresis_band": customers - standing.live_rows,
+        "handled_by_an_operator": 0,
+    }
+    assert standing.live_rows >= len(alerts)  # every live alert is high-band here, so compared
+
+    second = await live.rebuild("rebuild_b", keep=False)
+    assert second.identical, differences(second)
+    assert [t.rebuilt_checksum for t in second.tables] == [t.rebuilt_checksum for t in first.tables]
+
+
+async def test_a_corrupted_live_alert_is_reported_with_its_customer_and_an_operator_handled_one_is_left_out(
+    live: Live,
+) -> None:
+    (handled_id, handled_customer, _), (corrupted_id, corrupted_customer, score) = (await live_alerts(live))[:2]
+    await handle_alert_command(
+        live.container.engine,
+        topic=live.topics.segmentation,
+        bands=live.container.parts["policy"].churn.bands,
+        alert_id=handled_id,
+        action=AlertAction.ACKNOWLEDGE,
+        now=live.clock(),
+        actor="tester",
+        correlation_id="corr-test",
+    )
+    async with live.container.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE churn_alerts SET last_score = :s WHERE alert_id = :a"), {"s": score - 1, "a": corrupted_id}
+        )
+
+    report = await live.rebuild("rebuild_c", keep=False)
+    assert not report.identical
+    assert differences(report) == [
+        (ALERT_STANDING, report.tables[-1].live_rows, report.tables[-1].live_rows, [corrupted_customer])
+    ]
+    assert report.alerts_not_compared["handled_by_an_operator"] == 1
+    assert handled_customer != corrupted_customer
+
+
+async def test_recalibrations_while_the_consumer_runs_record_the_offsets_they_graded_and_replay_exactly(
+    database_factory, topics: Topics, kafka_bootstrap: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Recalibration measures from a snapshot without excluding the consumer, then records and re-grades
+    under the exclusive lock: with polls committing all the while, the offsets recorded are those the
+    re-grade saw (a rebuild applying the calibrations there reproduces everything), the measured ones lie
+    at or before them, and of two scheduled recalibrations racing only one happens."""
+    url = await database_factory("segmentation")
+    settings = SegmentationSettings(
+        database_url=url, TIERSTREAM_TOPIC_NAMESPACE=topics.namespace, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap
+    )
+    container = DEFINITION.container(settings)
+    clock = FixedClock(T0)
+    container.parts["clock"] = clock
+    wire(container)
+    assessor = container.parts["assessor"]
+    group = f"{topics.namespace}segmentation.projector"
+    names = [topics.customers, topics.orders, topics.feedback]
+    consumer = ProjectionConsumer(
+        container.engine,
+        build_projection(container),
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        topics=names,
+        deadletter_topic=topics.deadletter,
+        batch_size=5,
+    )
+    total = await publish(kafka_bootstrap, topics, history(random.Random(5), 0, 300, T0))
+
+    async def consumed() -> int:
+        async with container.engine.connect() as conn:
+            return int(await conn.scalar(text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets")))
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        while await consumed() < total // 4:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.02)
+        first = await recalibrate(container.engine, assessor, as_of=T0, trigger="test")
+        assert first is not None
+        raced = await asyncio.gather(
+            *(
+                recalibrate(
+                    container.engine, assessor, as_of=T0 + timedelta(days=7), trigger="scheduled", only_if_due=True
+                )
+                for _ in range(2)
+            )
+        )
+        assert sum(r is not None for r in raced) == 1, raced
+        while await consumed() < total:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    try:
+        async with container.engine.connect() as conn:
+            recorded = (
+                await conn.execute(text("SELECT consumer_offsets, measured_offsets FROM calibrations ORDER BY id"))
+            ).all()
+        assert len(recorded) == 2
+        for graded, measured in recorded:
+            at = {(o["topic"], o["partition"]): o["next_offset"] for o in graded}
+            assert measured is not None
+            assert all(o["next_offset"] <= at[(o["topic"], o["partition"])] for o in measured), (measured, graded)
+        # the first calibration struck mid-stream: the replay must apply it between polls
+        assert 0 < sum(o["next_offset"] for o in recorded[0][0]) < total
+
+        # the consumer graded at T0 throughout: the rebuild replays at that clock too
+        await sweep(container.engine, assessor, now=clock())
+        report = await rebuild(
             container.engine,
             url,
-            container.parts["assessor"],
+            assessor,
             clock=clock(),
             bootstrap_servers=kafka_bootstrap,
             group_id=group,
             topics=names,
             deadletter_topic=topics.deadletter,
-            schema="rebuild_b",
+            schema="rebuild_concurrent",
             keep=False,
         )
-        assert second.identical
-        assert [t.rebuilt_checksum for t in second.tables] == [t.rebuilt_checksum for t in first.tables]
+        assert report.calibrations_applied == 2 and report.events_replayed == total
+        assert report.identical, differences(report)
     finally:
         await container.close()

@@ -18,8 +18,19 @@ times —, ``segmentation_version`` — how many events were published depends o
 and the random ``facts_token`` of the consumer's cache). Grades are a function of facts, the
 recorded calibrations and the clock (docs/segmentation.md), so the live table matches when it was last
 assessed at the same clock (run the live sweep at that instant, or give the rebuild the instant of the
-live sweep). History rows, published events and alerts record *when* things were noticed and how polls
-were batched; they are rebuilt but not compared.
+live sweep). History rows and published events record *when* things were noticed and how polls were
+batched; they are rebuilt but not compared.
+
+Churn alerts are compared by their *standing* after the sweep (:func:`_compare_alerts`): per customer,
+the live (not closed) alert's state and current score, or none. An alert's raise instant, raise score,
+reasons and occurrences are not functions of the events: they record the assessment at which the score
+first crossed the threshold, i.e. the clock of that poll and which intermediate states the batching
+let the engine see. What the events and the clock do decide: a score at or above the raise threshold
+has a live open alert, one below the clear threshold has none. So the comparison covers every customer
+except (a) those whose score lies in the hysteresis band between the two (there a live alert exists
+only if some earlier assessment saw the score high — path-dependent) and (b) those whose current alert
+an operator has acted on (``alert_log`` rows with an actor: acknowledge / snooze / close are decisions a
+replay of the topics cannot make). Both are counted in the report, never silently dropped.
 """
 
 from __future__ import annotations
@@ -93,7 +104,10 @@ class RebuildReport:
     clock: datetime
     events_replayed: int
     calibrations_applied: int
+    #: the compared tables, and last the alert standing (``ALERT_STANDING``)
     tables: list[TableComparison]
+    #: customers whose alerts were left out of the comparison, by reason (see the module docstring)
+    alerts_not_compared: dict[str, int] = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -155,8 +169,7 @@ async def rebuild(
         replayed = 0
         try:
             for index, row in enumerate(recorded):
-                seen = {TopicPartition(o["topic"], o["partition"]): o["next_offset"] for o in row["consumer_offsets"]}
-                replayed += await reader.replay_until(seen, replayer, batch_size)
+                replayed += await reader.replay_until(_offsets_seen(row, group_id, targets), replayer, batch_size)
                 first = index == 0 or recorded[index - 1]["population"] == 0  # as recalibrate() decides
                 await _apply_recorded_calibration(fresh, assessor, row, first=first)
             replayed += await reader.replay_until(targets, replayer, batch_size)
@@ -166,14 +179,36 @@ async def rebuild(
         await sweep(fresh, assessor, now=clock)
         async with live.connect() as conn:
             tables = [await _compare(conn, schema, table) for table in COMPARED]
+        async with live.begin() as conn:
+            alerts, not_compared = await _compare_alerts(conn, schema, assessor)
+        tables.append(alerts)
     finally:
         await fresh.dispose()
     if not keep:
         async with live.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    report = RebuildReport(schema, clock, replayed, len(recorded), tables)
-    log.info("segmentation.rebuilt", schema=schema, events=replayed, identical=report.identical)
+    report = RebuildReport(schema, clock, replayed, len(recorded), tables, not_compared)
+    log.info(
+        "segmentation.rebuilt",
+        schema=schema,
+        events=replayed,
+        identical=report.identical,
+        alerts_not_compared=not_compared,
+    )
     return report
+
+
+def _offsets_seen(row: dict[str, Any], group_id: str, live: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Where the live consumer stood when the calibration was recorded, for every partition replayed.
+
+    A partition without a stored offset then had not been read at all: its limit is 0, not "whatever the
+    replay has fetched so far" (which applied records the live calibration had not seen)."""
+    seen = {
+        TopicPartition(o["topic"], o["partition"]): o["next_offset"]
+        for o in row["consumer_offsets"]
+        if o.get("consumer_group", group_id) == group_id
+    }
+    return {tp: seen.get(tp, 0) for tp in live.keys() | seen.keys()}
 
 
 async def _apply_recorded_calibration(db: AsyncEngine, assessor: Assessor, row: dict[str, Any], *, first: bool) -> None:
@@ -284,3 +319,65 @@ async def _compare(conn: Any, schema: str, table: str) -> TableComparison:
         )
         differing = ["/".join(str(v) for v in r) for r in sample]
     return TableComparison(table, live_rows, rebuilt_rows, live_sum, rebuilt_sum, differing)
+
+
+#: Name of the alert comparison in :attr:`RebuildReport.tables`.
+ALERT_STANDING = "churn_alerts (standing)"
+
+
+async def _compare_alerts(conn: Any, schema: str, assessor: Assessor) -> tuple[TableComparison, dict[str, int]]:
+    """Per compared customer, the live alert's state and current score (or none), live vs rebuilt.
+
+    Compared customers: everyone in either table whose live score (the rebuilt one if only rebuilt) is
+    outside the hysteresis band [clear, raise), and whose current live alert no operator has acted on.
+    A duplicated live alert shows as a second row of its customer."""
+    policy = assessor.policy.churn
+    await conn.execute(
+        text(
+            "CREATE TEMPORARY TABLE alert_standing_keys ON COMMIT DROP AS "
+            "SELECT customer_id, coalesce(l.churn_score, r.churn_score) AS score, l.alert_id AS live_alert "
+            f"FROM public.customer_segments l FULL JOIN {schema}.customer_segments r USING (customer_id)"
+        )
+    )
+    bounds = {"clear": policy.alert_clear_below, "raise": policy.alert_raise_at}
+    in_band = await conn.execute(
+        text("DELETE FROM alert_standing_keys WHERE score >= :clear AND score < :raise"), bounds
+    )
+    handled = await conn.execute(
+        text(
+            "DELETE FROM alert_standing_keys k WHERE EXISTS (SELECT 1 FROM public.alert_log g "
+            "WHERE g.alert_id = k.live_alert AND g.actor IS NOT NULL)"
+        )
+    )
+    not_compared = {"in_hysteresis_band": in_band.rowcount, "handled_by_an_operator": handled.rowcount}
+
+    def standing(side: str) -> str:
+        return (
+            "SELECT k.customer_id, a.state, a.last_score FROM alert_standing_keys k "
+            f"LEFT JOIN {side}.churn_alerts a ON a.customer_id = k.customer_id AND a.state <> 'closed'"
+        )
+
+    async def checksum(side: str) -> tuple[int, str]:
+        result = await conn.execute(
+            text(
+                "SELECT count(*), md5(coalesce(string_agg(md5(ROW(customer_id, state, last_score)::text), '' "
+                f"ORDER BY customer_id, state, last_score), '')) FROM ({standing(side)}) s"
+            )
+        )
+        count, digest = result.one()
+        return int(count), str(digest)
+
+    live_rows, live_sum = await checksum("public")
+    rebuilt_rows, rebuilt_sum = await checksum(schema)
+    differing: list[str] = []
+    if (live_rows, live_sum) != (rebuilt_rows, rebuilt_sum):
+        live_side, rebuilt_side = standing("public"), standing(schema)
+        sample = await conn.execute(
+            text(
+                f"SELECT DISTINCT customer_id FROM (({live_side} EXCEPT ALL {rebuilt_side}) UNION ALL "
+                f"({rebuilt_side} EXCEPT ALL {live_side})) d ORDER BY customer_id LIMIT 10"
+            )
+        )
+        differing = [str(r[0]) for r in sample]
+    comparison = TableComparison(ALERT_STANDING, live_rows, rebuilt_rows, live_sum, rebuilt_sum, differing)
+    return comparison, not_compared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -64,7 +65,10 @@ async def record_calibration(
     breakpoints: RfmBreakpoints | None,
     policy: Policy,
     consumer_offsets: list[dict[str, Any]],
+    measured_offsets: list[dict[str, Any]] | None = None,
 ) -> int:
+    """Insert a calibration; ``consumer_offsets`` is where the re-grade stands (what a rebuild replays up
+    to), ``measured_offsets`` the snapshot the numbers were computed from (None: the same point)."""
     values = {
         "effective_at": effective_at,
         "trigger": trigger,
@@ -79,7 +83,14 @@ async def record_calibration(
         "tier_changes": 0,
     }
     result = await conn.execute(insert(calibrations).values(**values).returning(calibrations.c.id))
-    return int(result.scalar_one())
+    calibration_id = int(result.scalar_one())
+    if measured_offsets is not None:
+        # not a column of read_model.calibrations (yet): revision 0005 added it
+        await conn.execute(
+            text("UPDATE calibrations SET measured_offsets = CAST(:offsets AS jsonb) WHERE id = :id"),
+            {"offsets": json.dumps(measured_offsets), "id": calibration_id},
+        )
+    return calibration_id
 
 
 async def finish_calibration(conn: AsyncConnection, calibration_id: int, graded: int, tier_changes: int) -> None:
