@@ -15,13 +15,20 @@ from segmentation.domain.facts import CustomerFacts
 from segmentation.domain.grading import Calibration
 from segmentation.domain.policy import Policy, TierMode
 from segmentation.domain.rfm import RfmBreakpoints
-from segmentation.projections.store import Changes, CustomerRecord, Published
+from segmentation.projections.store import ORDER_COLUMNS, SEGMENT_COLUMNS, Changes, CustomerRecord, Published
 from shared.events.registry import parse_envelope
 from shared.events.vocabulary import OverdueBucket
 
 pytestmark = pytest.mark.unit
 
 POLICY = Policy()
+
+
+def segment_row_of(row: tuple[object, ...]) -> dict[str, object]:
+    """A staged ``customer_segments`` row (a tuple in column order) by column name."""
+    return dict(zip(SEGMENT_COLUMNS, row, strict=True))
+
+
 ASSESSOR = Assessor(POLICY, "crm.segmentation.v1")
 PROVISIONAL = Calibration.provisional(POLICY)
 CALIBRATED = Calibration(
@@ -62,14 +69,14 @@ def test_a_first_order_publishes_the_first_tier_and_activity_with_previous_null(
     assert (tier.previous_tier, tier.new_tier, tier.cut_points["normal"]) == (None, "small", Decimal(500))
     assert "provisional" in tier.reason
     assert [h["kind"] for h in changes.history] == ["tier", "activity"]
-    [row] = changes.segments
+    [row] = [segment_row_of(r) for r in changes.segments]
     assert (row["value_tier"], row["orders_count"], row["segmentation_version"]) == ("small", 1, 2)
-    assert [o["order_id"] for o in changes.orders] == ["o-1"]
+    assert [dict(zip(ORDER_COLUMNS, o, strict=True))["order_id"] for o in changes.orders] == ["o-1"]
 
 
 def test_a_registered_customer_without_orders_is_a_prospect_without_events() -> None:
     changes, events = assess(record_of(b.registered()), PROVISIONAL, 1)
-    assert events == [] and changes.segments[0]["value_tier"] == "prospect"
+    assert events == [] and segment_row_of(changes.segments[0])["value_tier"] == "prospect"
 
 
 def test_at_a_recalibration_tier_and_rfm_segment_changes_carry_the_frozen_numbers() -> None:
@@ -86,7 +93,7 @@ def test_at_a_recalibration_tier_and_rfm_segment_changes_carry_the_frozen_number
     segment = by_type["CustomerRfmSegmentChanged"]
     assert (segment.previous_segment, segment.new_segment, segment.frequency_score) == (None, "champions", 5)
     assert all(h["calibration_id"] == 3 for h in changes.history)
-    assert changes.segments[0]["anchor_tier"] == "vip"
+    assert segment_row_of(changes.segments[0])["anchor_tier"] == "vip"
 
 
 def test_a_high_churn_score_raises_one_alert_and_recovery_clears_it() -> None:
@@ -108,7 +115,7 @@ def test_a_high_churn_score_raises_one_alert_and_recovery_clears_it() -> None:
     codes = {r.code for r in raised[0].data.reasons}
     assert {"cadence_breach", "detractor_survey", "receivables_overdue_90_plus"} <= codes
     assert changes.alerts[0]["state"] == "open" and changes.alert_log[0]["action"] == "raised"
-    assert changes.segments[0]["overdue_bucket"] == str(OverdueBucket.DAYS_90_PLUS)
+    assert segment_row_of(changes.segments[0])["overdue_bucket"] == str(OverdueBucket.DAYS_90_PLUS)
 
     # assessed again while still high: no second alert
     record.published = replace(record.published, churn_score=raised[0].data.score)

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.events import segmentation as segmentation_contract
 from shared.events.envelope import Envelope
 from shared.events.registry import InvalidEvent, parse_envelope
 from shared.logging import get_logger
@@ -38,6 +40,19 @@ APPLIED = Counter("tierstream_events_applied_total", "Events applied to a projec
 DUPLICATES = Counter("tierstream_events_duplicate_total", "Redelivered events dropped by the inbox", ["group"])
 DEADLETTERED = Counter("tierstream_events_deadlettered_total", "Records sent to the dead-letter topic", ["group"])
 LAG = Gauge("tierstream_consumer_lag", "End offset minus position", ["group", "topic", "partition"])
+PROJECTION_LATENCY = Histogram(
+    "tierstream_projection_latency_seconds",
+    "Time from an applied event's occurred_at to the commit of the batch that applied it",
+    ["group"],
+    # From live traffic (sub-second) to a consumer catching up on a backlog (hours).
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
+)
+CHURN_ALERTS_RAISED = Counter(
+    "tierstream_churn_alerts_raised_total",
+    "Churn-risk alerts raised (ChurnRiskRaised staged), counted once the raising transaction committed",
+    ["path"],  # "consumer" (live events) or "sweep" (the scheduled time-based re-assessment)
+)
+_CHURN_RISK_RAISED = segmentation_contract.ChurnRiskRaised.__name__
 
 _INBOX = text(
     "INSERT INTO inbox (consumer_group, event_id) SELECT :g, unnest(CAST(:ids AS uuid[])) "
@@ -91,6 +106,30 @@ def _sqlstate(exc: BaseException) -> str | None:
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
     return None
+
+
+def count_raised_alerts(messages: Iterable[OutboxMessage], *, path: str) -> int:
+    """Count the ChurnRiskRaised messages of a transaction that has committed (call after the commit)."""
+    raised = sum(1 for m in messages if _event_type(m) == _CHURN_RISK_RAISED)
+    if raised:
+        CHURN_ALERTS_RAISED.labels(path).inc(raised)
+    return raised
+
+
+def _event_type(message: OutboxMessage) -> str | None:
+    for key, value in message.headers:
+        if key == "event_type":
+            return value
+    return None
+
+
+def observe_projection_latency(group: str, envelopes: Iterable[Envelope], committed_at: float) -> None:
+    """One latency observation per applied event: its occurred_at → ``committed_at`` (epoch seconds).
+
+    An occurred_at ahead of this host's clock (skew) counts as 0 rather than as a negative latency."""
+    histogram = PROJECTION_LATENCY.labels(group)
+    for envelope in envelopes:
+        histogram.observe(max(0.0, committed_at - envelope.occurred_at.timestamp()))
 
 
 @dataclass
@@ -274,9 +313,10 @@ class ProjectionConsumer:
         try:
             async with self.engine.begin() as conn:
                 fresh = await self._dedupe(conn, decoded)
-                outgoing = list(await self.projection.apply(conn, [d.envelope for d in fresh]))  # type: ignore[misc]
+                applied = [d.envelope for d in fresh if d.envelope is not None]
+                outgoing = list(await self.projection.apply(conn, applied))
                 await self._finish(conn, decoded, outgoing)
-            APPLIED.labels(self.group_id).inc(len(fresh))
+            self._committed(applied, outgoing)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -284,8 +324,9 @@ class ProjectionConsumer:
             await self._process_one_by_one(decoded)
 
     async def _process_one_by_one(self, decoded: Sequence[_Decoded]) -> None:
+        applied: list[Envelope] = []
+        outgoing: list[OutboxMessage] = []
         async with self.engine.begin() as conn:
-            outgoing: list[OutboxMessage] = []
             extra_dead: list[OutboxMessage] = []
             for item in decoded:
                 if item.envelope is None:
@@ -294,8 +335,10 @@ class ProjectionConsumer:
                 for attempt in range(1, self.handler_attempts + 1):
                     try:
                         async with conn.begin_nested():
-                            fresh = await self._dedupe(conn, [item])
-                            outgoing.extend(await self.projection.apply(conn, [d.envelope for d in fresh]))  # type: ignore[misc]
+                            fresh = [d.envelope for d in await self._dedupe(conn, [item]) if d.envelope is not None]
+                            staged = await self.projection.apply(conn, fresh)
+                        applied.extend(fresh)
+                        outgoing.extend(staged)
                         last_exc = None
                         break
                     except Exception as exc:
@@ -322,6 +365,13 @@ class ProjectionConsumer:
                         )
                     )
             await self._finish(conn, decoded, outgoing + extra_dead)
+        self._committed(applied, outgoing)
+
+    def _committed(self, applied: Sequence[Envelope], outgoing: Sequence[OutboxMessage]) -> None:
+        """Metrics of a batch whose transaction has committed (never of one that rolled back)."""
+        APPLIED.labels(self.group_id).inc(len(applied))
+        observe_projection_latency(self.group_id, applied, time.time())
+        count_raised_alerts(outgoing, path="consumer")
 
     async def _dedupe(self, conn: AsyncConnection, decoded: Sequence[_Decoded]) -> list[_Decoded]:
         candidates: dict[str, _Decoded] = {}  # event id → first delivery in this batch

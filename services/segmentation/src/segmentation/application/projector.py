@@ -2,11 +2,13 @@
 
 Runs inside the consumer's transaction (one per poll, with the inbox and the offsets): take the engine
 lock shared, lock the batch's customers' rows (creating placeholder rows for customers not seen yet, so
-consumers of different partitions that meet the same new customer serialise on its row), fold the events into their facts in memory, assess every
-touched customer once as of the clock against the frozen calibration, and write each table with one
-statement. Facts of recently seen customers stay in memory between polls (``FactsCache``, validated
-by a token on the customer's row), so a poll loads only the fact rows of customers it has not just seen.
-Tier, RFM-segment, activity and churn-alert changes go to segmentation's outbox.
+consumers of different partitions that meet the same new customer serialise on its row), fold the events
+into their facts in memory, assess every touched customer once as of the clock against the frozen
+calibration, and write what changed chunk by chunk (one statement per table and chunk), each chunk sent
+while the next one is assessed, so PostgreSQL and Python work at the same time. Facts of recently seen
+customers stay in memory between polls (``FactsCache``, validated by a token on the customer's row), so a
+poll loads only the fact rows of customers it has not just seen. Tier, RFM-segment, activity and
+churn-alert changes go to segmentation's outbox.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from segmentation.application.assessment import Assessor, Trigger
 from segmentation.domain.policy import Policy
 from segmentation.projections.calibrations import latest_calibration
 from segmentation.projections.facts_cache import FactsCache
-from segmentation.projections.store import LOCK_SHARED, Changes, load_records, save
+from segmentation.projections.store import LOCK_SHARED, Changes, ChangeStream, driver, load_records
 from shared.events.envelope import Envelope, utc_now
 from shared.messaging.outbox import OutboxMessage
 
 Clock = Callable[[], datetime]
+
+#: Customers assessed per chunk of writes (see ``ChangeStream``).
+_ASSESS_CHUNK = 800
 
 
 class SegmentProjector:
@@ -51,13 +56,20 @@ class SegmentProjector:
             record.facts_token = uuid.uuid4()
         calibration = await latest_calibration(conn, self.policy)
         now = self.clock()
-        changes = Changes()
         messages: list[OutboxMessage] = []
-        for customer_id in ids:
-            self.assessor.assess(
-                records[customer_id], calibration, now, Trigger.event(last[customer_id]), changes, messages
-            )
-        await save(conn, changes)
+        stream = ChangeStream(await driver(conn))
+        try:
+            for start in range(0, len(ids), _ASSESS_CHUNK):
+                changes = Changes()
+                for customer_id in ids[start : start + _ASSESS_CHUNK]:
+                    self.assessor.assess(
+                        records[customer_id], calibration, now, Trigger.event(last[customer_id]), changes, messages
+                    )
+                await stream.send(changes)
+            await stream.close()
+        except BaseException:
+            await stream.abandon()
+            raise
         for record in records.values():
             assert record.facts_token is not None
             self.cache.put(record.customer_id, record.facts_token, record.facts)

@@ -26,12 +26,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from segmentation.application.assessment import Assessor, Trigger
 from segmentation.application.recalibration import recalibrate
 from segmentation.projections.calibrations import latest_calibration
-from segmentation.projections.store import LOCK_SHARED, Changes, all_customer_ids, load_records, save
+from segmentation.projections.store import (
+    LOCK_SHARED,
+    Changes,
+    ChangeStream,
+    all_customer_ids,
+    driver,
+    load_records,
+)
 from shared.logging import get_logger
-from shared.messaging.consumer import is_transient
+from shared.messaging.consumer import count_raised_alerts, is_transient
 from shared.messaging.outbox import OutboxMessage, write_outbox
 
 log = get_logger(__name__)
+
+#: Customers assessed per part of a chunk's writes (see ``ChangeStream``).
+_WRITE_PART = 250
 
 
 @dataclass(frozen=True)
@@ -50,13 +60,21 @@ async def sweep(db: AsyncEngine, assessor: Assessor, *, now: datetime, chunk: in
         async with db.begin() as conn:
             await conn.execute(LOCK_SHARED)
             calibration = await latest_calibration(conn, assessor.policy)
-            records = await load_records(conn, ids[start : start + chunk], lock=True)
-            changes = Changes()
+            records = list((await load_records(conn, ids[start : start + chunk], lock=True)).values())
             messages: list[OutboxMessage] = []
-            for record in records.values():
-                assessor.assess(record, calibration, now, trigger, changes, messages)
-            await save(conn, changes)
+            stream = ChangeStream(await driver(conn))  # writes a part while the next one is assessed
+            try:
+                for part in range(0, len(records), _WRITE_PART):
+                    changes = Changes()
+                    for record in records[part : part + _WRITE_PART]:
+                        assessor.assess(record, calibration, now, trigger, changes, messages)
+                    await stream.send(changes)
+                await stream.close()
+            except BaseException:
+                await stream.abandon()
+                raise
             await write_outbox(conn, messages)
+        count_raised_alerts(messages, path="sweep")  # committed: the chunk's transaction has ended
         emitted.update(dict(m.headers)["event_type"] for m in messages)
     log.info("segmentation.swept", as_of=now.isoformat(), customers=len(ids), events=dict(emitted))
     return SweepResult(as_of=now, customers=len(ids), events=dict(emitted))

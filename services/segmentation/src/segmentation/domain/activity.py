@@ -18,8 +18,7 @@ and a replay all agree; the caller compares it with the stored status to emit a 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -42,6 +41,13 @@ class LifecycleStage(StrEnum):
 _STAGES = tuple(LifecycleStage)
 
 
+class _Unset:
+    """Marks an argument not given (``None`` is a meaningful median: fewer than two purchase days)."""
+
+
+UNSET = _Unset()
+
+
 @dataclass(frozen=True)
 class CadenceThresholds:
     """Days since the last purchase beyond which a customer is at risk, dormant, lost."""
@@ -61,18 +67,28 @@ class ActivityAssessment:
 
 def purchase_days(order_dates: Iterable[datetime]) -> list[date]:
     """Distinct UTC calendar days with an order, ascending (naive datetimes are taken as UTC)."""
-    if type(order_dates) is tuple:  # one assessment asks up to three times for the same purchase times
-        return list(_purchase_days_of(order_dates))
     return sorted({_utc_day(moment) for moment in order_dates})
 
 
-@functools.lru_cache(maxsize=16)
-def _purchase_days_of(order_dates: tuple[datetime, ...]) -> tuple[date, ...]:
-    return tuple(sorted({_utc_day(moment) for moment in order_dates}))
+def purchase_days_of_sorted(order_dates: Sequence[datetime]) -> tuple[date, ...]:
+    """:func:`purchase_days` of datetimes already in ascending order, in one pass (no set, no sort).
+
+    Ascending instants have non-decreasing UTC days, so dropping repeats of the previous day suffices."""
+    days: list[date] = []
+    previous = None
+    for moment in order_dates:
+        day = _utc_day(moment)
+        if day != previous:
+            days.append(day)
+            previous = day
+    return tuple(days)
 
 
 def _utc_day(moment: datetime) -> date:
-    return moment.date() if moment.tzinfo is None else moment.astimezone(UTC).date()
+    tz = moment.tzinfo
+    if tz is None or tz is UTC:  # the projection's instants are UTC already: skip the conversion
+        return moment.date()
+    return moment.astimezone(UTC).date()
 
 
 def median_gap_days(order_dates: Iterable[datetime]) -> Decimal | None:
@@ -80,7 +96,12 @@ def median_gap_days(order_dates: Iterable[datetime]) -> Decimal | None:
     return _median_gap(purchase_days(order_dates))
 
 
-def _median_gap(days: list[date]) -> Decimal | None:
+def median_gap_of_days(days: Sequence[date]) -> Decimal | None:
+    """:func:`median_gap_days` of purchase days already computed (see :func:`purchase_days`)."""
+    return _median_gap(days)
+
+
+def _median_gap(days: Sequence[date]) -> Decimal | None:
     gaps = sorted((later - earlier).days for earlier, later in pairwise(days))
     if not gaps:
         return None
@@ -95,8 +116,18 @@ def cadence_thresholds(order_dates: Iterable[datetime], policy: ActivityPolicy) 
     return _thresholds(purchase_days(order_dates), policy)
 
 
-def _thresholds(days: list[date], policy: ActivityPolicy) -> CadenceThresholds:
-    median = _median_gap(days)
+def thresholds_of_days(
+    days: Sequence[date], policy: ActivityPolicy, median: Decimal | _Unset | None = UNSET
+) -> CadenceThresholds:
+    """:func:`cadence_thresholds` of purchase days already computed; ``median``: their median gap, if known."""
+    return _thresholds(days, policy, median)
+
+
+def _thresholds(
+    days: Sequence[date], policy: ActivityPolicy, median: Decimal | _Unset | None = UNSET
+) -> CadenceThresholds:
+    if isinstance(median, _Unset):
+        median = _median_gap(days)
     if median is None or len(days) < policy.few_orders:
         return CadenceThresholds(
             at_risk_days=Decimal(policy.few_orders_at_risk_days),
@@ -128,11 +159,18 @@ def assess_activity(
     order_dates: Iterable[datetime], now: datetime, policy: ActivityPolicy
 ) -> ActivityAssessment | None:
     """The activity status with the rule that fired; None for a customer without orders."""
-    days = purchase_days(order_dates)
+    return assess_activity_of_days(purchase_days(order_dates), now, policy)
+
+
+def assess_activity_of_days(
+    days: Sequence[date], now: datetime, policy: ActivityPolicy, limits: CadenceThresholds | None = None
+) -> ActivityAssessment | None:
+    """:func:`assess_activity` of purchase days already computed (``limits``: their thresholds, if known)."""
     if not days:
         return None
     since = (_utc_day(now) - days[-1]).days
-    limits = _thresholds(days, policy)
+    if limits is None:
+        limits = _thresholds(days, policy)
     if since > limits.lost_days:
         return ActivityAssessment(ActivityStatus.LOST, since, f"{since} days since the last order > {limits.lost_days}")
     for status, limit in ((ActivityStatus.DORMANT, limits.dormant_days), (ActivityStatus.AT_RISK, limits.at_risk_days)):
@@ -147,7 +185,7 @@ def assess_activity(
     )
 
 
-def _comeback(days: list[date], policy: ActivityPolicy) -> str | None:
+def _comeback(days: Sequence[date], policy: ActivityPolicy) -> str | None:
     """Why the latest purchase is a return from dormancy, or None if it was within cadence."""
     if len(days) < 2:
         return None

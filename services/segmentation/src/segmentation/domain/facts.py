@@ -108,6 +108,9 @@ class CustomerFacts:
     changed_orders: set[str] = field(default_factory=set)
     changed_complaints: set[str] = field(default_factory=set)
     changed_surveys: set[str] = field(default_factory=set)
+    #: (orders dict size, number of order() calls) when ``currency`` was last computed, and its value
+    _currency: tuple[tuple[int, int], str | None] | None = field(default=None, repr=False, compare=False)
+    _order_touches: int = field(default=0, repr=False, compare=False)
 
     @classmethod
     def new(cls, customer_id: str) -> CustomerFacts:
@@ -129,6 +132,7 @@ class CustomerFacts:
 
     # -- helpers for handlers ----------------------------------------------------------------------
     def order(self, order_id: str) -> OrderFact:
+        self._order_touches += 1  # the caller is about to change this order (see ``currency``)
         self.changed_orders.add(order_id)
         fact = self.orders.get(order_id)
         if fact is None:
@@ -144,11 +148,23 @@ class CustomerFacts:
 
     @property
     def currency(self) -> str | None:
-        """The customer's first currency (the projection does no conversion)."""
-        placed = [o for o in self.orders.values() if o.placed_at is not None and o.currency]
-        if not placed:
-            return None
-        return min(placed, key=lambda o: (o.placed_at, o.order_id)).currency
+        """The customer's first currency (the projection does no conversion).
+
+        Remembered until an order is added or touched through :meth:`order` (every handler changes
+        orders through it), so the several callers of one assessment scan the orders once."""
+        stamp = (len(self.orders), self._order_touches)
+        if self._currency is not None and self._currency[0] == stamp:
+            return self._currency[1]
+        first: tuple[datetime, str] | None = None
+        currency = None
+        for o in self.orders.values():
+            placed = o.placed_at
+            if placed is not None and o.currency:
+                key = (placed, o.order_id)
+                if first is None or key < first:
+                    first, currency = key, o.currency
+        self._currency = (stamp, currency)
+        return currency
 
 
 # -- customers topic ------------------------------------------------------------------------------

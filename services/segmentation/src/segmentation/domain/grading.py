@@ -121,6 +121,9 @@ def grade(
             observation.recency_days, observation.frequency, observation.monetary, calibration.breakpoints
         )
         segment = rfm.segment(scores.r, scores.f, policy.rfm)
+    # The purchase days and their cadence thresholds, once for the activity status and the churn signals.
+    days = m.purchase_days
+    limits = activity.thresholds_of_days(days, policy.activity, m.median_gap_days) if days else None
     return Grades(
         measures=m,
         candidate_tier=candidate,
@@ -131,15 +134,19 @@ def grade(
         rfm=scores,
         segment=segment,
         lifecycle=activity.lifecycle_stage(standing.lifecycle, sales_stage, m.orders_placed),
-        activity=activity.assess_activity(m.purchase_times, m.as_of, policy.activity),
-        churn=churn.score(signals(m, policy), policy.churn),
+        activity=activity.assess_activity_of_days(days, m.as_of, policy.activity, limits),
+        churn=churn.score(signals(m, policy, limits), policy.churn),
     )
 
 
-def signals(m: Measures, policy: Policy) -> churn.Signals:
+def signals(m: Measures, policy: Policy, limits: activity.CadenceThresholds | None = None) -> churn.Signals:
+    """The churn signals of ``m``; ``limits``: the cadence thresholds of its purchase days, if known."""
+    if limits is None:
+        days = m.purchase_days
+        limits = activity.thresholds_of_days(days, policy.activity, m.median_gap_days) if days else None
     return churn.Signals(
         days_since_last_order=m.recency_days,
-        cadence_threshold_days=activity.cadence_threshold_days(m.purchase_times, policy.activity),
+        cadence_threshold_days=None if limits is None else limits.at_risk_days,
         spend_last_90=m.spend_last,
         spend_previous_90=m.spend_previous,
         complaints_past_sla=m.complaints_past_sla,

@@ -46,6 +46,7 @@ class Measures:
     last_order_at: datetime | None
     recency_days: int | None  # R
     purchase_times: tuple[datetime, ...]  # placed_at of every purchase, ascending (activity)
+    purchase_days: tuple[date, ...]  # their distinct UTC days, ascending (activity.purchase_days)
     median_gap_days: Decimal | None
     average_order_value: Decimal | None
     spend_last: Decimal
@@ -67,6 +68,8 @@ class Measures:
 
     @property
     def oldest_overdue_bucket(self) -> OverdueBucket | None:
+        if not self.overdue:  # most customers: nothing overdue
+            return None
         for bucket in reversed(OverdueBucket):
             if self.overdue.get(bucket, ZERO) > 0:
                 return bucket
@@ -77,35 +80,47 @@ def measure(facts: CustomerFacts, as_of: datetime, policy: Policy) -> Measures:
     """Everything the rules need about ``facts`` as of ``as_of``."""
     window_start = as_of - timedelta(days=policy.tier.window_days)
     spend_days = timedelta(days=policy.churn.spend_window_days)
+    last_start, previous_start = as_of - spend_days, as_of - 2 * spend_days
+    # The earliest of the three starts: an order placed at or before it counts in no sum.
+    sums_from = min(window_start, previous_start)
     orders_placed = window_orders = 0
     window_net = spend_last = spend_previous = ZERO
     purchases: list[datetime] = []
     overdue: dict[OverdueBucket, Decimal] = {}
     credit_holds = 0
     today = _utc_day(as_of)
+    append = purchases.append
+    # One pass, fields read once (this loop is the per-assessment cost that grows with history).
     for order in facts.orders.values():
         placed = order.placed_at
         if placed is None or placed > as_of:
             continue
         orders_placed += 1
-        if order.is_live:
-            purchases.append(placed)
+        live = not order.cancelled
+        if live:
+            append(placed)
             if order.credit_held:
                 credit_holds += 1
-            if order.overdue_amount > 0 and not order.paid_in_full and order.due_date is not None:
+            owed = order.overdue_amount
+            if owed > ZERO and not order.paid_in_full and order.due_date is not None:
                 days = (today - order.due_date).days
                 if days >= 1:
                     bucket = OverdueBucket.for_days(days)
-                    overdue[bucket] = overdue.get(bucket, ZERO) + order.overdue_amount
+                    overdue[bucket] = overdue.get(bucket, ZERO) + owed
+        if placed <= sums_from:
+            continue
+        net = order.amount - order.cancelled_amount - order.returned_amount  # OrderFact.net
         if placed > window_start:
-            window_net += order.net
-            window_orders += int(order.is_live)
-        if placed > as_of - spend_days:
-            spend_last += order.net
-        elif placed > as_of - 2 * spend_days:
-            spend_previous += order.net
+            window_net += net
+            if live:
+                window_orders += 1
+        if placed > last_start:
+            spend_last += net
+        elif placed > previous_start:
+            spend_previous += net
     purchases.sort()
     purchase_times = tuple(purchases)
+    purchase_days = activity.purchase_days_of_sorted(purchase_times)
     last = purchases[-1] if purchases else None
     complaints = _complaints(facts, as_of)
     surveys = _surveys(facts, as_of, window_start)
@@ -118,7 +133,8 @@ def measure(facts: CustomerFacts, as_of: datetime, policy: Policy) -> Measures:
         last_order_at=last,
         recency_days=None if last is None else (today - _utc_day(last)).days,
         purchase_times=purchase_times,
-        median_gap_days=activity.median_gap_days(purchase_times),
+        purchase_days=purchase_days,
+        median_gap_days=activity.median_gap_of_days(purchase_days),
         average_order_value=(window_net / window_orders) if window_orders else None,
         spend_last=spend_last,
         spend_previous=spend_previous,
@@ -149,7 +165,13 @@ class _SurveyStats(NamedTuple):
     in_window: int
 
 
+_NO_COMPLAINTS = _ComplaintCounts(0, 0, 0)
+_NO_SURVEYS = _SurveyStats(None, None, None, None, 0)
+
+
 def _complaints(facts: CustomerFacts, as_of: datetime) -> _ComplaintCounts:
+    if not facts.complaints:
+        return _NO_COMPLAINTS
     open_ = past_sla = reopened = 0
     for c in facts.complaints.values():
         if c.filed_at is not None and c.filed_at > as_of:
@@ -167,6 +189,8 @@ def _complaints(facts: CustomerFacts, as_of: datetime) -> _ComplaintCounts:
 
 
 def _surveys(facts: CustomerFacts, as_of: datetime, window_start: datetime) -> _SurveyStats:
+    if not facts.surveys:
+        return _NO_SURVEYS
     answered = sorted(
         (s for s in facts.surveys.values() if s.answered_at <= as_of), key=lambda s: (s.answered_at, s.survey_id)
     )
@@ -185,4 +209,7 @@ def _surveys(facts: CustomerFacts, as_of: datetime, window_start: datetime) -> _
 
 
 def _utc_day(moment: datetime) -> date:
-    return moment.astimezone(UTC).date() if moment.tzinfo is not None else moment.date()
+    tz = moment.tzinfo
+    if tz is None or tz is UTC:
+        return moment.date()
+    return moment.astimezone(UTC).date()

@@ -7,6 +7,8 @@ Loading N customers is five statements whatever N is; saving is one upsert per t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import operator
@@ -64,7 +66,6 @@ class CustomerRecord:
         return self.facts.customer_id
 
 
-_PROFILE = ("registered", "company_name", "region", "deactivated", "events_applied", "last_event_at")
 _ORDER = (
     "placed_at",
     "amount",
@@ -163,9 +164,7 @@ async def load_records(
     ids = list(customer_ids)
     if create:
         await db.execute(_ENSURE_ROWS, ids)
-    records = {
-        r["customer_id"]: _record(r) for r in await db.fetch(_LOAD_SEGMENTS_LOCKED if lock else _LOAD_SEGMENTS, ids)
-    }
+    records = {r[0]: _record(r) for r in await db.fetch(_LOAD_SEGMENTS_LOCKED if lock else _LOAD_SEGMENTS, ids)}
     missing = []
     for customer_id, record in records.items():
         cached = cache.take(customer_id, record.facts_token) if cache is not None else None
@@ -187,32 +186,50 @@ async def load_records(
     return records
 
 
+_TIERS = {str(t): t for t in ValueTier}
+_LIFECYCLE = {str(s): s for s in LifecycleStage}
+
+
 def _record(row: Any) -> CustomerRecord:
-    if row["assessed_at"] is None:  # a placeholder: nothing known or published yet
-        return CustomerRecord(facts=CustomerFacts.new(row["customer_id"]))
-    profile = Profile(customer_id=row["customer_id"], sales_stage=row["stage"], **{k: row[k] for k in _PROFILE})
-    standing = Standing(
-        tier=ValueTier(row["value_tier"]),
-        tier_below=row["tier_below"],
-        anchor_tier=ValueTier(row["anchor_tier"]) if row["anchor_tier"] else None,
-        anchor_below=row["anchor_below"],
-        lifecycle=LifecycleStage(row["lifecycle_stage"]) if row["lifecycle_stage"] else None,
-    )
-    published = Published(
-        tier=ValueTier(row["value_tier"]),
-        segment=row["rfm_segment"],
-        activity=row["activity_status"],
-        churn_score=row["churn_score"],
-        lifecycle=row["lifecycle_stage"],
-    )
+    """The record of a ``_LOAD_SEGMENTS`` row (columns unpacked by position: one per customer per poll)."""
+    (
+        customer_id,
+        registered,
+        company_name,
+        region,
+        stage,
+        deactivated,
+        events_applied,
+        last_event_at,
+        value_tier,
+        tier_below,
+        anchor_tier,
+        anchor_below,
+        lifecycle_stage,
+        rfm_segment,
+        activity_status,
+        churn_score,
+        segmentation_version,
+        first_seen_at,
+        alert_id,
+        assessed_at,
+        facts_token,
+    ) = row
+    if assessed_at is None:  # a placeholder: nothing known or published yet
+        return CustomerRecord(facts=CustomerFacts.new(customer_id))
+    profile = Profile(customer_id, registered, company_name, region, stage, deactivated, events_applied, last_event_at)
+    tier = _TIERS[value_tier]
+    lifecycle = _LIFECYCLE[lifecycle_stage] if lifecycle_stage else None
+    standing = Standing(tier, tier_below, _TIERS[anchor_tier] if anchor_tier else None, anchor_below, lifecycle)
+    published = Published(tier, rfm_segment, activity_status, churn_score, lifecycle_stage)
     return CustomerRecord(
         facts=CustomerFacts(profile=profile),
         standing=standing,
         published=published,
-        version=row["segmentation_version"],
-        first_seen_at=row["first_seen_at"],
-        alert_id=row["alert_id"],
-        facts_token=row["facts_token"],
+        version=segmentation_version,
+        first_seen_at=first_seen_at,
+        alert_id=alert_id,
+        facts_token=facts_token,
     )
 
 
@@ -228,32 +245,128 @@ def alert_row(alert_id: str, customer_id: str, alert: Alert) -> dict[str, Any]:
     return row
 
 
-def fact_rows(facts: CustomerFacts) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows of the facts that changed since loading (orders, complaints, surveys)."""
+def fact_rows(facts: CustomerFacts) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows of the facts that changed since loading (orders, complaints, surveys), as driver arguments
+    in :data:`ORDER_COLUMNS`, :data:`COMPLAINT_COLUMNS`, :data:`SURVEY_COLUMNS` order."""
     cid = facts.customer_id
     orders = [
-        {"customer_id": cid, "order_id": o.order_id, **{k: getattr(o, k) for k in _ORDER}}
+        (
+            cid,
+            o.order_id,
+            o.placed_at,
+            o.amount,
+            o.currency,
+            o.cancelled,
+            o.cancelled_amount,
+            o.returned_amount,
+            o.credit_held,
+            o.due_date,
+            o.overdue_amount,
+            o.paid_in_full,
+        )
         for o in (facts.orders[i] for i in sorted(facts.changed_orders))
     ]
     complaints = [
-        {"customer_id": cid, "complaint_id": c.complaint_id, **{k: getattr(c, k) for k in _COMPLAINT}}
+        (
+            cid,
+            c.complaint_id,
+            c.filed_at,
+            c.category,
+            c.severity,
+            c.acknowledge_by,
+            c.resolve_by,
+            c.status,
+            c.acknowledged,
+            c.escalated,
+            c.reopened_count,
+        )
         for c in (facts.complaints[i] for i in sorted(facts.changed_complaints))
     ]
     surveys = [
-        {"customer_id": cid, "survey_id": s.survey_id, "answered_at": s.answered_at, "csat": s.csat, "nps": s.nps}
+        (cid, s.survey_id, s.answered_at, s.csat, s.nps)
         for s in (facts.surveys[i] for i in sorted(facts.changed_surveys))
     ]
     return orders, complaints, surveys
 
 
+#: The columns of a ``customer_segments`` row as ``rows.segment_row`` returns it (in this order).
+SEGMENT_COLUMNS = (
+    "customer_id",
+    "registered",
+    "company_name",
+    "region",
+    "stage",
+    "deactivated",
+    "orders_count",
+    "cancelled_orders",
+    "gross_revenue",
+    "cancelled_amount",
+    "returned_amount",
+    "net_revenue",
+    "currency",
+    "first_order_at",
+    "last_order_at",
+    "complaints_total",
+    "open_complaints",
+    "events_applied",
+    "last_event_at",
+    "segmentation_version",
+    "first_seen_at",
+    "value_tier",
+    "candidate_tier",
+    "tier_below",
+    "anchor_tier",
+    "anchor_below",
+    "calibration_id",
+    "net_contribution",
+    "live_orders",
+    "window_orders",
+    "recency_days",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "lifecycle_stage",
+    "median_gap_days",
+    "average_order_value",
+    "spend_last_90",
+    "spend_previous_90",
+    "activity_status",
+    "activity_reason",
+    "churn_score",
+    "churn_band",
+    "churn_reasons",
+    "complaints_past_sla",
+    "complaints_reopened",
+    "latest_csat",
+    "latest_nps",
+    "csat_average",
+    "nps",
+    "overdue_amount",
+    "overdue_bucket",
+    "credit_holds",
+    "alert_id",
+    "facts_token",
+    "assessed_at",
+)
+
+
+ORDER_COLUMNS = ("customer_id", "order_id", *_ORDER)
+COMPLAINT_COLUMNS = ("customer_id", "complaint_id", *_COMPLAINT)
+SURVEY_COLUMNS = ("customer_id", "survey_id", "answered_at", "csat", "nps")
+
+
 @dataclass
 class Changes:
-    """Everything one pass of the engine writes, collected so each table gets one statement."""
+    """Everything one pass of the engine writes, collected so each table gets one statement.
 
-    segments: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    complaints: list[dict[str, Any]] = field(default_factory=list)
-    surveys: list[dict[str, Any]] = field(default_factory=list)
+    Segment and fact rows are tuples in their table's column order (the hot path: one per assessed
+    customer); the rarer history, alert and log rows are dicts."""
+
+    segments: list[tuple[Any, ...]] = field(default_factory=list)
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    complaints: list[tuple[Any, ...]] = field(default_factory=list)
+    surveys: list[tuple[Any, ...]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     alert_log: list[dict[str, Any]] = field(default_factory=list)
@@ -272,12 +385,19 @@ _KEYS = {
 
 async def save(conn: AsyncConnection, changes: Changes) -> None:
     """One statement per table (asyncpg ``executemany``, pipelined): upserts of state, inserts of logs."""
-    db = await driver(conn)
+    await _write(await driver(conn), changes)
+
+
+async def _write(db: asyncpg.Connection, changes: Changes) -> None:
+    for table, columns, tuples in (
+        ("customer_segments", SEGMENT_COLUMNS, changes.segments),
+        ("customer_orders", ORDER_COLUMNS, changes.orders),
+        ("customer_complaints", COMPLAINT_COLUMNS, changes.complaints),
+        ("customer_surveys", SURVEY_COLUMNS, changes.surveys),
+    ):
+        if tuples:
+            await db.executemany(_statement(table, columns), tuples)
     for table, rows in (
-        ("customer_segments", changes.segments),
-        ("customer_orders", changes.orders),
-        ("customer_complaints", changes.complaints),
-        ("customer_surveys", changes.surveys),
         ("churn_alerts", changes.alerts),
         ("segment_history", changes.history),
         ("alert_log", changes.alert_log),
@@ -285,6 +405,40 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
         if rows:
             columns = tuple(rows[0])
             await db.executemany(_statement(table, columns), list(map(_row_encoder(columns), rows)))
+
+
+class ChangeStream:
+    """Writes :class:`Changes` chunk by chunk while the caller goes on assessing the next chunk.
+
+    PostgreSQL applies one chunk while Python assesses the next, instead of idling through the whole
+    assessment and then making Python wait for all the writes. Rows reach each table in the order they
+    were sent (history and log ids follow the assessment order, as with one :func:`save`). The connection
+    runs one statement at a time: :meth:`send` first waits for the chunk in flight, and nothing else may
+    use the connection until :meth:`close`, which also surfaces a failed chunk (the caller's transaction
+    then rolls back).
+    """
+
+    def __init__(self, db: asyncpg.Connection) -> None:
+        self.db = db
+        self._in_flight: asyncio.Future[None] | None = None
+
+    async def send(self, changes: Changes) -> None:
+        await self._wait()
+        self._in_flight = asyncio.ensure_future(_write(self.db, changes))
+        await asyncio.sleep(0)  # let it put the chunk on the wire before the caller computes on
+
+    async def close(self) -> None:
+        await self._wait()
+
+    async def abandon(self) -> None:
+        """After a failure elsewhere: let the chunk in flight end (its outcome no longer matters)."""
+        with contextlib.suppress(Exception):
+            await self._wait()
+
+    async def _wait(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
 
 
 @functools.cache
