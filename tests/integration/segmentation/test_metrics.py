@@ -129,3 +129,35 @@ async def test_latency_is_observed_per_applied_event_and_raised_alerts_are_count
     # a second sweep at the same instant raises nothing, so counts nothing
     await sweep(seg.container.engine, seg.container.parts["assessor"], now=seg.clock())
     assert sample(raised, path="sweep") == by_sweep + 1
+
+
+async def test_alerts_raised_by_a_recalibrations_regrade_are_counted_once_it_committed(
+    segmentation: Segmentation,
+) -> None:
+    from segmentation.application.recalibration import recalibrate
+
+    seg = segmentation
+    consumer = ProjectionConsumer(
+        seg.container.engine,
+        build_projection(seg.container),
+        bootstrap_servers="127.0.0.1:1",
+        group_id=f"{seg.container.topics.namespace}metrics-recal",
+        topics=["t.crm.in"],
+        deadletter_topic="t.deadletter",
+    )
+    raised = "tierstream_churn_alerts_raised_total"
+    before = sample(raised, path="recalibration")
+    try:
+        await consumer.process_records(records(at_risk_history("c-recal")))  # as of T0: score 15, no alert
+    finally:
+        await consumer.consumer.stop()
+    assert await seg.published("ChurnRiskRaised") == []
+
+    # re-graded as of T0 + 45 days by a recalibration: score 60, the alert is raised by the re-grade
+    result = await recalibrate(
+        seg.container.engine, seg.container.parts["assessor"], as_of=T0 + timedelta(days=45), trigger="test"
+    )
+
+    assert result is not None
+    assert len(await seg.published("ChurnRiskRaised")) == 1
+    assert sample(raised, path="recalibration") == before + 1

@@ -47,6 +47,7 @@ from segmentation.projections import calibrations as store_calibrations
 from segmentation.projections.facts_cache import FactsCache
 from segmentation.projections.store import LOCK_EXCLUSIVE, Changes, all_customer_ids, load_records, save
 from shared.logging import get_logger
+from shared.messaging.consumer import count_raised_alerts
 from shared.messaging.outbox import OutboxMessage, write_outbox
 
 log = get_logger(__name__)
@@ -94,6 +95,7 @@ async def recalibrate(
                 return None
             measured = await _measure(snapshot, assessor, as_of, in_force.id)
     measured_s = time.perf_counter() - started
+    staged: list[OutboxMessage] = []  # what the re-grade sends; its raised alerts are counted once committed
     with _long_lived_objects_frozen():
         async with db.begin() as conn:
             await conn.execute(LOCK_EXCLUSIVE)
@@ -103,7 +105,8 @@ async def recalibrate(
                 if only_if_due and not await recalibration_due(conn, assessor, as_of):
                     return None
                 measured = await _measure(conn, assessor, as_of, previous.id)
-            result = await _record_and_regrade(conn, assessor, as_of, trigger, measured, previous)
+            result = await _record_and_regrade(conn, assessor, as_of, trigger, measured, previous, staged)
+    count_raised_alerts(staged, path="recalibration")
     log.info(
         "segmentation.recalibration_timing",
         calibration_id=result.calibration_id,
@@ -174,6 +177,7 @@ async def _record_and_regrade(
     trigger: str,
     measured: _Measured,
     previous: Calibration,
+    staged: list[OutboxMessage],
 ) -> CalibrationResult:
     """Under the exclusive lock: record the calibration at the offsets now, re-grade everyone."""
     policy = assessor.policy
@@ -196,6 +200,7 @@ async def _record_and_regrade(
         ids,
         first_recalibration=previous.id is None or previous.cut_points.population == 0,
         facts=measured.facts,
+        staged=staged,
     )
     await store_calibrations.finish_calibration(conn, calibration_id, len(ids), tier_changes)
     log.info(
@@ -226,10 +231,12 @@ async def regrade_all(
     *,
     first_recalibration: bool,
     facts: FactsCache | None = None,
+    staged: list[OutboxMessage] | None = None,
 ) -> tuple[int, int]:
     """Re-grade ``ids`` at ``calibration`` (as of its effective instant); (tier changes, segment changes).
 
-    ``facts``: customers' facts already read, used where the row's ``facts_token`` still matches."""
+    ``facts``: customers' facts already read, used where the row's ``facts_token`` still matches;
+    ``staged`` collects the messages written to the outbox."""
     assert calibration.id is not None and calibration.effective_at is not None
     trigger = Trigger(f"recalibration #{calibration.id}", f"calibration-{calibration.id}")
     tier_changes = segment_changes = 0
@@ -252,4 +259,6 @@ async def regrade_all(
             segment_changes += grades.segment != record.published.segment
         await save(conn, changes)
         await write_outbox(conn, messages)
+        if staged is not None:
+            staged.extend(messages)
     return tier_changes, segment_changes
