@@ -454,6 +454,12 @@ def rebuild(
             ", ".join(row["differing_keys"][:5]),
         )
     console.print(table)
+    skipped = {reason: n for reason, n in report.get("alerts_not_compared", {}).items() if n}
+    if skipped:
+        console.print(
+            "churn alerts not compared (see docs/segmentation.md, rebuild): "
+            + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items())
+        )
     if not report["identical"]:
         facts_equal = all(
             row["equal"]
