@@ -20,8 +20,11 @@ cleanup() {
 trap cleanup EXIT
 
 status=0
-echo "== lint (ruff)"
+echo "== lint and format (ruff)"
 uv run --frozen ruff check . || status=1
+uv run --frozen ruff format --check . || status=1
+echo "== types (mypy over the shipped code)"
+uv run --frozen mypy shared/src services/*/src src || status=1
 echo "== browser for the dashboard's e2e tests (Debian chromium)"
 bash deploy/local/chromium.sh || echo "warning: no Chromium; the dashboard's browser tests will fail and say why" >&2
 echo "== tests (unit, contract, integration, e2e, fault, realdata)"

@@ -78,7 +78,7 @@ class LoadPlan:
 
 def read_rows(path: Path) -> Iterator[dict[str, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
         yield from csv.DictReader(handle)
 
 

@@ -99,7 +99,7 @@ async def serve_api(container: Container[Any], app: FastAPI, stop: asyncio.Event
         http="httptools",
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
     watcher = asyncio.create_task(_stop_server_on(stop, server))
     try:
         await server.serve()

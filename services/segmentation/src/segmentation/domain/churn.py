@@ -99,7 +99,10 @@ def _cadence_breach(s: Signals, policy: ChurnPolicy) -> Reason | None:
         return None
     if s.days_since_last_order <= s.cadence_threshold_days:
         return None
-    evidence = {"days_since_last_order": s.days_since_last_order, "threshold_days": str(s.cadence_threshold_days)}
+    evidence: dict[str, str | int | bool | None] = {
+        "days_since_last_order": s.days_since_last_order,
+        "threshold_days": str(s.cadence_threshold_days),
+    }
     return Reason("cadence_breach", policy.points.cadence_breach, evidence)
 
 

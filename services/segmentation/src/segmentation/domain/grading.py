@@ -97,6 +97,7 @@ def grade(
     cuts = calibration.cut_points
     candidate = cutpoints.grade(m.window_net, m.live_orders, cuts)
     hysteresis = policy.tier.hysteresis
+    anchor_tier: ValueTier | None
     if at_recalibration:
         previous = None if first_recalibration else standing.tier
         tier, state = cutpoints.apply_hysteresis(

@@ -403,8 +403,8 @@ async def _write(db: asyncpg.Connection, changes: Changes) -> None:
         ("alert_log", changes.alert_log),
     ):
         if rows:
-            columns = tuple(rows[0])
-            await db.executemany(_statement(table, columns), list(map(_row_encoder(columns), rows)))
+            names: tuple[str, ...] = tuple(rows[0])
+            await db.executemany(_statement(table, names), list(map(_row_encoder(names), rows)))
 
 
 class ChangeStream:
@@ -458,7 +458,7 @@ def _row_encoder(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[A
     values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     as_json = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
     if not as_json:
-        return values  # type: ignore[return-value]
+        return values
 
     def encode(row: dict[str, Any]) -> tuple[Any, ...]:
         out = list(values(row))
