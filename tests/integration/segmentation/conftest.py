@@ -15,13 +15,27 @@ from segmentation.__main__ import DEFINITION
 from segmentation.bootstrap import FixedClock, build_projection, wire
 from segmentation.config import SegmentationSettings
 from segmentation.entrypoints.api import build_api
-from shared.events.envelope import Envelope
+from shared.events.envelope import Envelope, EventPayload
 from shared.events.registry import parse_envelope
 from shared.messaging.outbox import write_outbox
 from shared.runtime import Container
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AUTH = {"Authorization": "Bearer dev-admin"}
+
+
+def wrap(payload: EventPayload, customer_id: str, at: datetime = T0) -> Envelope:
+    """``payload`` as a contract event of ``customer_id`` that occurred at ``at``."""
+    return Envelope.wrap(
+        payload,
+        producer="test",
+        aggregate_type="x",
+        aggregate_id=customer_id,
+        aggregate_version=1,
+        customer_id=customer_id,
+        correlation_id=f"corr-{customer_id}",
+        occurred_at=at,
+    )
 
 
 @dataclass

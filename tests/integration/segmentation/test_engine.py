@@ -8,27 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import T0, Segmentation
+from conftest import T0, Segmentation, wrap
 from segmentation.application.recalibration import recalibrate, recalibration_due
 from segmentation.application.sweep import sweep
 from shared.events import customers, feedback, orders
-from shared.events.envelope import Envelope, EventPayload, Money
+from shared.events.envelope import Envelope, Money
 from shared.events.vocabulary import OverdueBucket
 
 pytestmark = pytest.mark.integration
-
-
-def wrap(payload: EventPayload, customer_id: str, at: datetime = T0) -> Envelope:
-    return Envelope.wrap(
-        payload,
-        producer="test",
-        aggregate_type="x",
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id=f"corr-{customer_id}",
-        occurred_at=at,
-    )
 
 
 def placed(customer_id: str, order_id: str, amount: int | str, at: datetime) -> Envelope:

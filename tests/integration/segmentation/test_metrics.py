@@ -4,35 +4,22 @@ and churn alerts raised, counted once their transaction committed (consumer path
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
-from conftest import T0, Segmentation
+from conftest import T0, Segmentation, wrap
 from segmentation.application.sweep import sweep
 from segmentation.bootstrap import build_projection
 from shared.events import customers, feedback, orders
-from shared.events.envelope import Envelope, EventPayload, Money
+from shared.events.envelope import Envelope, Money
 from shared.events.vocabulary import OverdueBucket
 from shared.messaging.consumer import ProjectionConsumer
 
 pytestmark = pytest.mark.integration
-
-
-def wrap(payload: EventPayload, customer_id: str, at: datetime) -> Envelope:
-    return Envelope.wrap(
-        payload,
-        producer="test",
-        aggregate_type="x",
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id=f"corr-{customer_id}",
-        occurred_at=at,
-    )
 
 
 def at_risk_history(cid: str) -> list[Envelope]:

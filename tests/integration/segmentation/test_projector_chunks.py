@@ -10,24 +10,11 @@ import pytest
 
 import segmentation.application.projector as projector_module
 import segmentation.projections.store as store
-from conftest import T0, Segmentation
+from conftest import T0, Segmentation, wrap
 from shared.events import customers, orders
-from shared.events.envelope import Envelope, EventPayload, Money
+from shared.events.envelope import Envelope, Money
 
 pytestmark = pytest.mark.integration
-
-
-def wrap(payload: EventPayload, customer_id: str) -> Envelope:
-    return Envelope.wrap(
-        payload,
-        producer="test",
-        aggregate_type="x",
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id=f"corr-{customer_id}",
-        occurred_at=T0,
-    )
 
 
 def customer_with_an_order(cid: str, amount: int) -> list[Envelope]:
