@@ -451,7 +451,7 @@ def rebuild(
             str(row["live_rows"]),
             str(row["rebuilt_rows"]),
             "yes" if row["equal"] else "[red]no[/]",
-            ", ".join(row["differing_keys"][:5]),
+            ", ".join(list(dict.fromkeys(row["differing_keys"]))[:5]),
         )
     console.print(table)
     skipped = {reason: n for reason, n in report.get("alerts_not_compared", {}).items() if n}
