@@ -79,8 +79,13 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[Transaction]:
 
     A connection left inside a transaction (e.g. cancelled mid-rollback) is invalidated, never returned
     to the pool; so is one whose driver lost its socket."""
-    async with connection(engine) as tx, tx.driver.transaction():
-        yield tx
+    async with connection(engine) as tx:
+        try:
+            async with tx.driver.transaction():
+                yield tx
+        except BaseException:
+            tx._after_commit.clear()  # rolled back: nothing to announce (the connection may be reused)
+            raise
     tx._committed()
 
 
@@ -169,6 +174,8 @@ async def shared_connection(engine: AsyncEngine) -> AsyncIterator[None]:
         _shared.reset(token)
         if shared.stack is not None:
             await shared.stack.aclose()
+        # returned to the pool: a task that copied the context checks out its own from now on
+        shared.stack, shared.tx, shared.busy = None, None, True
 
 
 def _borrowable(engine: AsyncEngine) -> _Shared | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -79,18 +78,12 @@ async def record_calibration(
         "policy_version": policy.version,
         "rfm_grid_version": policy.rfm.grid_version,
         "consumer_offsets": consumer_offsets,
+        "measured_offsets": measured_offsets,
         "customers_graded": 0,
         "tier_changes": 0,
     }
     result = await conn.execute(insert(calibrations).values(**values).returning(calibrations.c.id))
-    calibration_id = int(result.scalar_one())
-    if measured_offsets is not None:
-        # not a column of read_model.calibrations (yet): revision 0005 added it
-        await conn.execute(
-            text("UPDATE calibrations SET measured_offsets = CAST(:offsets AS jsonb) WHERE id = :id"),
-            {"offsets": json.dumps(measured_offsets), "id": calibration_id},
-        )
-    return calibration_id
+    return int(result.scalar_one())
 
 
 async def finish_calibration(conn: AsyncConnection, calibration_id: int, graded: int, tier_changes: int) -> None:

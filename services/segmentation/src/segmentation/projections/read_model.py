@@ -168,6 +168,8 @@ calibrations = Table(
     Column("policy_version", Text, nullable=False),
     Column("rfm_grid_version", Text, nullable=False),
     Column("consumer_offsets", JSONB, nullable=False),
+    # revision 0005: the snapshot the numbers came from (NULL: the same as consumer_offsets)
+    Column("measured_offsets", JSONB(none_as_null=True)),
     Column("customers_graded", Integer, nullable=False),
     Column("tier_changes", Integer, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
