@@ -366,7 +366,7 @@ def diff(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[Any, ...]]
     for table in a.keys() | b.keys():
         ra, rb = a.get(table, []), b.get(table, [])
         if ra != rb:
-            sa, sb = set(ra), set(rb)
+            sa, sb = {repr(r) for r in ra}, {repr(r) for r in rb}  # rows may hold lists (JSON columns)
             out[table] = {
                 "rows": (len(ra), len(rb)),
                 "only_a": sorted(sa - sb, key=str)[:3],

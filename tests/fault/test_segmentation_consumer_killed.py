@@ -66,7 +66,9 @@ async def test_a_consumer_sigkilled_three_times_mid_stream_ends_equal_to_an_unin
     kills: list[tuple[int, int]] = []  # (consumed when killed, produced by then)
     try:
         produced = await publish(kafka_bootstrap, topics, parts[0])
-        current = ConsumerProcess(faulted.settings.database_url, kafka_bootstrap, topics.namespace).start()
+        current = ConsumerProcess(
+            faulted.settings.database_url, kafka_bootstrap, topics.namespace, batch_size=10
+        ).start()
         processes.append(current)
         floor = 0
         for part in parts[1:]:
@@ -79,7 +81,9 @@ async def test_a_consumer_sigkilled_three_times_mid_stream_ends_equal_to_an_unin
             kills.append((done, produced))
             produced += await publish(kafka_bootstrap, topics, part)  # more of the stream while it is down
             floor = done
-            current = ConsumerProcess(faulted.settings.database_url, kafka_bootstrap, topics.namespace).start()
+            current = ConsumerProcess(
+                faulted.settings.database_url, kafka_bootstrap, topics.namespace, batch_size=10
+            ).start()
             processes.append(current)
         assert produced == total
         await wait_consumed(faulted, group, total, timeout_s=40, procs=[current])

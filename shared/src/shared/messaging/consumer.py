@@ -165,10 +165,6 @@ class ProjectionConsumer:
         self._processing = asyncio.Lock()
         #: next offset per partition as stored in PostgreSQL (set on assignment, raised per batch)
         self._floors: dict[TopicPartition, int] = {}
-        #: partitions this consumer owns: emptied of revoked ones as soon as the batch in flight is done,
-        #: so a poll prefetched before a rebalance is never applied to a partition being handed over
-        #: (aiokafka's ``assignment()`` still lists them until the new assignment arrives)
-        self._owned: set[TopicPartition] = set()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -224,9 +220,15 @@ class ProjectionConsumer:
         return fetched
 
     def _still_assigned(self, fetched: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
-        """Drop records of partitions revoked while they waited (whoever owns them next re-reads them from
-        the offset stored in PostgreSQL, this consumer included)."""
-        kept = {tp: items for tp, items in fetched.items() if tp in self._owned}
+        """Drop records of partitions revoked while they waited (their new owner reads them).
+
+        ``assignment()`` still lists a partition during a rebalance that hands it straight back to this
+        consumer; keep it so. Dropping such a poll (tried with an "owned" set emptied on revocation) lost
+        events: a later poll could still come from the old position, above the stored offset, and be
+        applied, leaving a gap (seen in the SIGKILL fault test). A poll kept for a partition that does
+        move away is applied at most once anyway: the inbox refuses what its new owner applies too."""
+        assigned = self.consumer.assignment()
+        kept = {tp: items for tp, items in fetched.items() if tp in assigned}
         if len(kept) < len(fetched):
             log.info(
                 "consumer.dropped_revoked", partitions=[f"{t.topic}:{t.partition}" for t in fetched if t not in kept]
@@ -440,14 +442,13 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight (it commits its own offsets); never held around getmany.
         async with self.owner._processing:
-            self.owner._owned.difference_update(revoked)
+            pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         stored = await self.owner.load_offsets()
         fresh = []
         for tp in assigned:
             self.owner._floors[tp] = stored.get(tp, 0)
-            self.owner._owned.add(tp)
             if tp in stored:
                 self.owner.consumer.seek(tp, stored[tp])
             else:
