@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +27,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.events import segmentation as segmentation_contract
 from shared.events.envelope import Envelope
 from shared.events.registry import InvalidEvent, parse_envelope
 from shared.logging import get_logger
@@ -47,12 +46,6 @@ PROJECTION_LATENCY = Histogram(
     # From live traffic (sub-second) to a consumer catching up on a backlog (hours).
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
 )
-CHURN_ALERTS_RAISED = Counter(
-    "tierstream_churn_alerts_raised_total",
-    "Churn-risk alerts raised (ChurnRiskRaised staged), counted once the raising transaction committed",
-    ["path"],  # "consumer" (live events) or "sweep" (the scheduled time-based re-assessment)
-)
-_CHURN_RISK_RAISED = segmentation_contract.ChurnRiskRaised.__name__
 
 _INBOX = text(
     "INSERT INTO inbox (consumer_group, event_id) SELECT :g, unnest(CAST(:ids AS uuid[])) "
@@ -71,7 +64,11 @@ _LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets
 
 
 class Projection(Protocol):
-    """What a consumer feeds: new (deduplicated, valid) events, in partition order."""
+    """What a consumer feeds: new (deduplicated, valid) events, in partition order.
+
+    A projection may also define ``committed(outgoing)``: the consumer calls it with the messages
+    ``apply`` staged, once the batch's transaction has committed (e.g. for the projection's own metrics).
+    """
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Envelope]) -> Sequence[OutboxMessage]:
         """Apply ``events`` inside ``conn``'s transaction; return messages to stage in the outbox."""
@@ -105,21 +102,6 @@ def _sqlstate(exc: BaseException) -> str | None:
             return state
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return None
-
-
-def count_raised_alerts(messages: Iterable[OutboxMessage], *, path: str) -> int:
-    """Count the ChurnRiskRaised messages of a transaction that has committed (call after the commit)."""
-    raised = sum(1 for m in messages if _event_type(m) == _CHURN_RISK_RAISED)
-    if raised:
-        CHURN_ALERTS_RAISED.labels(path).inc(raised)
-    return raised
-
-
-def _event_type(message: OutboxMessage) -> str | None:
-    for key, value in message.headers:
-        if key == "event_type":
-            return value
     return None
 
 
@@ -163,6 +145,7 @@ class ProjectionConsumer:
         self.batch_size = batch_size
         self.handler_attempts = handler_attempts
         self._processing = asyncio.Lock()
+        self._on_committed: Callable[[Sequence[OutboxMessage]], None] | None = getattr(projection, "committed", None)
         #: next offset per partition as stored in PostgreSQL (set on assignment, raised per batch)
         self._floors: dict[TopicPartition, int] = {}
         self.consumer = AIOKafkaConsumer(
@@ -377,7 +360,8 @@ class ProjectionConsumer:
         """Metrics of a batch whose transaction has committed (never of one that rolled back)."""
         APPLIED.labels(self.group_id).inc(len(applied))
         observe_projection_latency(self.group_id, applied, time.time())
-        count_raised_alerts(outgoing, path="consumer")
+        if self._on_committed is not None:
+            self._on_committed(outgoing)
 
     async def _dedupe(self, conn: AsyncConnection, decoded: Sequence[_Decoded]) -> list[_Decoded]:
         candidates: dict[str, _Decoded] = {}  # event id → first delivery in this batch

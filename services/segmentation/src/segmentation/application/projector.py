@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from segmentation.application.assessment import Assessor, Trigger
+from segmentation.application.metrics import count_raised_alerts
 from segmentation.domain.policy import Policy
 from segmentation.projections.calibrations import latest_calibration
 from segmentation.projections.facts_cache import FactsCache
@@ -41,6 +42,10 @@ class SegmentProjector:
         self.assessor = Assessor(self.policy, topic)
         self.clock = clock
         self.cache = FactsCache(cache_size)
+
+    def committed(self, outgoing: Sequence[OutboxMessage]) -> None:
+        """Called by the consumer once a batch ``apply`` staged ``outgoing`` for has committed."""
+        count_raised_alerts(outgoing, path="consumer")
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Envelope]) -> Sequence[OutboxMessage]:
         if not events:

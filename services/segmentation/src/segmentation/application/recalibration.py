@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from segmentation.application.assessment import Assessor, Trigger
+from segmentation.application.metrics import count_raised_alerts
 from segmentation.domain import cutpoints, rfm
 from segmentation.domain.cutpoints import CutPoints
 from segmentation.domain.grading import Calibration, rfm_observation
@@ -47,7 +48,6 @@ from segmentation.projections import calibrations as store_calibrations
 from segmentation.projections.facts_cache import FactsCache
 from segmentation.projections.store import LOCK_EXCLUSIVE, Changes, all_customer_ids, load_records, save
 from shared.logging import get_logger
-from shared.messaging.consumer import count_raised_alerts
 from shared.messaging.outbox import OutboxMessage, write_outbox
 
 log = get_logger(__name__)

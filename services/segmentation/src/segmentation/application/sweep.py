@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmentation.application.assessment import Assessor, Trigger
+from segmentation.application.metrics import count_raised_alerts
 from segmentation.application.recalibration import recalibrate
 from segmentation.projections.calibrations import latest_calibration
 from segmentation.projections.store import (
@@ -35,7 +36,7 @@ from segmentation.projections.store import (
     load_records,
 )
 from shared.logging import get_logger
-from shared.messaging.consumer import count_raised_alerts, is_transient
+from shared.messaging.consumer import is_transient
 from shared.messaging.outbox import OutboxMessage, write_outbox
 
 log = get_logger(__name__)
