@@ -268,7 +268,7 @@ class IdempotencyMiddleware:
             return
         problem = key_problem(key)
         if problem is not None:
-            await _send_json(send, 422, {"detail": [_header_error(problem, key)]})
+            await _send_buffered(send, _json(422, {"detail": [_header_error(problem, key)]}))
             return
         body = await _read_body(receive)
         claim = IdempotencyClaim(
@@ -278,30 +278,31 @@ class IdempotencyMiddleware:
         )
         marker = (claim.scope, key)
         if marker in self._in_flight:
-            await _send_json(send, 409, _in_flight_body(key))
+            await _send_buffered(send, _json(409, _in_flight_body(key)))
             return
         self._in_flight.add(marker)
         sharing = getattr(self.store, "sharing", None)
         try:
             async with sharing() if sharing is not None else contextlib.nullcontext():
-                await self._serve(scope, _replay_body(body, receive), send, claim)
+                answer = await self._serve(scope, _replay_body(body, receive), claim)
+            # Sent once the shared connection is back in the pool: a slow client holds no connection.
+            await _send_buffered(send, answer)
         finally:
             self._in_flight.discard(marker)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, claim: IdempotencyClaim) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, claim: IdempotencyClaim) -> _Buffered:
+        """The answer to a keyed request: the stored one, the command's own, or a refusal."""
         stored = await self.store.lookup(claim.scope, claim.key)
         if stored is not None:
-            await self._answer_from(stored, claim, send)
-            return
+            return self._answer_from(stored, claim)
         response = await self._run(scope, receive, claim)
         if response is None:  # the key was taken by a concurrent twin
-            await self._answer_after_race(claim, send, fallback=None)
-        elif 200 <= response.status < 300:
-            await self._answer_success(claim, response, send)
-        elif not claim.recorded:
-            await self._answer_after_race(claim, send, fallback=response)
-        else:
-            await _send_buffered(send, response)
+            return await self._answer_after_race(claim, fallback=None)
+        if 200 <= response.status < 300:
+            return await self._answer_success(claim, response)
+        if not claim.recorded:
+            return await self._answer_after_race(claim, fallback=response)
+        return response
 
     async def _run(self, scope: Scope, receive: Receive, claim: IdempotencyClaim) -> _Buffered | None:
         response = _Buffered()
@@ -322,8 +323,8 @@ class IdempotencyMiddleware:
             _current.reset(token)
         return response
 
-    async def _answer_success(self, claim: IdempotencyClaim, response: _Buffered, send: Send) -> None:
-        """Store a 2xx answer under the key, then send it — unless the key turned out to be another's.
+    async def _answer_success(self, claim: IdempotencyClaim, response: _Buffered) -> _Buffered:
+        """Store a 2xx answer under the key and answer with it — unless the key turned out to be another's.
 
         A command that appended nothing has recorded no key yet: storing the answer is what claims it.
         If a twin (same key, maybe another body) claimed it meanwhile, this request answers as a retry
@@ -337,41 +338,37 @@ class IdempotencyMiddleware:
             log.warning("idempotency.store_failed", key_scope=claim.scope, error=repr(exc))
             if not claim.recorded:
                 body = {"detail": "the database is unavailable; nothing was changed, retry later"}
-                headers = [(b"content-type", b"application/json"), (b"retry-after", str(RETRY_AFTER_S).encode())]
-                await _send_raw(send, 503, json.dumps(body).encode(), headers)
-                return
+                return _json(503, body, (b"retry-after", str(RETRY_AFTER_S).encode()))
             stored = True
         if stored or claim.recorded:
-            await _send_buffered(send, response)
-        else:
-            await self._answer_after_race(claim, send, fallback=None)
+            return response
+        return await self._answer_after_race(claim, fallback=None)
 
-    async def _answer_after_race(self, claim: IdempotencyClaim, send: Send, fallback: _Buffered | None) -> None:
+    async def _answer_after_race(self, claim: IdempotencyClaim, fallback: _Buffered | None) -> _Buffered:
         """A failed or conflicted keyed request: if a twin recorded the key meanwhile, answer as it would."""
         try:
             stored = await self.store.lookup(claim.scope, claim.key)
         except Exception:
             stored = None
         if stored is not None:
-            await self._answer_from(stored, claim, send)
-        elif fallback is not None:
-            await _send_buffered(send, fallback)
-        else:
-            await _send_json(send, 409, _in_flight_body(claim.key))
+            return self._answer_from(stored, claim)
+        if fallback is not None:
+            return fallback
+        return _json(409, _in_flight_body(claim.key))
 
-    async def _answer_from(self, stored: StoredResponse, claim: IdempotencyClaim, send: Send) -> None:
+    @staticmethod
+    def _answer_from(stored: StoredResponse, claim: IdempotencyClaim) -> _Buffered:
         if stored.request_hash != claim.request_hash:
             problem = "was already used with a different request; use a new key for a new command"
-            await _send_json(send, 422, {"detail": [_header_error(problem, claim.key)]})
-        elif stored.status_code is None or stored.response_body is None:
-            await _send_json(send, 409, _in_flight_body(claim.key, stored.created_at))
-        else:
-            await _send_raw(
-                send,
-                stored.status_code,
-                stored.response_body,
-                [(b"content-type", b"application/json"), (REPLAYED_HEADER.lower().encode(), b"true")],
-            )
+            return _json(422, {"detail": [_header_error(problem, claim.key)]})
+        if stored.status_code is None or stored.response_body is None:
+            return _json(409, _in_flight_body(claim.key, stored.created_at))
+        return _raw(
+            stored.status_code,
+            stored.response_body,
+            (b"content-type", b"application/json"),
+            (REPLAYED_HEADER.lower().encode(), b"true"),
+        )
 
 
 def _in_flight_body(key: str, since: datetime | None = None) -> dict[str, Any]:
@@ -428,11 +425,9 @@ async def _send_buffered(send: Send, response: _Buffered) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    await _send_raw(send, status, json.dumps(body).encode(), [(b"content-type", b"application/json")])
+def _json(status: int, body: dict[str, Any], *headers: tuple[bytes, bytes]) -> _Buffered:
+    return _raw(status, json.dumps(body).encode(), (b"content-type", b"application/json"), *headers)
 
 
-async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def _raw(status: int, body: bytes, *headers: tuple[bytes, bytes]) -> _Buffered:
+    return _Buffered(status, [*headers, (b"content-length", str(len(body)).encode())], body)

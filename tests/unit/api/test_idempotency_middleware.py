@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -199,6 +200,75 @@ async def test_a_stored_key_without_a_response_is_in_flight_then_reported_lost(
     stale = await client.post("/things", content=body, headers=key("k-7"))
     assert (fresh.status_code, fresh.json()["code"]) == (409, "idempotency_key_in_flight")
     assert (stale.status_code, stale.json()["code"]) == (409, "idempotency_response_lost")
+
+
+class SharingKeyStore(FakeKeyStore):
+    """A store that, like the PostgreSQL one, lends one connection to a keyed request (``sharing``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lent = False
+
+    @contextlib.asynccontextmanager
+    async def sharing(self) -> AsyncIterator[None]:
+        self.lent = True
+        try:
+            yield
+        finally:
+            self.lent = False
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["fresh", "replayed"])
+async def test_the_answer_is_sent_after_the_shared_connection_is_returned(commands: Commands, replay: bool) -> None:
+    """A slow client must not hold a database connection while its answer is written."""
+    store = SharingKeyStore()
+    app = build(commands, store)
+    body = b'{"name": "a"}'
+    headers = [
+        (b"host", b"api"),
+        (b"authorization", b"Bearer tok-test-0001"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"idempotency-key", b"k-slow"),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/things",
+        "raw_path": b"/things",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+
+    async def post() -> list[tuple[int, bool]]:
+        started: list[tuple[int, bool]] = []
+        delivered = False
+
+        async def receive() -> dict[str, object]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client never disconnects
+            raise AssertionError
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                started.append((message["status"], store.lent))  # type: ignore[arg-type]
+
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        return started
+
+    first = await post()
+    answers = await post() if replay else first
+    assert answers == [(201, False)]
+    assert len(commands.applied) == 1
 
 
 def test_the_request_hash_ignores_json_key_order_and_spacing_but_not_values_or_query() -> None:
