@@ -4,7 +4,9 @@
 
 1. Creates a fresh orders database on the PostgreSQL server of ``DATABASE_URL`` (default: the dev
    server), migrates it and registers ``--customers`` customers (what the credit-terms consumer does).
-2. Starts ONE ``python -m orders api`` process (uvicorn) on a free loopback port.
+2. Starts ONE ``python -m orders api`` process (uvicorn) on a free loopback port (``--api-processes K``
+   starts K, each on its own port, the clients' connections spread over them round-robin: how the
+   write side scales out, as compose replicas behind a load balancer would; the issue's goal is about one).
 3. Closed loop: ``--clients`` concurrent clients place orders for ``--seconds``; prints orders/s and
    p50 / p99 latency (``--idempotency-key`` sends a fresh key with each command), and the CPU time the
    API process and this client process spent per order.
@@ -120,10 +122,11 @@ class HttpConnection:
 
 
 class Client:
-    """Hands out idle connections, opening more when all are busy (the open loop needs that)."""
+    """Hands out idle connections, opening more when all are busy (the open loop needs that); new
+    connections go to the API processes in turn."""
 
-    def __init__(self, base: str) -> None:
-        self.base = base
+    def __init__(self, bases: list[str]) -> None:
+        self.bases = bases
         self.idle: list[HttpConnection] = []
         self.all: list[HttpConnection] = []
 
@@ -136,7 +139,7 @@ class Client:
         if self.idle:
             connection = self.idle.pop()
         else:
-            connection = await HttpConnection.open(self.base)
+            connection = await HttpConnection.open(self.bases[len(self.all) % len(self.bases)])
             self.all.append(connection)
         try:
             status = await connection.post(path, body, headers)
@@ -164,8 +167,8 @@ class HttpxClient:
         asyncio.get_running_loop().create_task(self.client.aclose())
 
 
-def make_client(base: str, connections: int, use_httpx: bool) -> Client | HttpxClient:
-    return HttpxClient(base, connections) if use_httpx else Client(base)
+def make_client(bases: list[str], connections: int, use_httpx: bool) -> Client | HttpxClient:
+    return HttpxClient(bases[0], connections) if use_httpx else Client(bases)
 
 
 TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, httpx.TransportError)
@@ -235,7 +238,7 @@ async def wait_until_serving(base: str, process: subprocess.Popen[bytes], custom
             if process.poll() is not None:
                 raise SystemExit(f"the API exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
             try:
-                response = await client.post("/orders", json=order_body(customers, "warmup", 0))
+                response = await client.post("/orders", json=order_body(customers, f"warmup-{uuid.uuid4().hex[:6]}", 0))
                 if response.status_code == 201:
                     return
             except httpx.TransportError:
@@ -246,12 +249,12 @@ async def wait_until_serving(base: str, process: subprocess.Popen[bytes], custom
 
 # -- load ---------------------------------------------------------------------------------------------
 async def closed_loop(
-    base: str, clients: int, seconds: float, customers: int, keyed: bool, use_httpx: bool = False
+    bases: list[str], clients: int, seconds: float, customers: int, keyed: bool, use_httpx: bool = False
 ) -> Run:
     run = Run()
     tag = f"cl{uuid.uuid4().hex[:6]}"
     counter = iter(range(10**9))
-    client = make_client(base, clients, use_httpx)
+    client = make_client(bases, clients, use_httpx)
     end = time.perf_counter() + seconds
 
     async def worker() -> None:
@@ -279,13 +282,13 @@ async def closed_loop(
 
 
 async def open_loop(
-    base: str, rate: float, seconds: float, customers: int, keyed: bool, clients: int, use_httpx: bool = False
+    bases: list[str], rate: float, seconds: float, customers: int, keyed: bool, clients: int, use_httpx: bool = False
 ) -> Run:
     """Requests start every 1/rate s whatever happens; latency includes any wait behind the schedule
     (a request finding every connection busy opens another one, as a crowd of callers would)."""
     run = Run()
     tag = f"ol{uuid.uuid4().hex[:6]}"
-    client = make_client(base, clients * 4, use_httpx)
+    client = make_client(bases, clients * 4, use_httpx)
 
     async def one(n: int, scheduled: float) -> None:
         headers = {"Idempotency-Key": f"{tag}-{n}"} if keyed else None
@@ -385,41 +388,53 @@ async def main(args: argparse.Namespace) -> None:
     server = (
         args.pg_url or os.environ.get("DATABASE_URL") or "postgresql://tierstream:tierstream@127.0.0.1:55432/postgres"
     )
+    if args.api_processes < 1:
+        raise SystemExit(f"--api-processes must be at least 1, not {args.api_processes}")
+    if args.httpx and args.api_processes > 1:
+        raise SystemExit("--httpx loads one API process only; drop --httpx or --api-processes")
     database_url = await prepare_database(server, args.customers)
-    port = free_port()
-    api = start_api(database_url, port)
-    base = f"http://127.0.0.1:{port}"
+    ports = [free_port() for _ in range(args.api_processes)]
+    apis = [start_api(database_url, port) for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        await wait_until_serving(base, api, args.customers)
+        for base, api in zip(bases, apis, strict=True):
+            await wait_until_serving(base, api, args.customers)
         print(
-            f"orders API pid {api.pid} on {base}; {args.clients} clients, {args.seconds:.0f} s per pass, "
+            f"orders API {'pid' if len(apis) == 1 else 'pids'} {', '.join(str(a.pid) for a in apis)} on "
+            f"{', '.join(bases)}; {args.clients} clients, {args.seconds:.0f} s per pass, "
             f"{args.customers} customers, CPUs {os.cpu_count()}, Idempotency-Key {'on' if args.idempotency_key else 'off'}, "
             f"client {'httpx' if args.httpx else 'keep-alive HTTP/1.1 on uvloop'}"
         )
         keyed, use_httpx = args.idempotency_key, args.httpx
-        await closed_loop(base, args.clients, min(3.0, args.seconds), args.customers, keyed, use_httpx)  # warm-up
-        api_before, client_before = cpu_seconds(api.pid), cpu_seconds(os.getpid())
-        peak = await closed_loop(base, args.clients, args.seconds, args.customers, keyed, use_httpx)
-        api_cpu, client_cpu = cpu_seconds(api.pid) - api_before, cpu_seconds(os.getpid()) - client_before
+        await closed_loop(bases, args.clients, min(3.0, args.seconds), args.customers, keyed, use_httpx)  # warm-up
+        api_before, client_before = sum(cpu_seconds(a.pid) for a in apis), cpu_seconds(os.getpid())
+        peak = await closed_loop(bases, args.clients, args.seconds, args.customers, keyed, use_httpx)
+        api_cpu = sum(cpu_seconds(a.pid) for a in apis) - api_before
+        client_cpu = cpu_seconds(os.getpid()) - client_before
         print(line("API, closed loop (peak)", peak))
-        for name, cpu in (("API process CPU", api_cpu), ("benchmark client CPU", client_cpu)):
+        for name, cpu in (
+            ("API process CPU" if len(apis) == 1 else f"{len(apis)} API processes CPU", api_cpu),
+            ("benchmark client CPU", client_cpu),
+        ):
             print(
                 f"{name:<34} {cpu / peak.elapsed * 100:8.0f}%    "
                 f"{cpu / max(1, len(peak.latencies)) * 1000:.2f} ms per order"
             )
         # Paced before the raw pass: its tens of thousands of rows (and the autovacuum they trigger) would
         # otherwise weigh on the API's latency, which is not what this pass measures.
-        paced = await open_loop(base, peak.rate / 2, args.seconds, args.customers, keyed, args.clients, use_httpx)
+        paced = await open_loop(bases, peak.rate / 2, args.seconds, args.customers, keyed, args.clients, use_httpx)
         print(line(f"API, open loop at {peak.rate / 2:.0f}/s", paced))
         raw = await raw_inserts(database_url, args.clients, args.seconds)
         print(line("asyncpg events+outbox txn", raw))
         print(f"{'ratio API / raw inserts':<34} {peak.rate / raw.rate:9.2f}")
     finally:
-        os.killpg(api.pid, signal.SIGTERM)
-        try:
-            api.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(api.pid, signal.SIGKILL)
+        for api in apis:
+            os.killpg(api.pid, signal.SIGTERM)
+        for api in apis:
+            try:
+                api.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(api.pid, signal.SIGKILL)
         admin = await asyncpg.connect(to_libpq_url(server))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
@@ -433,6 +448,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", "-t", type=float, default=10.0, help="duration of each pass (T)")
     parser.add_argument("--customers", type=int, default=500, help="registered customers orders spread over")
     parser.add_argument("--idempotency-key", action="store_true", help="send a fresh Idempotency-Key per command")
+    parser.add_argument(
+        "--api-processes", type=int, default=1, metavar="K", help="API processes sharing the load (default 1)"
+    )
     parser.add_argument("--httpx", action="store_true", help="load with httpx (the former client) instead")
     parser.add_argument("--pg-url", help="PostgreSQL server URL (default: $DATABASE_URL, else the dev server)")
     return parser.parse_args()
