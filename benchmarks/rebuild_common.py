@@ -32,7 +32,6 @@ from shared.messaging.kafka import ensure_topics
 
 DEFAULT_PG = "postgresql://tierstream:tierstream@127.0.0.1:35432/postgres"
 DEFAULT_KAFKA = "127.0.0.1:39092"
-GROUP = "segmentation.projector"  # DEFINITION.consumer.group_id
 
 
 def new_namespace(prefix: str = "bench") -> Topics:
@@ -115,11 +114,14 @@ async def timed_rebuild(bootstrap: str, server_url: str, names: Topics, clock: d
     await ensure_database(url)
     try:
         await upgrade(DEFINITION.migrations, url)
+        # Settings by field name (they take effect: shared.settings maps them to their variables), and the
+        # rebuild's arguments derived from them exactly as ``python -m segmentation rebuild`` derives them.
         settings = SegmentationSettings(
             database_url=url, topic_namespace=names.namespace, kafka_bootstrap_servers=bootstrap
         )
         container = DEFINITION.container(settings)
-        group = f"{names.namespace}{GROUP}"
+        assert DEFINITION.consumer is not None
+        group = f"{settings.topic_namespace}{DEFINITION.consumer.group_id}"
         try:
             ends = await end_offsets(bootstrap, names)
             async with container.engine.begin() as conn:
@@ -134,13 +136,13 @@ async def timed_rebuild(bootstrap: str, server_url: str, names: Topics, clock: d
             started = time.perf_counter()
             report = await rebuild(
                 container.engine,
-                url,
+                settings.database_url,
                 container.parts["assessor"],
                 clock=clock,
-                bootstrap_servers=bootstrap,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
                 group_id=group,
-                topics=[names.customers, names.orders, names.feedback],
-                deadletter_topic=names.deadletter,
+                topics=[container.topics.name(t) for t in DEFINITION.consumer.topics],
+                deadletter_topic=container.topics.deadletter,
                 keep=False,
             )
             seconds = time.perf_counter() - started

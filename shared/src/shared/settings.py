@@ -11,10 +11,10 @@ whole stack shares (Kafka, environment, topic namespace, API tokens) have one un
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEV_DB_USER = "tierstream"
 DEV_DB_PASSWORD = "tierstream"
@@ -37,6 +37,32 @@ def dev_database_url(service: str) -> str:
     return f"postgresql+asyncpg://{DEV_DB_USER}:{DEV_DB_PASSWORD}@127.0.0.1:{DEV_PG_PORT}/tierstream_{service}"
 
 
+def keywords_by_alias(settings_cls: type[BaseSettings], keywords: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of a settings class with every field that has an environment alias keyed by that
+    alias, as pydantic reads them: ``kafka_bootstrap_servers=…`` → ``KAFKA_BOOTSTRAP_SERVERS=…``.
+
+    A keyword that names no field (nor an alias) is a :class:`TypeError`, as is a field given by both its
+    name and its alias: without this, both would be dropped without a word (``extra="ignore"``)."""
+    aliases: dict[str, str] = {}
+    accepted: set[str] = set()
+    for name, field in settings_cls.model_fields.items():
+        accepted.add(name)
+        alias = field.validation_alias
+        choices = [alias] if isinstance(alias, str) else alias.choices if isinstance(alias, AliasChoices) else []
+        names = [c for c in choices if isinstance(c, str)]
+        if names:
+            aliases[name] = names[0]
+            accepted.update(names)
+    unknown = sorted(k for k in keywords if k not in accepted)
+    if unknown:
+        raise TypeError(f"{settings_cls.__name__}() got unexpected keyword arguments {unknown}")
+    by_alias = {aliases.get(k, k): v for k, v in keywords.items()}
+    twice = sorted(k for k in keywords if k in aliases and aliases[k] in keywords)
+    if twice:
+        raise TypeError(f"{settings_cls.__name__}(): {twice} given both by field name and by alias")
+    return by_alias
+
+
 class ApiSettings(BaseSettings):
     """What every HTTP API needs: the environment, bearer tokens (token → scopes), idempotency retention.
 
@@ -45,8 +71,23 @@ class ApiSettings(BaseSettings):
     refused there too. Both are validation errors at start-up, naming the variable."""
 
     # No populate_by_name: pydantic-settings would then also read <PREFIX>_API_TOKENS, <PREFIX>_ENVIRONMENT…
-    # from the environment. Pass these fields by their alias: ApiSettings(TIERSTREAM_API_TOKENS={…}).
+    # from the environment. Keyword arguments may still name a field either way (ApiSettings(api_tokens=…)
+    # or ApiSettings(TIERSTREAM_API_TOKENS=…)): settings_customise_sources maps field names to aliases for
+    # them alone, and refuses a name that is no field (extra="ignore" otherwise drops it silently).
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if isinstance(init_settings, InitSettingsSource):  # what BaseSettings passes: keep its other options
+            init_settings.init_kwargs = keywords_by_alias(settings_cls, init_settings.init_kwargs)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     environment: Literal["development", "test", "production"] = Field(
         default="development", validation_alias=AliasChoices("TIERSTREAM_ENV")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Date, bindparam, func, select, text
@@ -28,6 +29,7 @@ from orders.domain.customer_credit import CustomerCredit
 from orders.domain.errors import CreditCheckStale
 from orders.domain.order import Order
 from shared.db.engine import Transaction, driver_connection
+from shared.db.statements import upsert_sql
 from shared.eventsourcing.store import StatementHook, TransactionHook, chain_hooks
 
 # The statements of the command path are plain SQL run through the driver (prepared once per connection).
@@ -42,23 +44,19 @@ _SNAPSHOT = """
      WHERE c.customer_id = $1
 """
 
-_RECEIVABLE_COLUMNS = (
-    "order_id, customer_id, currency, total, returned, paid, outstanding, status, placed_at, due_date, "
-    "payment_days, overdue_bucket, overdue_rank, order_version"
-)
-_RECEIVABLE_VALUES = (
-    "$1::text, $2::text, $3::text, $4::numeric, $5::numeric, $6::numeric, $7::numeric, $8::text, "
-    "$9::timestamptz, $10::date, $11::int, $12::text, $13::smallint, $14::int"
-)
-_RECEIVABLE_CONFLICT = (
-    "ON CONFLICT (order_id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _RECEIVABLE_COLUMNS.split(", ")[1:])
-    + ", updated_at = now() WHERE receivables.order_version < EXCLUDED.order_version"
-)
+_RECEIVABLE_COLUMNS = tuple(c.name for c in receivables.columns if c.name != "updated_at")
+_receivable_args = itemgetter(*_RECEIVABLE_COLUMNS)  # a receivable row → $1…$n of _RECORD
 # Both run inside the append statement (shared.eventsourcing.store.StatementHook): the receivable is
-# written only if the append writes, and placing takes the next credit version only if it is still the
-# one the check saw — else nothing at all is written and the handler checks again.
-_RECORD = f"INSERT INTO receivables ({_RECEIVABLE_COLUMNS}) SELECT {_RECEIVABLE_VALUES} WHERE {{proceed}} {_RECEIVABLE_CONFLICT}"
+# written only if the append writes (and never goes back in version), and placing takes the next credit
+# version only if it is still the one the check saw — else nothing at all is written and the handler
+# checks again.
+_RECORD = upsert_sql(
+    receivables,
+    _RECEIVABLE_COLUMNS,
+    key=("order_id",),
+    touch="updated_at",
+    only_if="receivables.order_version < EXCLUDED.order_version",
+)
 _TAKE_CREDIT_VERSION = (
     "UPDATE customer_credit SET credit_version = credit_version + 1 "
     "WHERE customer_id = $1 AND credit_version = $2 AND {proceed} RETURNING 1"
@@ -113,27 +111,8 @@ def row_to_customer(row: Any) -> CustomerCredit:
     )
 
 
-def receivable_values(order: Order) -> tuple[Any, ...]:
-    """The receivable row of ``order`` as $1…$14 of the statements above."""
-    return (
-        order.id,
-        order.customer_id,
-        order.currency,
-        order.total,
-        order.returned,
-        order.paid,
-        order.outstanding,
-        order.status,
-        order.placed_at,
-        order.due_date,
-        order.payment_days,
-        None if order.overdue_bucket is None else str(order.overdue_bucket),
-        bucket_rank(order.overdue_bucket),
-        order.version,
-    )
-
-
 def receivable_row(order: Order) -> dict[str, Any]:
+    """The receivable row of ``order``, by column name."""
     return {
         "order_id": order.id,
         "customer_id": order.customer_id,
@@ -230,7 +209,7 @@ class PostgresCreditLedger:
         return hook
 
     def recording(self, order: Order) -> TransactionHook:
-        return StatementHook(_RECORD, receivable_values(order))
+        return StatementHook(_RECORD, _receivable_args(receivable_row(order)))
 
     # -- the overdue sweep -----------------------------------------------------------------------
     async def overdue_candidates(

@@ -178,7 +178,7 @@ async def rebuild(
             await replayer.consumer.stop()  # created by the constructor, never started: release it
         await sweep(fresh, assessor, now=clock)
         async with live.connect() as conn:
-            tables = [await _compare(conn, schema, table) for table in COMPARED]
+            tables = [await _compare_table(conn, schema, table) for table in COMPARED]
         async with live.begin() as conn:
             alerts, not_compared = await _compare_alerts(conn, schema, assessor)
         tables.append(alerts)
@@ -282,43 +282,56 @@ class _Reader:
         )
 
 
-async def _compare(conn: Any, schema: str, table: str) -> TableComparison:
+async def _compare_table(conn: Any, schema: str, table: str) -> TableComparison:
+    """A table of :data:`COMPARED`, live vs rebuilt, without the columns it leaves out."""
     keys, skipped = COMPARED[table]
-    columns = [
-        r[0]
-        for r in await conn.execute(
-            text(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
-                "AND table_name = :t ORDER BY ordinal_position"
-            ),
-            {"t": table},
-        )
-        if r[0] not in skipped
-    ]
-    row = f"md5(ROW({', '.join(columns)})::text)"
-    order = ", ".join(keys)
+    listed = await conn.execute(
+        text(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = :t ORDER BY ordinal_position"
+        ),
+        {"t": table},
+    )
+    columns = ", ".join(r[0] for r in listed if r[0] not in skipped)
+    return await _compare(
+        conn,
+        table,
+        live=f"SELECT {columns} FROM public.{table}",
+        rebuilt=f"SELECT {columns} FROM {schema}.{table}",
+        columns=columns,
+        keys=", ".join(keys),
+    )
 
-    async def checksum(where: str) -> tuple[int, str]:
+
+async def _compare(
+    conn: Any, name: str, *, live: str, rebuilt: str, columns: str, keys: str, order: str = ""
+) -> TableComparison:
+    """Compare two queries returning the same ``columns``: row counts and an md5 of their rows in ``order``
+    (default ``keys``); when they differ, the first ten distinct ``keys`` of rows found on one side only
+    (each row counted as often as it occurs, so a duplicated row shows too)."""
+    row = f"md5(ROW({columns})::text)"
+
+    async def checksum(source: str) -> tuple[int, str]:
         result = await conn.execute(
-            text(f"SELECT count(*), md5(coalesce(string_agg({row}, '' ORDER BY {order}), '')) FROM {where}.{table}")
+            text(
+                f"SELECT count(*), md5(coalesce(string_agg({row}, '' ORDER BY {order or keys}), '')) FROM ({source}) s"
+            )
         )
         count, digest = result.one()
         return int(count), str(digest)
 
-    live_rows, live_sum = await checksum("public")
-    rebuilt_rows, rebuilt_sum = await checksum(schema)
+    live_rows, live_sum = await checksum(live)
+    rebuilt_rows, rebuilt_sum = await checksum(rebuilt)
     differing: list[str] = []
     if (live_rows, live_sum) != (rebuilt_rows, rebuilt_sum):
-        cols = ", ".join(columns)
         sample = await conn.execute(
             text(
-                f"SELECT {order} FROM ((SELECT {cols} FROM public.{table} EXCEPT SELECT {cols} FROM {schema}.{table}) "
-                f"UNION ALL (SELECT {cols} FROM {schema}.{table} EXCEPT SELECT {cols} FROM public.{table})) d "
-                f"ORDER BY {order} LIMIT 10"
+                f"SELECT DISTINCT {keys} FROM (({live} EXCEPT ALL {rebuilt}) UNION ALL "
+                f"({rebuilt} EXCEPT ALL {live})) d ORDER BY {keys} LIMIT 10"
             )
         )
         differing = ["/".join(str(v) for v in r) for r in sample]
-    return TableComparison(table, live_rows, rebuilt_rows, live_sum, rebuilt_sum, differing)
+    return TableComparison(name, live_rows, rebuilt_rows, live_sum, rebuilt_sum, differing)
 
 
 #: Name of the alert comparison in :attr:`RebuildReport.tables`.
@@ -357,27 +370,13 @@ async def _compare_alerts(conn: Any, schema: str, assessor: Assessor) -> tuple[T
             f"LEFT JOIN {side}.churn_alerts a ON a.customer_id = k.customer_id AND a.state <> 'closed'"
         )
 
-    async def checksum(side: str) -> tuple[int, str]:
-        result = await conn.execute(
-            text(
-                "SELECT count(*), md5(coalesce(string_agg(md5(ROW(customer_id, state, last_score)::text), '' "
-                f"ORDER BY customer_id, state, last_score), '')) FROM ({standing(side)}) s"
-            )
-        )
-        count, digest = result.one()
-        return int(count), str(digest)
-
-    live_rows, live_sum = await checksum("public")
-    rebuilt_rows, rebuilt_sum = await checksum(schema)
-    differing: list[str] = []
-    if (live_rows, live_sum) != (rebuilt_rows, rebuilt_sum):
-        live_side, rebuilt_side = standing("public"), standing(schema)
-        sample = await conn.execute(
-            text(
-                f"SELECT DISTINCT customer_id FROM (({live_side} EXCEPT ALL {rebuilt_side}) UNION ALL "
-                f"({rebuilt_side} EXCEPT ALL {live_side})) d ORDER BY customer_id LIMIT 10"
-            )
-        )
-        differing = [str(r[0]) for r in sample]
-    comparison = TableComparison(ALERT_STANDING, live_rows, rebuilt_rows, live_sum, rebuilt_sum, differing)
+    comparison = await _compare(
+        conn,
+        ALERT_STANDING,
+        live=standing("public"),
+        rebuilt=standing(schema),
+        columns="customer_id, state, last_score",
+        keys="customer_id",
+        order="customer_id, state, last_score",
+    )
     return comparison, not_compared

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ async def recalibrate(
             measured = await _measure(snapshot, assessor, as_of, in_force.id)
     measured_s = time.perf_counter() - started
     staged: list[OutboxMessage] = []  # what the re-grade sends; its raised alerts are counted once committed
-    with _long_lived_objects_frozen():
+    with long_lived_objects_frozen():
         async with db.begin() as conn:
             await conn.execute(LOCK_EXCLUSIVE)
             locked = time.perf_counter()
@@ -116,17 +117,40 @@ async def recalibrate(
     return result
 
 
-@contextlib.contextmanager
-def _long_lived_objects_frozen() -> Iterator[None]:
+class _CollectorFreeze:
+    """``gc.freeze()`` for as long as any holder needs it: the process-wide freeze is counted, so of two
+    overlapping holders (two recalibrations in one process) the first to finish does not unfreeze the
+    objects the other still relies on; the last one out unfreezes.
+
+    Each entry freezes again, so a later holder also gets what exists when it starts frozen."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            self._holders += 1
+            gc.freeze()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0:
+                    gc.unfreeze()
+
+
+_collector_freeze = _CollectorFreeze()
+
+
+def long_lived_objects_frozen() -> contextlib.AbstractContextManager[None]:
     """Keep the collector off what exists already (the snapshot's facts, the process's caches) while the
     exclusive section runs: the re-grade allocates a lot, and each full collection would otherwise walk
     every fact object held — measured at about a third of the exclusive time on the Online Retail set.
-    Objects are handed back to the collector afterwards (nothing is leaked)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+    Objects are handed back to the collector when the last overlapping holder leaves (nothing is leaked)."""
+    return _collector_freeze.held()
 
 
 async def recalibration_due(conn: AsyncConnection, assessor: Assessor, now: datetime) -> bool:

@@ -261,6 +261,13 @@ class CalibrationIn(BaseModel):
     as_of: AwareDatetime | None = Field(default=None, description="instant to calibrate at; default now")
 
 
+class ConsumerOffsetOut(BaseModel):
+    consumer_group: str | None = Field(default=None, description="the consumer group that stored it")
+    topic: str
+    partition: int
+    next_offset: int = Field(description="the next offset to read: every record before it had been applied")
+
+
 class CalibrationOut(BaseModel):
     id: int
     effective_at: datetime
@@ -271,6 +278,15 @@ class CalibrationOut(BaseModel):
     population: int
     policy_version: str
     rfm_grid_version: str
+    consumer_offsets: list[ConsumerOffsetOut] = Field(
+        description="where the consumer stood when the calibration was recorded: the input everyone was "
+        "re-graded on (what a rebuild replays up to before applying it)"
+    )
+    measured_offsets: list[ConsumerOffsetOut] | None = Field(
+        description="the input the cut points and breakpoints were measured from (at or before "
+        "consumer_offsets); null for calibrations recorded before it was kept (migration 0005), which "
+        "measured at consumer_offsets"
+    )
     customers_graded: int
     tier_changes: int
     recorded_at: datetime
