@@ -6,6 +6,12 @@ messages), write dead letters + outgoing messages to the outbox, and store the n
 (group, topic, partition). On assignment the consumer seeks to the offsets stored in PostgreSQL;
 Kafka-side commits are advisory only (for lag tooling).
 
+Contiguity: a poll is applied for a partition only from the stored offset on. Records below it were
+applied already and are dropped; a poll starting above it would leave a hole, so the partition is sought
+back to the stored offset and re-read. Kafka has legitimate gaps too (transaction markers and aborted
+transactions under read_committed, retention or compaction below the stored offset): a gap still there
+in a poll fetched after that seek is accepted, with a warning — once, never in a loop.
+
 Failures: a transient error (database or connection) rolls back and retries the same records with
 backoff, forever — nothing is skipped. Any other error from the projection switches to one savepoint
 per record, retried a bounded number of times, and then dead-letters that record with the exception.
@@ -121,6 +127,13 @@ class _Decoded:
     dead: OutboxMessage | None
 
 
+@dataclass
+class _Poll:
+    records: dict[TopicPartition, list[_Decoded]]
+    #: 1 for the consumer's first fetch, 2 for the next... (fetches are sequential)
+    number: int
+
+
 class ProjectionConsumer:
     def __init__(
         self,
@@ -148,6 +161,13 @@ class ProjectionConsumer:
         self._on_committed: Callable[[Sequence[OutboxMessage]], None] | None = getattr(projection, "committed", None)
         #: next offset per partition as stored in PostgreSQL (set on assignment, raised per batch)
         self._floors: dict[TopicPartition, int] = {}
+        #: fetches started so far (a poll numbered above the count at a seek was fetched after it)
+        self._fetches = 0
+        #: partitions sought back to their floor over a gap → ``_fetches`` at that seek
+        self._rereads: dict[TopicPartition, int] = {}
+        #: from a rebalance's revocation to the end of its assignment (and before the first one), when
+        #: positions change behind the consumer's back (see ``_SeekToStoredOffsets``)
+        self._rebalancing = True
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -175,9 +195,10 @@ class ProjectionConsumer:
         ahead = asyncio.create_task(self._fetch())
         try:
             while not stop.is_set():
-                fetched = await ahead
+                poll = await ahead
+                batch = self._contiguous(poll, self._at_or_above_floor(self._still_assigned(poll.records)))
+                # Started after the filter's seeks (if any): this is the re-read they wait for.
                 ahead = asyncio.create_task(self._fetch())
-                batch = self._at_or_above_floor(self._still_assigned(fetched))
                 if batch:
                     async with self._processing:
                         await self._process_until_done(batch, stop)
@@ -191,8 +212,10 @@ class ProjectionConsumer:
             await self.consumer.stop()
             log.info("consumer.stopped", group=self.group_id)
 
-    async def _fetch(self) -> dict[TopicPartition, list[_Decoded]]:
+    async def _fetch(self) -> _Poll:
         """The next poll, decoded in chunks that let a transaction in flight go on between them."""
+        self._fetches += 1
+        number = self._fetches
         fetched: dict[TopicPartition, list[_Decoded]] = {}
         for tp, records in (await self._poll()).items():
             decoded: list[_Decoded] = []
@@ -200,7 +223,7 @@ class ProjectionConsumer:
                 decoded.extend(self._decode(r) for r in records[start : start + _DECODE_CHUNK])
                 await asyncio.sleep(0)
             fetched[tp] = decoded
-        return fetched
+        return _Poll(fetched, number)
 
     def _still_assigned(self, fetched: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
         """Drop records of partitions revoked while they waited (their new owner reads them).
@@ -208,8 +231,9 @@ class ProjectionConsumer:
         ``assignment()`` still lists a partition during a rebalance that hands it straight back to this
         consumer; keep it so. Dropping such a poll (tried with an "owned" set emptied on revocation) lost
         events: a later poll could still come from the old position, above the stored offset, and be
-        applied, leaving a gap (seen in the SIGKILL fault test). A poll kept for a partition that does
-        move away is applied at most once anyway: the inbox refuses what its new owner applies too."""
+        applied, leaving a gap (seen in the SIGKILL fault test; ``_contiguous`` now refuses such a poll,
+        but every drop costs a re-read). A poll kept for a partition that does move away is applied at
+        most once anyway: the inbox refuses what its new owner applies too."""
         assigned = self.consumer.assignment()
         kept = {tp: items for tp, items in fetched.items() if tp in assigned}
         if len(kept) < len(fetched):
@@ -224,16 +248,26 @@ class ProjectionConsumer:
         One ``getmany`` returns at most what the fetcher holds, often one fetch response per partition;
         topping the poll up from the buffer (without waiting) gives fuller batches on a backlog and
         changes nothing for live traffic.
+
+        A top-up that does not continue a partition's records where they stopped (its position moved in
+        between: ``getmany`` waits a rebalance out, and the new assignment starts elsewhere) is left out
+        for that partition, with whatever follows: the next poll then starts above the floor, and
+        ``_contiguous`` re-reads from it.
         """
         batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
         count = sum(len(records) for records in batch.values())
+        cut: set[TopicPartition] = set()
         while 0 < count < self.batch_size:
             more = await self.consumer.getmany(timeout_ms=0, max_records=self.batch_size - count)
             if not more:
                 break
             for tp, records in more.items():
-                batch.setdefault(tp, []).extend(records)
                 count += len(records)
+                held = batch.setdefault(tp, [])
+                if tp in cut or (held and records[0].offset != held[-1].offset + 1):
+                    cut.add(tp)
+                else:
+                    held.extend(records)
         return batch
 
     def _at_or_above_floor(self, batch: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
@@ -256,6 +290,54 @@ class ProjectionConsumer:
             if fresh:
                 kept[tp] = fresh
         return kept
+
+    def _contiguous(
+        self, poll: _Poll, batch: dict[TopicPartition, list[_Decoded]]
+    ) -> dict[TopicPartition, list[_Decoded]]:
+        """Keep the partitions whose records start at the floor; seek the others back to it.
+
+        ``batch`` is ``poll``'s records at or above the floor. One starting above it would leave a hole
+        (a poll fetched from a stale position, e.g. after an earlier poll was dropped), so it is not
+        applied and the partition is re-read from the floor. The proof that a gap is real (see the
+        module docstring) is a poll fetched after that seek — numbered above the fetches started before
+        it — with no rebalance since (a rebalance forgets the seek). During a rebalance nothing is
+        sought: the assignment's own seek to the stored offsets is the re-read.
+
+        On aiokafka's side, ``seek`` drops the records it buffered for the partition and discards fetch
+        responses for another position, so ``getmany`` after a seek returns nothing fetched before it;
+        what a poll already returned is this method's to refuse.
+        """
+        kept: dict[TopicPartition, list[_Decoded]] = {}
+        for tp, records in batch.items():
+            floor, first = self._floors.get(tp, 0), records[0].record.offset
+            sought = self._rereads.pop(tp, None)
+            if first == floor:
+                kept[tp] = records
+            elif sought is not None and poll.number > sought:
+                log.warning(
+                    "consumer.gap_accepted",
+                    partition=f"{tp.topic}:{tp.partition}",
+                    stored_offset=floor,
+                    first_offset=first,
+                )
+                kept[tp] = records
+            else:
+                log.info(
+                    "consumer.gap_not_applied",
+                    partition=f"{tp.topic}:{tp.partition}",
+                    stored_offset=floor,
+                    first_offset=first,
+                    reread_by="assignment" if self._rebalancing else "seek",
+                )
+                if not self._rebalancing:
+                    self.consumer.seek(tp, floor)
+                    self._rereads[tp] = self._fetches
+        return kept
+
+    def _rebalance_began(self) -> None:
+        """A seek made before a rebalance proves nothing after it: the new assignment starts anew."""
+        self._rebalancing = True
+        self._rereads.clear()
 
     async def load_offsets(self) -> dict[TopicPartition, int]:
         async with self.engine.connect() as conn:
@@ -411,8 +493,9 @@ class ProjectionConsumer:
             await self.consumer.commit(offsets)
         except Exception as exc:  # advisory only: PostgreSQL holds the truth
             log.debug("consumer.advisory_commit_failed", error=repr(exc))
+        assigned = self.consumer.assignment()  # a rebalance may have taken partitions meanwhile
         for tp, offset in offsets.items():
-            highwater = self.consumer.highwater(tp)
+            highwater = self.consumer.highwater(tp) if tp in assigned else None
             if highwater is not None:
                 LAG.labels(self.group_id, tp.topic, tp.partition).set(max(0, highwater - offset))
 
@@ -424,21 +507,35 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Called before every new assignment (with nothing revoked before the first one).
+        self.owner._rebalance_began()
         # Wait for the batch in flight (it commits its own offsets); never held around getmany.
         async with self.owner._processing:
             pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        stored = await self.owner.load_offsets()
-        fresh = []
-        for tp in assigned:
-            self.owner._floors[tp] = stored.get(tp, 0)
-            if tp in stored:
-                self.owner.consumer.seek(tp, stored[tp])
-            else:
-                fresh.append(tp)
-        if fresh:
-            await self.owner.consumer.seek_to_beginning(*fresh)
+        """Floors and positions of the assigned partitions from PostgreSQL.
+
+        aiokafka hands records out as soon as the new assignment exists, fetched from Kafka's committed
+        offsets until the seek below replaces them; floors (set first) and ``_contiguous`` deal with
+        those. Floors of revoked partitions are kept: they are never above the stored offsets, so a poll
+        fetched before the revocation and applied during the rebalance is still checked against them,
+        and a partition that comes back gets its floor from here again. If loading fails (PostgreSQL
+        down), the positions stay Kafka's and the floors the last known: a gap is then re-read from
+        the floor (0 for a partition never held), never skipped."""
+        try:
+            stored = await self.owner.load_offsets()
+            fresh = []
+            for tp in assigned:
+                self.owner._floors[tp] = stored.get(tp, 0)
+                if tp in stored:
+                    self.owner.consumer.seek(tp, stored[tp])
+                else:
+                    fresh.append(tp)
+            if fresh:
+                await self.owner.consumer.seek_to_beginning(*fresh)
+        finally:
+            self.owner._rebalancing = False
         log.info(
             "consumer.assigned",
             group=self.owner.group_id,

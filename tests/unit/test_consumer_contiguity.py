@@ -1,0 +1,264 @@
+"""The shared consumer never applies a poll that starts above the stored offset of its partition.
+
+A fake stands in for AIOKafkaConsumer (one partition's log and fetch position, no broker) and the
+database step is replaced by a recorder of the applied offsets, so what is left is the real loop: its
+prefetch, its filters, its seeks and the rebalance listener's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+import shared.messaging.consumer as consumer_module
+from shared.events import customers
+from shared.events.envelope import Envelope
+from shared.messaging.consumer import ProjectionConsumer
+
+pytestmark = pytest.mark.unit
+
+TOPIC = "t.customers"
+TP = TopicPartition(TOPIC, 0)
+
+
+def value(offset: int) -> bytes:
+    cid = f"c-{offset}"
+    payload = customers.CustomerRegistered(customer_id=cid, company_name="Acme", region="East")
+    return Envelope.wrap(
+        payload,
+        producer="test",
+        aggregate_type="customer",
+        aggregate_id=cid,
+        aggregate_version=1,
+        customer_id=cid,
+        correlation_id=cid,
+    ).to_json()
+
+
+class FakeKafka:
+    """One partition's log (the offsets present: Kafka's gaps are the ones missing) and a fetch position.
+
+    ``getmany`` serves from the position, as a broker would, at most ``chunk`` records (one fetch response:
+    a poll tops itself up with a second getmany); ``behind_the_back``
+    maps a getmany call's index to a position change made just before it (a fetch from a stale position,
+    a rebalance's seek). After two empty polls in a row everything fetched has been filtered and applied,
+    and ``drained`` is set.
+    """
+
+    chunk = 3
+
+    def __init__(self, offsets: Iterable[int], stop: asyncio.Event, behind_the_back: dict[int, int] | None = None):
+        self.log = sorted(offsets)
+        self.assigned = {TP}
+        self.drained = stop
+        self.behind_the_back = behind_the_back or {}
+        self.position: int | None = None
+        self.seeks: list[int] = []
+        self.calls = 0
+        self.empty_polls = 0
+        self.listener: ConsumerRebalanceListener | None = None
+
+    def subscribe(self, topics: Sequence[str], listener: ConsumerRebalanceListener) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        assert self.listener is not None
+        await self.listener.on_partitions_revoked(set())
+        await self.listener.on_partitions_assigned(self.assigned)
+
+    async def stop(self) -> None:
+        return None
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
+        self.position = offset
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.position = self.log[0]
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
+        if self.calls in self.behind_the_back:
+            self.position = self.behind_the_back[self.calls]
+        self.calls += 1
+        await asyncio.sleep(0)
+        assert self.position is not None
+        offsets = [o for o in self.log if o >= self.position][: min(self.chunk, max_records or self.chunk)]
+        if timeout_ms:  # the first getmany of a poll (a top-up does not wait)
+            self.empty_polls = 0 if offsets else self.empty_polls + 1
+            if self.empty_polls == 2:
+                self.drained.set()
+        if not offsets:
+            return {}
+        self.position = offsets[-1] + 1
+        return {TP: [record(o) for o in offsets]}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        return None
+
+    def highwater(self, tp: TopicPartition) -> int:
+        assert tp in self.assigned, "Partition is not assigned"  # as aiokafka does
+        return self.log[-1] + 1
+
+
+def record(offset: int) -> ConsumerRecord[bytes, bytes]:
+    v = value(offset)
+    return ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", v, None, 1, len(v), ())
+
+
+def projection_consumer(kafka: FakeKafka, monkeypatch: pytest.MonkeyPatch, *, batch_size: int) -> ProjectionConsumer:
+    """A ProjectionConsumer built on ``kafka``; its engine and projection are never reached here."""
+    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", lambda **options: kafka)
+    return ProjectionConsumer(
+        object(),  # type: ignore[arg-type]
+        object(),  # type: ignore[arg-type]
+        bootstrap_servers="127.0.0.1:1",
+        group_id="g",
+        topics=[TOPIC],
+        deadletter_topic="t.deadletter",
+        batch_size=batch_size,
+    )
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Callable[..., None]:
+        return lambda event, **kw: self.lines.append((level, event, kw))
+
+
+async def consume(
+    offsets: Iterable[int],
+    *,
+    stored: int,
+    monkeypatch: pytest.MonkeyPatch,
+    behind_the_back: dict[int, int] | None = None,
+    batch_size: int = 5,
+) -> tuple[list[int], FakeKafka, RecordingLog]:
+    """Run the consumer over the fake log until it is drained; return the applied offsets in order."""
+    stop = asyncio.Event()
+    kafka = FakeKafka(offsets, stop, behind_the_back)
+    consumer = projection_consumer(kafka, monkeypatch, batch_size=batch_size)
+    applied: list[int] = []
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        return {TP: stored}
+
+    async def process(decoded: Sequence[Any]) -> None:
+        applied.extend(d.record.offset for d in decoded)
+
+    monkeypatch.setattr(consumer, "load_offsets", load_offsets)
+    monkeypatch.setattr(consumer, "_process", process)
+    recording = RecordingLog()
+    monkeypatch.setattr(consumer_module, "log", recording)
+    await asyncio.wait_for(consumer.run(stop), 10)  # a guard against a loop, not a speed check
+    return applied, kafka, recording
+
+
+def accepted_gaps(log: RecordingLog) -> list[dict[str, Any]]:
+    return [kw for level, event, kw in log.lines if event == "consumer.gap_accepted" and level == "warning"]
+
+
+async def test_a_contiguous_stream_is_applied_once_without_any_extra_seek(monkeypatch: pytest.MonkeyPatch) -> None:
+    applied, kafka, log = await consume(range(12), stored=3, monkeypatch=monkeypatch)
+    assert applied == list(range(3, 12))
+    assert kafka.seeks == [3]  # the assignment's
+    assert accepted_gaps(log) == []
+
+
+async def test_a_poll_starting_above_the_stored_offset_is_not_applied_and_the_partition_is_reread_from_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first fetch comes from a stale position (10) although PostgreSQL says 5 comes next: applying
+    # it would leave 5..9 out for good.
+    applied, kafka, log = await consume(range(20), stored=5, monkeypatch=monkeypatch, behind_the_back={0: 10})
+    assert applied == list(range(5, 20))
+    assert kafka.seeks == [5, 5]  # the assignment's, then the re-read's
+    assert accepted_gaps(log) == []
+
+
+async def test_a_gap_still_there_when_reread_is_accepted_after_one_verification_and_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Offsets 5..7 do not exist (transaction markers, an aborted transaction, retention...).
+    log_offsets = [*range(5), *range(8, 16)]
+    applied, kafka, log = await consume(log_offsets, stored=5, monkeypatch=monkeypatch)
+    assert applied == list(range(8, 16))
+    assert kafka.seeks == [5, 5]  # one verification, no loop
+    assert accepted_gaps(log) == [{"partition": f"{TOPIC}:0", "stored_offset": 5, "first_offset": 8}]
+
+
+async def test_a_poll_whose_top_up_jumps_ahead_is_cut_and_the_rest_reread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first getmany of a poll returns 0..2; before the top-up the position jumps to 8 (as after a
+    # rebalance that getmany waited out): 3..7 must not be skipped.
+    applied, _, log = await consume(range(12), stored=0, monkeypatch=monkeypatch, behind_the_back={1: 8})
+    assert sorted(set(applied)) == list(range(12))
+    assert len(applied) == len(set(applied))
+    assert accepted_gaps(log) == []
+
+
+# -- the filter on its own: which poll may prove a gap ------------------------------------------------
+def bare_consumer(monkeypatch: pytest.MonkeyPatch) -> tuple[ProjectionConsumer, FakeKafka]:
+    """A consumer assigned the partition (floor 5, position 5) of a log without offsets 5..7."""
+    kafka = FakeKafka([*range(5), *range(8, 16)], asyncio.Event())
+    kafka.position = 5
+    consumer = projection_consumer(kafka, monkeypatch, batch_size=3)
+    consumer._floors[TP] = 5
+    consumer._rebalancing = False
+    return consumer, kafka
+
+
+def offsets_of(batch: dict[TopicPartition, list[Any]]) -> list[int]:
+    return [d.record.offset for d in batch.get(TP, [])]
+
+
+def keep(consumer: ProjectionConsumer, poll: Any) -> list[int]:
+    return offsets_of(consumer._contiguous(poll, consumer._at_or_above_floor(poll.records)))
+
+
+async def test_a_poll_prefetched_before_the_seek_does_not_count_as_the_reread(monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer, kafka = bare_consumer(monkeypatch)
+    first, prefetched = await consumer._fetch(), await consumer._fetch()  # 8..10 and 11..13, both before any seek
+    assert keep(consumer, first) == []
+    assert kafka.seeks == [5]
+    assert keep(consumer, prefetched) == []  # above the floor, and no proof: it was fetched before the seek
+    fresh = await consumer._fetch()
+    assert keep(consumer, fresh) == [8, 9, 10]
+
+
+async def test_a_poll_fetched_across_a_rebalance_does_not_count_as_the_reread(monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer, kafka = bare_consumer(monkeypatch)
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    assert keep(consumer, await consumer._fetch()) == []  # 8..10: sought back to 5
+    await listener.on_partitions_revoked([TP])
+    kafka.position = 11  # the new assignment starts from Kafka's committed offset until the listener seeks
+    during = await consumer._fetch()
+    assert keep(consumer, during) == []  # fetched after the seek, but the rebalance forgot it
+    assert kafka.seeks == [5]  # and nothing is sought mid-rebalance: the assignment's seek is the re-read
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        return {TP: 5}
+
+    consumer.load_offsets = load_offsets  # type: ignore[method-assign]
+    await listener.on_partitions_assigned([TP])
+    assert kafka.seeks == [5, 5]
+    assert keep(consumer, await consumer._fetch()) == []  # 8..10 after the assignment's seek: verified anew
+    assert kafka.seeks == [5, 5, 5]
+    assert keep(consumer, await consumer._fetch()) == [8, 9, 10]
+
+
+async def test_a_batch_whose_partition_was_revoked_meanwhile_is_committed_without_crashing_the_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer, kafka = bare_consumer(monkeypatch)
+    batch = {TP: [consumer._decode(record(o)) for o in (8, 9, 10)]}
+    kafka.assigned = set()  # a rebalance took the partition while the batch was being applied
+    await consumer._advisory_commit(batch)  # aiokafka's highwater() asserts the partition is assigned
