@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -277,6 +279,21 @@ def test_a_read_only_token_sees_the_alert_actions_disabled_and_the_api_refuses_i
     refused = segmentation.post(f"/alerts/{alert_id}/acknowledgement", {}, token=READ_ONLY)
     assert refused.status_code == 403 and refused.json()["missing_scope"] == "segmentation:write"
     assert segmentation.get(f"/alerts/{alert_id}")["state"] == before
+
+
+def test_the_snooze_default_is_a_week_ahead_on_the_service_clock_not_the_browsers(segmentation: Api, page: Any) -> None:
+    """The service grades on its own clock (here it started at T0, months before today): a default taken
+    from the browser's clock would snooze the alert until long after anything on the service's clock."""
+    service_now = datetime.fromisoformat(segmentation.get("/caller", token=READ_ONLY)["service_time"])
+    assert T0 <= service_now < T0 + timedelta(hours=1)
+    alert_id = next(a["alert_id"] for a in segmentation.get("/alerts")["items"] if a["customer_id"] == AT_RISK[0])
+
+    open_dashboard(page, segmentation, READ_ONLY, "#/alerts")
+    until = page.locator(f'article.alert-card[data-alert-id="{alert_id}"]').get_by_label("Snooze until")
+    expect(until).to_have_value(re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d$"))
+    # the input holds local wall time: the page itself turns it into an instant, as the form's submit does
+    default = datetime.fromisoformat(until.evaluate("input => new Date(input.value).toISOString()"))
+    assert abs(default - (service_now + timedelta(days=7))) < timedelta(minutes=10), (default, service_now)
 
 
 def test_an_admin_acknowledges_one_alert_and_closes_another_with_a_reason(segmentation: Api, page: Any) -> None:

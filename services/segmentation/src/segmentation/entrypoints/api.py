@@ -194,7 +194,7 @@ def build_api(container: Container) -> FastAPI:
         title="Tierstream segmentation",
         description="Live customer segmentation: value tiers, RFM, lifecycle, activity, churn risk and alerts. "
         "A web dashboard over this API is served at /dashboard/.",
-        routers=[customers, overview, alerts, calibration, caller_router()],
+        routers=[customers, overview, alerts, calibration, caller_router(clock)],
         settings=container.settings,
         ready_checks={
             "database": database_check(engine),

@@ -13,6 +13,8 @@ escape it (they build DOM nodes with ``textContent``; none uses ``innerHTML``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +64,9 @@ def mount_dashboard(app: FastAPI) -> None:
     app.mount(PREFIX, DashboardFiles(directory=ASSETS, html=True), name="dashboard")
 
 
-def caller_router() -> APIRouter:
-    """``GET /caller``: who the token is and what it may do here (the dashboard enables actions by it)."""
+def caller_router(clock: Callable[[], datetime]) -> APIRouter:
+    """``GET /caller``: who the token is and what it may do here (the dashboard enables actions by it),
+    and the service's clock (the dashboard's time defaults follow it, not the browser's)."""
     router = APIRouter(tags=["session"])
 
     @router.get(
@@ -78,6 +81,7 @@ def caller_router() -> APIRouter:
             "scopes": sorted(who.scopes),
             "can_read": who.grants("segmentation:read"),
             "can_write": who.grants("segmentation:write"),
+            "service_time": clock(),
         }
 
     return router

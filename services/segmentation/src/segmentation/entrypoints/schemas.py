@@ -241,6 +241,10 @@ class CallerOut(BaseModel):
     scopes: list[str]
     can_read: bool
     can_write: bool = Field(description="may act on alerts and recalibrate (segmentation:write)")
+    service_time: AwareDatetime = Field(
+        description="the service's clock now: what alert times (snooze until, ages) are compared with; a demo "
+        "or test clock may be set in the past (SEGMENTATION_CLOCK_START), so clients base time defaults on this"
+    )
 
 
 class AcknowledgeIn(BaseModel):

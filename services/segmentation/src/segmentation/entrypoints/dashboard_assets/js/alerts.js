@@ -181,8 +181,9 @@ function alertLog(log) {
   );
 }
 
-function defaultSnooze() {
-  const d = new Date(Date.now() + 7 * 24 * 3600 * 1000);
+/** A week from now on the service's clock, as a datetime-local value (the browser's time zone). */
+function defaultSnooze(ctx) {
+  const d = new Date(ctx.serviceNow().getTime() + 7 * 24 * 3600 * 1000);
   d.setSeconds(0, 0);
   const local = new Date(d.getTime() - d.getTimezoneOffset() * 60000);
   return local.toISOString().slice(0, 16);
@@ -230,7 +231,7 @@ function actions(alert, ctx, done) {
     name: "until",
     type: "datetime-local",
     required: true,
-    value: defaultSnooze(),
+    value: defaultSnooze(ctx),
     disabled,
   });
   const snooze = h(

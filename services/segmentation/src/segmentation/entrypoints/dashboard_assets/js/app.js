@@ -15,7 +15,12 @@ const sessionLabel = document.getElementById("session-label");
 const notice = document.getElementById("notice");
 
 const ctx = {
-  caller: null, // GET /caller: {caller, scopes, can_read, can_write}
+  caller: null, // GET /caller: {caller, scopes, can_read, can_write, service_time}
+  clockOffsetMs: 0, // the service's clock minus this browser's (a demo service may run in the past)
+  /** Now on the service's clock: what alert times are compared with there. */
+  serviceNow() {
+    return new Date(Date.now() + this.clockOffsetMs);
+  },
   get canWrite() {
     return Boolean(this.caller && this.caller.can_write);
   },
@@ -150,6 +155,8 @@ async function startSession(token) {
   const caller = await api.caller(token); // rejects with ApiError (401, network…) before anything is kept
   tokenStore.set(token);
   ctx.caller = caller;
+  const serviceTime = Date.parse(caller.service_time);
+  ctx.clockOffsetMs = Number.isNaN(serviceTime) ? 0 : serviceTime - Date.now();
   nav.hidden = false;
   session.hidden = false;
   sessionLabel.textContent = `${caller.caller} · ${caller.can_write ? "may act on alerts" : "read-only"}`;
