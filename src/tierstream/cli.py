@@ -34,7 +34,11 @@ from tierstream import stack
 from tierstream.dataset import LoadPlan, payments_for, plan, read_rows
 from tierstream.loader import load, make_progress
 
-app = typer.Typer(help="Tierstream: event-sourced customer management — local stack and tools.", add_completion=False)
+app = typer.Typer(
+    help="Tierstream: event-sourced customer management — local stack and tools.",
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -89,7 +93,7 @@ def up(
 
 @app.command()
 def down() -> None:
-    """Stop the services, Kafka and PostgreSQL that ``up`` started (by PID)."""
+    """Stop the services, Kafka and PostgreSQL that `tierstream up` started (by PID)."""
     config = stack.StackConfig()
     try:
         stopped = stack.down(config)
@@ -198,9 +202,9 @@ def demo(
     """Start the stack, load the real data set, recalibrate, and show a few customers' segments.
 
     The data set ends on 2011-12-09, so segmentation's clock starts the day after its last invoice
-    (``SEGMENTATION_CLOCK_START``): recency, activity and the trailing-12-month window then mean what
+    (`SEGMENTATION_CLOCK_START`): recency, activity and the trailing-12-month window then mean what
     they meant for that business on that day. The orders overdue sweep starts on the same day
-    (``ORDERS_CLOCK_START``), so 2010 invoices are not reported 15 years overdue."""
+    (`ORDERS_CLOCK_START`), so 2010 invoices are not reported 15 years overdue."""
     config = _config(kafka_port, pg_port, 3)
     load_plan = _plan(data or _default_data(), customers)
     as_of = _day_after_last_order(load_plan)
