@@ -41,7 +41,14 @@ DOCKERFILE = REPO / "deploy" / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 
 INFRA = {"kafka", "postgres"}
-ROLES_WITH_HTTP = {"api"}
+#: role → the settings (after the service prefix) of the HTTP listener it serves /health/ready on: the
+#: api role's API, and the worker roles' own listener (/health/*, /metrics; shared.runtime)
+LISTENER_SETTINGS = {
+    "api": ("HTTP_HOST", "HTTP_PORT"),
+    "relay": ("METRICS_HOST", "METRICS_PORT"),
+    "consume": ("METRICS_HOST", "METRICS_PORT"),
+    "sweep": ("METRICS_HOST", "METRICS_PORT"),
+}
 #: FastStream / uvicorn style graceful shutdowns wait up to 15 s; the grace period must be longer.
 MIN_GRACE_S = 20.0
 
@@ -417,18 +424,21 @@ def healthcheck_problems(stack: Mapping[str, Any]) -> list[str]:
     services = stack["services"]
     for name, (service, role) in required_containers().items():
         svc = services.get(name) or {}
-        if role not in ROLES_WITH_HTTP:
+        if role not in LISTENER_SETTINGS:
             continue
         env = svc.get("environment") or {}
-        port = str(env.get(f"{service.upper()}_HTTP_PORT", ""))
-        host = str(env.get(f"{service.upper()}_HTTP_HOST", ""))
+        host_var, port_var = (f"{service.upper()}_{s}" for s in LISTENER_SETTINGS[role])
+        port = str(env.get(port_var, ""))
+        host = str(env.get(host_var, ""))
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            problems.append(f"{name}: {port_var} must be set to a port (0 or unset = no listener), has {port!r}")
         test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test") or []))
         if f"127.0.0.1:{port}/health/ready" not in test:
             problems.append(f"{name}: healthcheck must probe http://127.0.0.1:{port}/health/ready, has {test!r}")
         if "urllib" not in test:
             problems.append(f"{name}: healthcheck must use python's urllib (no curl in the slim image)")
         if host != "0.0.0.0":
-            problems.append(f"{name}: {service.upper()}_HTTP_HOST must be 0.0.0.0 inside the container")
+            problems.append(f"{name}: {host_var} must be 0.0.0.0 inside the container")
         targets = {
             str(p.get("target")) if isinstance(p, dict) else str(p).split(":")[-1] for p in svc.get("ports") or []
         }
@@ -483,13 +493,21 @@ def test_the_semantic_checks_report_a_broken_stack() -> None:
     services["segmentation-api"]["ports"] = ["8004:8004"]
     services["customers-api"]["healthcheck"]["test"] = ["CMD", "true"]
     services["customers-relay"]["command"] = ["customers", "consume"]
+    del services["orders-consume"]["healthcheck"]
+    services["feedback-sweep"]["environment"] = {
+        **services["feedback-sweep"]["environment"],
+        "FEEDBACK_METRICS_PORT": "0",
+    }
     assert any("orders-migrate: missing" in p for p in layout_problems(broken))
     assert any("customers-relay" in p for p in layout_problems(broken))
     problems = dependency_problems(broken)
     assert any("unknown service 'orders-migrate'" in p for p in problems), problems
     assert any(p.startswith("feedback-relay: must depend on feedback-migrate") for p in problems), problems
     assert port_problems(broken) == ["segmentation-api: port '8004:8004' is published beyond the loopback interface"]
-    assert any(p.startswith("customers-api: healthcheck must probe") for p in healthcheck_problems(broken))
+    health = healthcheck_problems(broken)
+    assert any(p.startswith("customers-api: healthcheck must probe") for p in health), health
+    assert any(p.startswith("orders-consume: healthcheck must probe http://127.0.0.1:9100/") for p in health), health
+    assert any(p.startswith("feedback-sweep: FEEDBACK_METRICS_PORT must be set") for p in health), health
 
 
 # --- tests: layout, order, ports, health -------------------------------------------------------------
@@ -527,6 +545,15 @@ def test_each_api_is_published_on_its_own_port() -> None:
 @pytest.mark.parametrize("stack", STACKS, ids=list(STACKS))
 def test_healthchecks_probe_readiness(stack: str) -> None:
     assert healthcheck_problems(STACKS[stack]()) == []
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=list(STACKS))
+def test_worker_listeners_are_reached_on_the_compose_network_only(stack: str) -> None:
+    """Relay, consume and sweep containers publish no host port: consume replicas could not share one."""
+    roles = {"relay", "consume", "sweep"}
+    workers = {name: svc for name, svc in app_containers(STACKS[stack]()).items() if svc["command"][1] in roles}
+    assert {svc["command"][1] for svc in workers.values()} == roles
+    assert {name: svc["ports"] for name, svc in workers.items() if svc.get("ports")} == {}
 
 
 @pytest.mark.parametrize("stack", STACKS, ids=list(STACKS))
@@ -588,6 +615,7 @@ def test_env_example_documents_the_service_settings() -> None:
     for service in project_services():
         prefix = service.upper()
         settings |= {f"{prefix}_DATABASE_URL", f"{prefix}_HTTP_HOST", f"{prefix}_HTTP_PORT"}
+        settings |= {f"{prefix}_METRICS_HOST", f"{prefix}_METRICS_PORT"}
     assert sorted(settings - documented) == []
 
 

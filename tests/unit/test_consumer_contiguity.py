@@ -262,3 +262,21 @@ async def test_a_batch_whose_partition_was_revoked_meanwhile_is_committed_withou
     batch = {TP: [consumer._decode(record(o)) for o in (8, 9, 10)]}
     kafka.assigned = set()  # a rebalance took the partition while the batch was being applied
     await consumer._advisory_commit(batch)  # aiokafka's highwater() asserts the partition is assigned
+
+
+async def test_the_consumer_has_joined_once_its_first_assignment_is_done_even_an_empty_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the consume role's readiness reports: a standby replica (no partition) has joined too."""
+    consumer, _ = bare_consumer(monkeypatch)
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        return {}
+
+    consumer.load_offsets = load_offsets  # type: ignore[method-assign]
+    assert consumer.joined is False
+    await listener.on_partitions_revoked([])
+    assert consumer.joined is False
+    await listener.on_partitions_assigned([])
+    assert consumer.joined is True

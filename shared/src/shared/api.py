@@ -173,7 +173,7 @@ def create_app(
 
     app.add_middleware(CorrelationMiddleware, service=service)
 
-    app.include_router(_operations_router(service, ready_checks))
+    app.include_router(operations_router(service, ready_checks))
     for router in routers:
         app.include_router(router)
     _document_guarantees(app, service, public)
@@ -195,11 +195,19 @@ def _add_exception_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc), "code": "rule_violated"}, status_code=409)
 
 
-def _operations_router(service: str, ready_checks: dict[str, ReadyCheck]) -> APIRouter:
+def operations_router(
+    service: str, ready_checks: dict[str, ReadyCheck], *, alive: Callable[[], bool] | None = None
+) -> APIRouter:
+    """``/health/live``, ``/health/ready`` (every check answers True) and ``/metrics`` (the process's default
+    Prometheus registry): every API's, and the worker roles' own listener (:mod:`shared.runtime`), whose
+    ``alive`` says whether its role loops still run (503 once one has ended); without it, answering is alive."""
     health = APIRouter(tags=["operations"])
 
     @health.get("/health/live", summary="Liveness: the process answers")
-    async def live() -> dict[str, str]:
+    async def live(response: Response) -> dict[str, str]:
+        if alive is not None and not alive():
+            response.status_code = 503
+            return {"status": "stopped", "service": service}
         return {"status": "ok", "service": service}
 
     @health.get("/health/ready", summary="Readiness: database and Kafka answer")

@@ -1,7 +1,13 @@
-"""Process roles of every service: ``python -m <service> api | relay | consume | migrate | dev``.
+"""Process roles of every service: ``python -m <service> api | relay | consume | sweep | migrate | dev``.
 
 A service describes itself once (:class:`ServiceDefinition`); this module turns that description into
 a command line whose roles can run as separate processes (scale-out) or all in one (``dev``).
+
+HTTP: the api role (and ``dev``) serves the API with ``/health/*`` and ``/metrics`` on ``<PREFIX>_HTTP_PORT``.
+A process of worker roles only (relay, consume, sweep) serves just those three endpoints (the API's own
+code, :func:`shared.api.operations_router`) on ``<PREFIX>_METRICS_PORT`` when it is set (0, the default,
+= no listener): live while every role loop runs, ready when :class:`WorkerHealth`'s checks pass. A port
+in use stops the process at start with a :class:`StartupError` naming the setting.
 """
 
 from __future__ import annotations
@@ -9,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +28,7 @@ import uvloop
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.api import ReadyCheck, database_check, operations_router
 from shared.db.engine import create_engine
 from shared.db.migrations import upgrade
 from shared.events.topics import Topics
@@ -33,6 +41,50 @@ from shared.settings import ServiceSettings
 log = get_logger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
+
+#: Roles that serve no API; alone in a process, they get the small listener on ``<PREFIX>_METRICS_PORT``.
+WORKER_ROLES = frozenset({"relay", "consume", "sweep"})
+#: Readiness conditions the roles report (see :class:`WorkerHealth`).
+RELAY_READY = "kafka_producer"
+CONSUMER_READY = "group_joined"
+
+
+class StartupError(RuntimeError):
+    """The process cannot start as configured; the message names the setting to change."""
+
+
+class WorkerHealth:
+    """Liveness and readiness of a process's roles, as its worker listener reports them.
+
+    Live while every role started in the process still runs (503 once one has returned or failed).
+    Ready when live and every check passes: the database answers, plus what a role reports once it
+    holds — the relay's Kafka producer has started, the consumer has joined its group (its first
+    assignment is done; it may be empty: a standby replica beyond the partition count is ready). A condition
+    is declared (``expect``) before the listener starts, so the set of checks never changes while a
+    request reads it and readiness never passes before the role has reported."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, bool] = {}
+        self.checks: dict[str, ReadyCheck] = {"roles": self._roles_running}
+
+    def alive(self) -> bool:
+        return bool(self.running) and all(self.running.values())
+
+    async def _roles_running(self) -> bool:
+        return self.alive()
+
+    def expect(self, name: str) -> None:
+        self.checks.setdefault(name, _not_yet)
+
+    def report(self, name: str, condition: Callable[[], bool]) -> None:
+        async def check() -> bool:
+            return condition()
+
+        self.checks[name] = check
+
+
+async def _not_yet() -> bool:
+    return False
 
 
 @dataclass
@@ -86,11 +138,37 @@ async def migrate(definition: ServiceDefinition[Any], settings: ServiceSettings)
     log.info("migrate.done", service=definition.name, topics_created=created)
 
 
-async def serve_api(container: Container[Any], app: FastAPI, stop: asyncio.Event) -> None:
+def listen(settings: ServiceSettings, host_field: str, port_field: str) -> socket.socket:
+    """A socket bound to the address two settings name, so that an address in use stops the process
+    at start naming the setting (uvicorn, left to bind, logs the OS error and exits without naming it)."""
+    host, port = getattr(settings, host_field), getattr(settings, port_field)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        port_env, host_env = settings.env_name(port_field), settings.env_name(host_field)
+        raise StartupError(
+            f"{port_env}={port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            f"choose a free {port_env} (or another {host_env})"
+        ) from exc
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal handlers of its own: the process's ``stop`` event (SIGTERM, SIGINT, a
+    failed role) ends every role, this server included, in one order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve ``app`` on a bound socket until ``stop`` is set (then drain open requests)."""
     config = uvicorn.Config(
         app,
-        host=container.settings.http_host,
-        port=container.settings.http_port,
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -98,13 +176,47 @@ async def serve_api(container: Container[Any], app: FastAPI, stop: asyncio.Event
         # loop setting only applies when uvicorn creates the loop).
         http="httptools",
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
+    server = _Server(config)
     watcher = asyncio.create_task(_stop_server_on(stop, server))
+    host, port = sock.getsockname()[:2]
+    log.info("http.listening", host=host, port=port)
     try:
-        await server.serve()
+        await server.serve(sockets=[sock])
     finally:
         watcher.cancel()
+        sock.close()
+
+
+async def serve_api(
+    container: Container[Any], app: FastAPI, stop: asyncio.Event, sock: socket.socket | None = None
+) -> None:
+    try:
+        await serve_http(app, sock or listen(container.settings, "http_host", "http_port"), stop)
+    finally:
+        stop.set()
+
+
+def worker_app(service: str, health: WorkerHealth) -> FastAPI:
+    """The worker roles' listener: ``/health/live``, ``/health/ready``, ``/metrics``; no API, no docs."""
+    app = FastAPI(title=f"{service} worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(operations_router(service, health.checks, alive=health.alive))
+    return app
+
+
+def serves_worker_http(settings: ServiceSettings, roles: set[str]) -> bool:
+    """Worker roles without the api (which serves these endpoints itself, also in ``dev``), port set."""
+    return settings.metrics_port != 0 and "api" not in roles and bool(roles & WORKER_ROLES)
+
+
+async def _serve_worker_http(app: FastAPI, sock: socket.socket, until: asyncio.Event, stop: asyncio.Event) -> None:
+    """The listener outlives the roles (``until`` is set once they ended); if it fails first, the
+    process stops too: a worker that cannot be watched should not run on unseen."""
+    try:
+        await serve_http(app, sock, until)
+    except Exception:
+        log.exception("worker_http.failed")
+        raise
+    finally:
         stop.set()
 
 
@@ -113,10 +225,14 @@ async def _stop_server_on(stop: asyncio.Event, server: uvicorn.Server) -> None:
     server.should_exit = True
 
 
-async def run_relay(container: Container[Any], service: str, stop: asyncio.Event) -> None:
+async def run_relay(
+    container: Container[Any], service: str, stop: asyncio.Event, health: WorkerHealth | None = None
+) -> None:
     settings = container.settings
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{service}-relay")
     await _start_with_retry(producer.start, stop, what="kafka producer")
+    if health is not None:
+        health.report(RELAY_READY, lambda: True)
     try:
         relay = OutboxRelay(
             container.engine,
@@ -131,7 +247,9 @@ async def run_relay(container: Container[Any], service: str, stop: asyncio.Event
         await producer.stop()
 
 
-async def run_consumer(container: Container[Any], spec: ConsumerSpec, stop: asyncio.Event) -> None:
+async def run_consumer(
+    container: Container[Any], spec: ConsumerSpec, stop: asyncio.Event, health: WorkerHealth | None = None
+) -> None:
     settings = container.settings
     topics = container.topics
     consumer = ProjectionConsumer(
@@ -144,6 +262,8 @@ async def run_consumer(container: Container[Any], spec: ConsumerSpec, stop: asyn
         batch_size=settings.consumer_batch_size,
         session_timeout_ms=settings.consumer_session_timeout_ms,
     )
+    if health is not None:
+        health.report(CONSUMER_READY, lambda: consumer.joined)
     await consumer.run(stop)
 
 
@@ -169,49 +289,88 @@ async def _run_roles(definition: ServiceDefinition[Any], roles: set[str]) -> Non
         roles = roles - {"migrate"}
         if not roles:
             return
+    # Bound before anything starts: a port in use fails the start, naming its setting.
+    api_socket = listen(settings, "http_host", "http_port") if "api" in roles else None
+    worker_socket = listen(settings, "metrics_host", "metrics_port") if serves_worker_http(settings, roles) else None
     container = definition.container(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks: list[Awaitable[None]] = []
-    if "api" in roles:
-        tasks.append(serve_api(container, definition.build_api(container), stop))
-    if "relay" in roles:
-        tasks.append(run_relay(container, definition.name, stop))
-    if "consume" in roles:
-        if definition.consumer is None:
-            raise typer.BadParameter(f"{definition.name} has no consumer role")
-        tasks.append(run_consumer(container, definition.consumer, stop))
-    if "sweep" in roles:
-        tasks.extend(job(container, stop) for job in definition.background)
+    health = WorkerHealth()
+    jobs = _role_jobs(definition, container, roles, stop, health, api_socket)
+    health.running = dict.fromkeys(jobs, True)
+    listener, listener_stop = None, asyncio.Event()
+    if worker_socket is not None:
+        app = worker_app(definition.name, health)
+        listener = asyncio.create_task(_serve_worker_http(app, worker_socket, listener_stop, stop))
     log.info("service.starting", service=definition.name, roles=sorted(roles))
     try:
-        results = await asyncio.gather(*(_until_stop(t, stop) for t in tasks), return_exceptions=True)
+        results = await asyncio.gather(
+            *(_until_stop(name, job, stop, health) for name, job in jobs.items()), return_exceptions=True
+        )
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
     finally:
-        await container.close()
-        log.info("service.stopped", service=definition.name)
+        try:
+            if listener is not None:
+                listener_stop.set()
+                await listener
+        finally:
+            await container.close()
+            log.info("service.stopped", service=definition.name)
 
 
-async def _until_stop(task: Awaitable[None], stop: asyncio.Event) -> None:
+def _role_jobs(
+    definition: ServiceDefinition[Any],
+    container: Container[Any],
+    roles: set[str],
+    stop: asyncio.Event,
+    health: WorkerHealth,
+    api_socket: socket.socket | None,
+) -> dict[str, Awaitable[None]]:
+    """Each role's coroutine by name; the conditions they will report are declared to ``health`` now."""
+    jobs: dict[str, Awaitable[None]] = {}
+    health.checks["database"] = database_check(container.engine)
+    if "api" in roles:
+        jobs["api"] = serve_api(container, definition.build_api(container), stop, api_socket)
+    if "relay" in roles:
+        health.expect(RELAY_READY)
+        jobs["relay"] = run_relay(container, definition.name, stop, health)
+    if "consume" in roles:
+        if definition.consumer is None:
+            raise typer.BadParameter(f"{definition.name} has no consumer role")
+        health.expect(CONSUMER_READY)
+        jobs["consume"] = run_consumer(container, definition.consumer, stop, health)
+    if "sweep" in roles:
+        for job in definition.background:
+            jobs[f"sweep:{getattr(job, '__name__', len(jobs))}"] = job(container, stop)
+    return jobs
+
+
+async def _until_stop(role: str, task: Awaitable[None], stop: asyncio.Event, health: WorkerHealth) -> None:
     """Run one role; if it fails, stop the others too (a process is healthy as a whole or exits)."""
     try:
         await task
     except Exception:
-        log.exception("role.failed")
+        log.exception("role.failed", role=role)
         stop.set()
         raise
+    finally:
+        health.running[role] = False
 
 
 def build_cli(definition: ServiceDefinition[Any]) -> typer.Typer:
     app = typer.Typer(help=f"Tierstream {definition.name} service", no_args_is_help=True, add_completion=False)
 
     def run(roles: set[str]) -> None:
-        with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run_roles(definition, roles))
+        try:
+            with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(_run_roles(definition, roles))
+        except StartupError as exc:
+            log.error("service.start_failed", service=definition.name, error=str(exc))
+            raise typer.Exit(1) from None
 
     @app.command()
     def api() -> None:

@@ -186,8 +186,19 @@ class ServiceSettings(ApiSettings):
         validation_alias=AliasChoices("TIERSTREAM_TOPIC_REPLICATION_FACTOR"),
         description="replication of the contract topics (-1 = the broker's default.replication.factor)",
     )
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=1, le=65535)
+    http_host: str = Field(default="127.0.0.1", description="bind address of the api role's HTTP listener")
+    http_port: int = Field(default=8000, ge=1, le=65535, description="port of the api role's HTTP listener")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="bind address of the worker roles' (relay, consume, sweep) HTTP listener: /metrics, /health/*",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port of the worker roles' HTTP listener; 0 = none. The api and dev roles ignore it: they "
+        "serve the same endpoints on the HTTP port",
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     log_format: Literal["json", "console"] = Field(default="json", validation_alias=AliasChoices("LOG_FORMAT"))
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -202,6 +213,15 @@ class ServiceSettings(ApiSettings):
         "handing its partitions to the others; heartbeats go every min(1 s, a third of it). Must lie within "
         "the brokers' group.min/max.session.timeout.ms (Kafka's defaults: 6 s – 30 min)",
     )
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from: ``metrics_port`` → ``ORDERS_METRICS_PORT``,
+        ``kafka_bootstrap_servers`` → ``KAFKA_BOOTSTRAP_SERVERS`` (fields with an alias)."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
     @model_validator(mode="after")
     def _defaults_and_production_guard(self) -> ServiceSettings:

@@ -168,6 +168,9 @@ class ProjectionConsumer:
         #: from a rebalance's revocation to the end of its assignment (and before the first one), when
         #: positions change behind the consumer's back (see ``_SeekToStoredOffsets``)
         self._rebalancing = True
+        #: True once the group has given this consumer its first assignment (possibly empty: a standby
+        #: replica beyond the partition count) and its positions are PostgreSQL's
+        self.joined = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -536,6 +539,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
                 await self.owner.consumer.seek_to_beginning(*fresh)
         finally:
             self.owner._rebalancing = False
+            self.owner.joined = True
         log.info(
             "consumer.assigned",
             group=self.owner.group_id,
