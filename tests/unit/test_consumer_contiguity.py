@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 import shared.messaging.consumer as consumer_module
 from shared.events import customers
@@ -280,3 +281,17 @@ async def test_the_consumer_has_joined_once_its_first_assignment_is_done_even_an
     assert consumer.joined is False
     await listener.on_partitions_assigned([])
     assert consumer.joined is True
+
+
+async def test_lag_is_reported_for_every_partition_held_and_forgotten_when_it_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer, _ = bare_consumer(monkeypatch)  # floor 5; the log ends at 15
+    labels = {"group": "g", "topic": TOPIC, "partition": "0"}
+    consumer._report_lag()  # what the loop does after every poll, an empty one too
+    assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 5
+    consumer._floors[TP] = 12
+    consumer._report_lag()
+    assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 12
+    await consumer_module._SeekToStoredOffsets(consumer).on_partitions_revoked([TP])
+    assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None  # its new owner reports it

@@ -44,7 +44,11 @@ log = get_logger(__name__)
 APPLIED = Counter("tierstream_events_applied_total", "Events applied to a projection", ["group"])
 DUPLICATES = Counter("tierstream_events_duplicate_total", "Redelivered events dropped by the inbox", ["group"])
 DEADLETTERED = Counter("tierstream_events_deadlettered_total", "Records sent to the dead-letter topic", ["group"])
-LAG = Gauge("tierstream_consumer_lag", "End offset minus position", ["group", "topic", "partition"])
+LAG = Gauge(
+    "tierstream_consumer_lag",
+    "Records not yet applied: the partition's end offset (as last fetched) minus the offset stored next",
+    ["group", "topic", "partition"],
+)
 PROJECTION_LATENCY = Histogram(
     "tierstream_projection_latency_seconds",
     "Time from an applied event's occurred_at to the commit of the batch that applied it",
@@ -208,6 +212,7 @@ class ProjectionConsumer:
                     for tp, items in batch.items():
                         self._floors[tp] = items[-1].record.offset + 1
                     await self._advisory_commit(batch)
+                self._report_lag()
         finally:
             ahead.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -361,6 +366,7 @@ class ProjectionConsumer:
                 if stop.is_set():
                     raise
                 log.warning("consumer.transient_failure", error=repr(exc), retry_in_s=backoff)
+                self._report_lag()  # a consumer stuck on its database shows its lag growing
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 15.0)
 
@@ -496,11 +502,20 @@ class ProjectionConsumer:
             await self.consumer.commit(offsets)
         except Exception as exc:  # advisory only: PostgreSQL holds the truth
             log.debug("consumer.advisory_commit_failed", error=repr(exc))
-        assigned = self.consumer.assignment()  # a rebalance may have taken partitions meanwhile
-        for tp, offset in offsets.items():
-            highwater = self.consumer.highwater(tp) if tp in assigned else None
-            if highwater is not None:
-                LAG.labels(self.group_id, tp.topic, tp.partition).set(max(0, highwater - offset))
+
+    def _report_lag(self) -> None:
+        """Lag of every partition held, after every poll (an empty one too) and while a batch is retried:
+        end offset as last fetched minus the offset stored next. A partition not fetched from yet has no
+        end offset, hence no sample; one given up in a rebalance loses its sample (``_forget_lag``)."""
+        for tp in self.consumer.assignment():
+            highwater, floor = self.consumer.highwater(tp), self._floors.get(tp)
+            if highwater is not None and floor is not None:
+                LAG.labels(self.group_id, tp.topic, tp.partition).set(max(0, highwater - floor))
+
+    def _forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                LAG.remove(self.group_id, tp.topic, str(tp.partition))
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -512,6 +527,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Called before every new assignment (with nothing revoked before the first one).
         self.owner._rebalance_began()
+        self.owner._forget_lag(revoked)  # the new owner reports them
         # Wait for the batch in flight (it commits its own offsets); never held around getmany.
         async with self.owner._processing:
             pass
