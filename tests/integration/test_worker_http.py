@@ -174,6 +174,8 @@ async def test_a_relay_and_a_consumer_report_health_and_metrics_and_stop_cleanly
     assert ready.json()["checks"] == {"roles": True, "database": True, "group_joined": True}
     ready = await relay.until("/health/ready", lambda r: r.status_code == 200)
     assert ready.json()["checks"] == {"roles": True, "database": True, "kafka_producer": True}
+    # the backlog gauge has a value from the relay's first batches on, not only after its first purge
+    await relay.until("/metrics", lambda r: samples(r.text, "tierstream_outbox_backlog", service="customers") == [0])
 
     engine = create_engine(customers_db)
     try:

@@ -49,6 +49,7 @@ class OutboxRelay:
         idle_interval_s: float = 0.05,
         retention: timedelta = timedelta(hours=72),
         purge_every_s: float = 60.0,
+        backlog_every_s: float = 5.0,
     ) -> None:
         self.engine = engine
         self.producer = producer
@@ -57,6 +58,7 @@ class OutboxRelay:
         self.idle_interval_s = idle_interval_s
         self.retention = retention
         self.purge_every_s = purge_every_s
+        self.backlog_every_s = backlog_every_s
         self.lock_key = relay_lock_key(service)
 
     async def publish_batch(self) -> int | None:
@@ -98,16 +100,19 @@ class OutboxRelay:
         backoff = 0.5
         loop = asyncio.get_running_loop()
         next_purge = loop.time() + self.purge_every_s
+        next_backlog = loop.time()  # the gauge has a value from the first batch on (an index-only count)
         while not stop.is_set():
             try:
                 published = await self.publish_batch()
                 backoff = 0.5
                 if loop.time() >= next_purge:
                     purged = await self.purge()
-                    BACKLOG.labels(self.service).set(await self.backlog())
                     next_purge = loop.time() + self.purge_every_s
                     if purged:
                         log.info("relay.purged", rows=purged)
+                if loop.time() >= next_backlog:
+                    BACKLOG.labels(self.service).set(await self.backlog())
+                    next_backlog = loop.time() + self.backlog_every_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
