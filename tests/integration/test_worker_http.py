@@ -31,7 +31,7 @@ from shared.events import customers
 from shared.events.envelope import Envelope
 from shared.events.topics import Topics
 from shared.messaging.outbox import OutboxMessage, write_outbox
-from shared.runtime import StartupError, listen
+from shared.serving import StartupError, listen
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from customers.config import CustomersSettings
 from orders.config import OrdersSettings
-from shared.runtime import CONSUMER_READY, RELAY_READY, WorkerHealth, serves_worker_http, worker_app
+from shared.serving import CONSUMER_READY, RELAY_READY, WorkerHealth, serves_worker_http, worker_app
 
 pytestmark = pytest.mark.unit
 
