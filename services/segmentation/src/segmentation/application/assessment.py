@@ -3,16 +3,18 @@
 The same code runs for a batch of live events, the scheduled sweep and a recalibration: measure the
 facts (pure), grade them (pure), compare with what was last published, and collect the effects —
 the new ``customer_segments`` row, history rows (previous → new, reason, what it was graded with),
-churn-alert changes and the contract events for segmentation's outbox. Nothing here does I/O; the caller
-writes the collected :class:`~segmentation.projections.store.Changes` in its transaction.
+churn-alert changes and the contract events for segmentation's outbox. :class:`Assessor` does no I/O; the
+caller writes the collected :class:`~segmentation.projections.store.Changes` in its transaction, or lets
+:func:`assess_in_parts` assess many customers part by part and stream each part's writes.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segmentation.application import public_events
 from segmentation.domain import churn
@@ -21,10 +23,13 @@ from segmentation.domain.grading import Calibration, Grades, grade
 from segmentation.domain.measures import measure
 from segmentation.domain.policy import Policy
 from segmentation.projections.rows import segment_row
-from segmentation.projections.store import Changes, CustomerRecord, alert_row, fact_rows
+from segmentation.projections.store import Changes, ChangeStream, CustomerRecord, alert_row, driver, fact_rows
 from shared.events.envelope import Envelope, EventPayload
 from shared.events.vocabulary import ValueTier
 from shared.messaging.outbox import OutboxMessage
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _ALERT_IDS = uuid.UUID("5e6a1e27-0000-4000-8000-000000000001")
 
@@ -92,6 +97,37 @@ class Assessor:
         changes.complaints.extend(complaints)
         changes.surveys.extend(surveys)
         return g
+
+
+async def assess_in_parts(
+    conn: AsyncConnection,
+    assessor: Assessor,
+    records: Sequence[CustomerRecord],
+    calibration: Calibration,
+    now: datetime,
+    trigger_of: Callable[[CustomerRecord], Trigger],
+    *,
+    part: int,
+) -> list[OutboxMessage]:
+    """Assess ``records`` in order, ``part`` customers at a time, each part's writes sent while the next part
+    is assessed (:class:`~segmentation.projections.store.ChangeStream`); the contract events staged.
+
+    Runs in ``conn``'s transaction (begun by a statement through SQLAlchemy). If an assessment or a write
+    fails, the part in flight is let end and the error propagates: the caller's transaction rolls back. A
+    part's rows are dropped once written, so memory holds at most two parts of rows, whatever the count."""
+    messages: list[OutboxMessage] = []
+    stream = ChangeStream(await driver(conn))
+    try:
+        for start in range(0, len(records), part):
+            changes = Changes()
+            for record in records[start : start + part]:
+                assessor.assess(record, calibration, now, trigger_of(record), changes, messages)
+            await stream.send(changes)
+        await stream.close()
+    except BaseException:
+        await stream.abandon()
+        raise
+    return messages
 
 
 @dataclass

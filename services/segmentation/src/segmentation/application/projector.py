@@ -19,18 +19,18 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from segmentation.application.assessment import Assessor, Trigger
+from segmentation.application.assessment import Assessor, Trigger, assess_in_parts
 from segmentation.application.metrics import count_raised_alerts
 from segmentation.domain.policy import Policy
 from segmentation.projections.calibrations import latest_calibration
 from segmentation.projections.facts_cache import FactsCache
-from segmentation.projections.store import LOCK_SHARED, Changes, ChangeStream, driver, load_records
+from segmentation.projections.store import LOCK_SHARED, load_records
 from shared.events.envelope import Envelope, utc_now
 from shared.messaging.outbox import OutboxMessage
 
 Clock = Callable[[], datetime]
 
-#: Customers assessed per chunk of writes (see ``ChangeStream``).
+#: Customers assessed per part of the writes (see ``assess_in_parts``).
 _ASSESS_CHUNK = 800
 
 
@@ -60,21 +60,15 @@ class SegmentProjector:
         for record in records.values():
             record.facts_token = uuid.uuid4()
         calibration = await latest_calibration(conn, self.policy)
-        now = self.clock()
-        messages: list[OutboxMessage] = []
-        stream = ChangeStream(await driver(conn))
-        try:
-            for start in range(0, len(ids), _ASSESS_CHUNK):
-                changes = Changes()
-                for customer_id in ids[start : start + _ASSESS_CHUNK]:
-                    self.assessor.assess(
-                        records[customer_id], calibration, now, Trigger.event(last[customer_id]), changes, messages
-                    )
-                await stream.send(changes)
-            await stream.close()
-        except BaseException:
-            await stream.abandon()
-            raise
+        messages = await assess_in_parts(
+            conn,
+            self.assessor,
+            [records[customer_id] for customer_id in ids],
+            calibration,
+            self.clock(),
+            lambda record: Trigger.event(last[record.customer_id]),
+            part=_ASSESS_CHUNK,
+        )
         for record in records.values():
             assert record.facts_token is not None
             self.cache.put(record.customer_id, record.facts_token, record.facts)

@@ -23,25 +23,18 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from segmentation.application.assessment import Assessor, Trigger
+from segmentation.application.assessment import Assessor, Trigger, assess_in_parts
 from segmentation.application.metrics import count_raised_alerts
 from segmentation.application.recalibration import recalibrate
 from segmentation.projections.calibrations import latest_calibration
-from segmentation.projections.store import (
-    LOCK_SHARED,
-    Changes,
-    ChangeStream,
-    all_customer_ids,
-    driver,
-    load_records,
-)
+from segmentation.projections.store import LOCK_SHARED, all_customer_ids, load_records
 from shared.logging import get_logger
 from shared.messaging.consumer import is_transient
-from shared.messaging.outbox import OutboxMessage, write_outbox
+from shared.messaging.outbox import write_outbox
 
 log = get_logger(__name__)
 
-#: Customers assessed per part of a chunk's writes (see ``ChangeStream``).
+#: Customers assessed per part of a chunk's writes (see ``assess_in_parts``).
 _WRITE_PART = 250
 
 
@@ -62,18 +55,9 @@ async def sweep(db: AsyncEngine, assessor: Assessor, *, now: datetime, chunk: in
             await conn.execute(LOCK_SHARED)
             calibration = await latest_calibration(conn, assessor.policy)
             records = list((await load_records(conn, ids[start : start + chunk], lock=True)).values())
-            messages: list[OutboxMessage] = []
-            stream = ChangeStream(await driver(conn))  # writes a part while the next one is assessed
-            try:
-                for part in range(0, len(records), _WRITE_PART):
-                    changes = Changes()
-                    for record in records[part : part + _WRITE_PART]:
-                        assessor.assess(record, calibration, now, trigger, changes, messages)
-                    await stream.send(changes)
-                await stream.close()
-            except BaseException:
-                await stream.abandon()
-                raise
+            messages = await assess_in_parts(
+                conn, assessor, records, calibration, now, lambda _record: trigger, part=_WRITE_PART
+            )
             await write_outbox(conn, messages)
         count_raised_alerts(messages, path="sweep")  # committed: the chunk's transaction has ended
         emitted.update(dict(m.headers)["event_type"] for m in messages)

@@ -18,7 +18,9 @@ adapter writes back only those rows.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +30,16 @@ from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope
 
 ZERO = Decimal(0)
+
+
+def label(value: object) -> str:
+    """A short repeated text (currency, region, stage, category, severity, status) as one shared string:
+    every fact that carries it then points at the same object instead of holding its own copy."""
+    return sys.intern(str(value))
+
+
+def label_or_none(value: object | None) -> str | None:
+    return None if value is None else label(value)
 
 
 class ComplaintStatus:
@@ -99,17 +111,28 @@ class Profile:
     last_event_at: datetime | None = None
 
 
-@dataclass
+#: The change set of facts with nothing to write (shared: a customer kept between polls costs no set).
+NOTHING_CHANGED: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
 class CustomerFacts:
+    """One customer's facts. Compact on purpose: the consumer keeps tens of thousands between polls
+    (``FactsCache``), so no per-instance dict, no empty change sets (they share :data:`NOTHING_CHANGED`
+    until a fact changes) and no tuple for the remembered currency."""
+
     profile: Profile
     orders: dict[str, OrderFact] = field(default_factory=dict)
     complaints: dict[str, ComplaintFact] = field(default_factory=dict)
     surveys: dict[str, SurveyFact] = field(default_factory=dict)
-    changed_orders: set[str] = field(default_factory=set)
-    changed_complaints: set[str] = field(default_factory=set)
-    changed_surveys: set[str] = field(default_factory=set)
-    #: (orders dict size, number of order() calls) when ``currency`` was last computed, and its value
-    _currency: tuple[tuple[int, int], str | None] | None = field(default=None, repr=False, compare=False)
+    #: ids of the facts changed since loading (or since :meth:`mark_saved`), i.e. the rows to write
+    changed_orders: AbstractSet[str] = NOTHING_CHANGED
+    changed_complaints: AbstractSet[str] = NOTHING_CHANGED
+    changed_surveys: AbstractSet[str] = NOTHING_CHANGED
+    #: ``len(orders) + number of order() calls`` when ``currency`` was last computed (-1: never), and its
+    #: value; both terms only grow, so the sum changes whenever either does
+    _currency_stamp: int = field(default=-1, repr=False, compare=False)
+    _currency: str | None = field(default=None, repr=False, compare=False)
     _order_touches: int = field(default=0, repr=False, compare=False)
 
     @classmethod
@@ -130,17 +153,21 @@ class CustomerFacts:
         if profile.last_event_at is None or envelope.occurred_at > profile.last_event_at:
             profile.last_event_at = envelope.occurred_at
 
+    def mark_saved(self) -> None:
+        """Forget which facts changed: their rows are written (the next changes start a new set)."""
+        self.changed_orders = self.changed_complaints = self.changed_surveys = NOTHING_CHANGED
+
     # -- helpers for handlers ----------------------------------------------------------------------
     def order(self, order_id: str) -> OrderFact:
         self._order_touches += 1  # the caller is about to change this order (see ``currency``)
-        self.changed_orders.add(order_id)
+        self.changed_orders = _with(self.changed_orders, order_id)
         fact = self.orders.get(order_id)
         if fact is None:
             fact = self.orders[order_id] = OrderFact(order_id=order_id)
         return fact
 
     def complaint(self, complaint_id: str) -> ComplaintFact:
-        self.changed_complaints.add(complaint_id)
+        self.changed_complaints = _with(self.changed_complaints, complaint_id)
         fact = self.complaints.get(complaint_id)
         if fact is None:
             fact = self.complaints[complaint_id] = ComplaintFact(complaint_id=complaint_id)
@@ -152,9 +179,9 @@ class CustomerFacts:
 
         Remembered until an order is added or touched through :meth:`order` (every handler changes
         orders through it), so the several callers of one assessment scan the orders once."""
-        stamp = (len(self.orders), self._order_touches)
-        if self._currency is not None and self._currency[0] == stamp:
-            return self._currency[1]
+        stamp = len(self.orders) + self._order_touches
+        if stamp == self._currency_stamp:
+            return self._currency
         first: tuple[datetime, str] | None = None
         currency = None
         for o in self.orders.values():
@@ -163,8 +190,16 @@ class CustomerFacts:
                 key = (placed, o.order_id)
                 if first is None or key < first:
                     first, currency = key, o.currency
-        self._currency = (stamp, currency)
+        self._currency_stamp, self._currency = stamp, currency
         return currency
+
+
+def _with(changed: AbstractSet[str], key: str) -> set[str]:
+    """``changed`` with ``key`` added: the set itself once there is one, a new set instead of the shared empty."""
+    if isinstance(changed, set):
+        changed.add(key)
+        return changed
+    return {key}
 
 
 # -- customers topic ------------------------------------------------------------------------------
@@ -172,8 +207,8 @@ class CustomerFacts:
 
 def on_customer_registered(facts: CustomerFacts, data: customers.CustomerRegistered, _e: Envelope) -> None:
     p = facts.profile
-    p.registered, p.company_name, p.region = True, data.company_name, data.region
-    p.sales_stage = _later_stage(p.sales_stage, str(data.stage))
+    p.registered, p.company_name, p.region = True, data.company_name, label(data.region)
+    p.sales_stage = _later_stage(p.sales_stage, label(data.stage))
 
 
 def on_customer_profile_updated(facts: CustomerFacts, data: customers.CustomerProfileUpdated, _e: Envelope) -> None:
@@ -181,11 +216,11 @@ def on_customer_profile_updated(facts: CustomerFacts, data: customers.CustomerPr
     if "company_name" in named and data.company_name:
         facts.profile.company_name = data.company_name
     if "region" in named and data.region:
-        facts.profile.region = data.region
+        facts.profile.region = label(data.region)
 
 
 def on_customer_stage_advanced(facts: CustomerFacts, data: customers.CustomerStageAdvanced, _e: Envelope) -> None:
-    facts.profile.sales_stage = _later_stage(facts.profile.sales_stage, str(data.new_stage))
+    facts.profile.sales_stage = _later_stage(facts.profile.sales_stage, label(data.new_stage))
 
 
 def on_customer_deactivated(facts: CustomerFacts, _data: Any, _e: Envelope) -> None:
@@ -211,7 +246,7 @@ def _later_stage(current: str | None, new: str) -> str:
 
 def on_order_placed(facts: CustomerFacts, data: orders.OrderPlaced, _e: Envelope) -> None:
     order = facts.order(data.order_id)
-    order.placed_at, order.amount, order.currency = data.placed_at, data.total.amount, data.total.currency
+    order.placed_at, order.amount, order.currency = data.placed_at, data.total.amount, label(data.total.currency)
     order.due_date = data.due_date
     if str(data.status) == "credit_held":
         order.credit_held = True
@@ -255,7 +290,7 @@ def on_payment_overdue(facts: CustomerFacts, data: orders.PaymentOverdue, _e: En
 
 def on_complaint_filed(facts: CustomerFacts, data: feedback.ComplaintFiled, _e: Envelope) -> None:
     c = facts.complaint(data.complaint_id)
-    c.filed_at, c.category, c.severity = data.filed_at, str(data.category), str(data.severity)
+    c.filed_at, c.category, c.severity = data.filed_at, label(data.category), label(data.severity)
     c.acknowledge_by, c.resolve_by = data.acknowledge_by, data.resolve_by
 
 
@@ -283,7 +318,7 @@ def on_complaint_escalated(facts: CustomerFacts, data: feedback.ComplaintEscalat
 def on_survey_answered(facts: CustomerFacts, data: feedback.SurveyAnswered, envelope: Envelope) -> None:
     answered = data.answered_at or envelope.occurred_at
     facts.surveys[data.survey_id] = SurveyFact(data.survey_id, answered, data.csat, data.nps)
-    facts.changed_surveys.add(data.survey_id)
+    facts.changed_surveys = _with(facts.changed_surveys, data.survey_id)
 
 
 _HANDLERS: dict[type, Callable[[CustomerFacts, Any, Envelope], None]] = {

@@ -32,9 +32,7 @@ class FactsCache:
         return entry[1]
 
     def put(self, customer_id: str, token: uuid.UUID, facts: CustomerFacts) -> None:
-        facts.changed_orders.clear()
-        facts.changed_complaints.clear()
-        facts.changed_surveys.clear()
+        facts.mark_saved()
         self._entries[customer_id] = (token, facts)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)

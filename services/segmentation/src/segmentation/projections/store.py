@@ -24,7 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from segmentation.domain.activity import LifecycleStage
 from segmentation.domain.churn import Alert, AlertState
-from segmentation.domain.facts import ComplaintFact, CustomerFacts, OrderFact, Profile, SurveyFact
+from segmentation.domain.facts import (
+    ComplaintFact,
+    CustomerFacts,
+    OrderFact,
+    Profile,
+    SurveyFact,
+    label,
+    label_or_none,
+)
 from segmentation.domain.grading import Standing
 from segmentation.projections.facts_cache import FactsCache
 from segmentation.projections.read_model import (
@@ -174,9 +182,9 @@ async def load_records(
             missing.append(customer_id)
     if missing:
         for row in await db.fetch(_LOAD_ORDERS, missing):
-            records[row[0]].facts.orders[row[1]] = OrderFact(*row[1:])
+            records[row[0]].facts.orders[row[1]] = _order(row)
         for row in await db.fetch(_LOAD_COMPLAINTS, missing):
-            records[row[0]].facts.complaints[row[1]] = ComplaintFact(*row[1:])
+            records[row[0]].facts.complaints[row[1]] = _complaint(row)
         for row in await db.fetch(_LOAD_SURVEYS, missing):
             records[row[0]].facts.surveys[row[1]] = SurveyFact(*row[1:])
     alert_ids = [r.alert_id for r in records.values() if r.alert_id]
@@ -217,7 +225,16 @@ def _record(row: Any) -> CustomerRecord:
     ) = row
     if assessed_at is None:  # a placeholder: nothing known or published yet
         return CustomerRecord(facts=CustomerFacts.new(customer_id))
-    profile = Profile(customer_id, registered, company_name, region, stage, deactivated, events_applied, last_event_at)
+    profile = Profile(
+        customer_id,
+        registered,
+        company_name,
+        label_or_none(region),
+        label_or_none(stage),
+        deactivated,
+        events_applied,
+        last_event_at,
+    )
     tier = _TIERS[value_tier]
     lifecycle = _LIFECYCLE[lifecycle_stage] if lifecycle_stage else None
     standing = Standing(tier, tier_below, _TIERS[anchor_tier] if anchor_tier else None, anchor_below, lifecycle)
@@ -230,6 +247,27 @@ def _record(row: Any) -> CustomerRecord:
         first_seen_at=first_seen_at,
         alert_id=alert_id,
         facts_token=facts_token,
+    )
+
+
+def _order(row: Any) -> OrderFact:
+    """The fact of a ``_LOAD_ORDERS`` row; the currency shared (see ``facts.label``), as when folded."""
+    (_, order_id, placed_at, amount, currency, *rest) = row
+    return OrderFact(order_id, placed_at, amount, label_or_none(currency), *rest)
+
+
+def _complaint(row: Any) -> ComplaintFact:
+    """The fact of a ``_LOAD_COMPLAINTS`` row; category, severity and status shared strings."""
+    (_, complaint_id, filed_at, category, severity, acknowledge_by, resolve_by, status, *rest) = row
+    return ComplaintFact(
+        complaint_id,
+        filed_at,
+        label_or_none(category),
+        label_or_none(severity),
+        acknowledge_by,
+        resolve_by,
+        label(status),
+        *rest,
     )
 
 
