@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.api import database_check
 from shared.db.engine import create_engine
-from shared.db.migrations import upgrade
 from shared.events.topics import Topics
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import Projection, ProjectionConsumer
@@ -90,6 +89,9 @@ class ServiceDefinition(Generic[S]):
 
 # -- roles ----------------------------------------------------------------------------------------
 async def migrate(definition: ServiceDefinition[Any], settings: ServiceSettings) -> None:
+    # Imported here: Alembic (~7 MiB) is needed by this role only, not by every long-running process.
+    from shared.db.migrations import upgrade
+
     await upgrade(definition.migrations, settings.database_url)
     created = await ensure_topics(
         settings.kafka_bootstrap_servers,
