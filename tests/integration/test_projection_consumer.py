@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from sqlalchemy import text
 
 from segmentation.application.projector import SegmentProjector
@@ -202,6 +204,48 @@ async def test_a_restarted_consumer_resumes_from_the_offsets_stored_in_postgresq
     assert row is not None and (row["orders_count"], row["events_applied"]) == (5, 5)
     async with segmentation_engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM inbox")) == 2
+
+
+async def test_a_topic_created_again_is_read_from_its_beginning_not_dropped_below_the_stored_offset(
+    segmentation_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """The orders topic is deleted and created again (a disaster recovery, a mistaken clean-up): the group's
+    stored offset now lies beyond the new log's end, and every new record below it would be dropped."""
+    await produce(kafka_bootstrap, topics.orders, [(b"c-3", placed("c-3", f"o-{i}", "10").to_json()) for i in range(3)])
+
+    def orders_count_is(n: int):  # type: ignore[no-untyped-def]
+        async def check() -> bool:
+            row = await segment(segmentation_engine, "c-3")
+            return bool(row) and row["orders_count"] >= n
+
+        return check
+
+    await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), orders_count_is(3))
+    await create_again(kafka_bootstrap, topics.orders)
+    await produce(kafka_bootstrap, topics.orders, [(b"c-3", placed("c-3", "o-3", "10").to_json())])  # offset 0
+    await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), orders_count_is(4))
+    row = await segment(segmentation_engine, "c-3")
+    assert row is not None and (row["orders_count"], row["events_applied"]) == (4, 4)
+
+
+async def create_again(bootstrap: str, topic: str) -> None:
+    """Delete ``topic`` and create it anew (deletion completes asynchronously on the broker)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-admin")
+    await admin.start()
+    try:
+        await admin.delete_topics([topic], timeout_ms=30_000)
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            try:
+                await admin.create_topics([NewTopic(topic, 3, 1)], timeout_ms=30_000)
+                return
+            except TopicAlreadyExistsError:  # still being deleted
+                assert asyncio.get_running_loop().time() < deadline, f"{topic} was never deleted"
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 async def rewind_kafka_commits(bootstrap: str, group_id: str, topics: Topics) -> None:

@@ -104,6 +104,9 @@ class FakeKafka:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         return None
 
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.log[-1] + 1 for tp in partitions}
+
     def highwater(self, tp: TopicPartition) -> int:
         assert tp in self.assigned, "Partition is not assigned"  # as aiokafka does
         return self.log[-1] + 1
@@ -295,3 +298,14 @@ async def test_lag_is_reported_for_every_partition_held_and_forgotten_when_it_is
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 12
     await consumer_module._SeekToStoredOffsets(consumer).on_partitions_revoked([TP])
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None  # its new owner reports it
+
+
+async def test_a_partition_whose_log_ends_below_the_stored_offset_is_read_again_from_its_beginning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The group stored 50, but the topic was deleted and created again: its log now holds 0..9. Kept as
+    # the floor, 50 would drop every one of them for good; the inbox refuses what was applied before.
+    applied, _, log = await consume(range(10), stored=50, monkeypatch=monkeypatch)
+    assert applied == list(range(10))
+    errors = [kw for level, event, kw in log.lines if event == "consumer.stored_offset_beyond_log_end"]
+    assert len(errors) == 1 and (errors[0]["stored_offset"], errors[0]["log_end"]) == (50, 10)

@@ -70,6 +70,8 @@ _SAVE_OFFSETS = text(
 )
 #: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
 _DECODE_CHUNK = 250
+#: How long an assignment waits for the partitions' end offsets (see ``on_partitions_assigned``).
+_LOG_END_TIMEOUT_S = 10.0
 _LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = :g")
 
 
@@ -347,6 +349,17 @@ class ProjectionConsumer:
         self._rebalancing = True
         self._rereads.clear()
 
+    async def log_ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Each partition's end offset (last stable offset under read_committed), or nothing if the
+        broker does not answer in time: the check it serves is then skipped, as before it existed."""
+        if not partitions:
+            return {}
+        try:
+            return await asyncio.wait_for(self.consumer.end_offsets(list(partitions)), _LOG_END_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("consumer.log_ends_unavailable", error=repr(exc))
+            return {}
+
     async def load_offsets(self) -> dict[TopicPartition, int]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_LOAD_OFFSETS, {"g": self.group_id})).all()
@@ -541,14 +554,30 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         fetched before the revocation and applied during the rebalance is still checked against them,
         and a partition that comes back gets its floor from here again. If loading fails (PostgreSQL
         down), the positions stay Kafka's and the floors the last known: a gap is then re-read from
-        the floor (0 for a partition never held), never skipped."""
+        the floor (0 for a partition never held), never skipped.
+
+        A stored offset beyond the partition's end means its log is not the one read before (the topic
+        was deleted and created again, or an unclean leader election cut it): every record would lie
+        below the floor and be dropped. Such a partition is read again from its beginning instead, with
+        an error logged; the inbox refuses whatever was applied before."""
         try:
             stored = await self.owner.load_offsets()
+            ends = await self.owner.log_ends([tp for tp in assigned if tp in stored])
             fresh = []
             for tp in assigned:
-                self.owner._floors[tp] = stored.get(tp, 0)
-                if tp in stored:
-                    self.owner.consumer.seek(tp, stored[tp])
+                offset = stored.get(tp)
+                if offset is not None and tp in ends and offset > ends[tp]:
+                    log.error(
+                        "consumer.stored_offset_beyond_log_end",
+                        partition=f"{tp.topic}:{tp.partition}",
+                        stored_offset=offset,
+                        log_end=ends[tp],
+                        action="reading the partition again from its beginning",
+                    )
+                    offset = None
+                self.owner._floors[tp] = offset or 0
+                if offset is not None:
+                    self.owner.consumer.seek(tp, offset)
                 else:
                     fresh.append(tp)
             if fresh:
