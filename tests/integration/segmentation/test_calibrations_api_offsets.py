@@ -9,9 +9,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from engine_harness import T0, Segmentation, wrap
 from sqlalchemy import text
 
-from conftest import T0, Segmentation, wrap
 from shared.events import customers, orders
 from shared.events.envelope import Money
 

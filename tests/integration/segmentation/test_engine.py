@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from engine_harness import T0, Segmentation, wrap
 
-from conftest import T0, Segmentation, wrap
 from segmentation.application.recalibration import recalibrate, recalibration_due
 from segmentation.application.sweep import sweep
 from shared.events import customers, feedback, orders

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from engine_harness import T0, Segmentation, wrap
 from prometheus_client import REGISTRY
 
-from conftest import T0, Segmentation, wrap
 from segmentation.application.sweep import sweep
 from segmentation.bootstrap import build_projection
 from shared.events import customers, feedback, orders

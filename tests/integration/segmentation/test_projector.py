@@ -8,9 +8,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from engine_harness import T0, Segmentation
 from test_engine import placed, registered
 
-from conftest import T0, Segmentation
 from segmentation.bootstrap import build_projection
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from engine_harness import T0, Segmentation, wrap
 
 import segmentation.application.projector as projector_module
 import segmentation.projections.store as store
-from conftest import T0, Segmentation, wrap
 from shared.events import customers, orders
 from shared.events.envelope import Envelope, Money
 
