@@ -209,6 +209,17 @@ async def test_a_poll_whose_top_up_jumps_ahead_is_cut_and_the_rest_reread(monkey
     assert accepted_gaps(log) == []
 
 
+async def test_records_cut_from_a_top_up_are_fetched_again_even_when_nothing_follows_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As above, but the top-up (8, 9: a poll of 5 holds 0..2 and two more) ends the log: no later poll
+    # would start above the floor and trigger a re-read, so the cut itself must put the position back.
+    applied, _, log = await consume(range(10), stored=0, monkeypatch=monkeypatch, behind_the_back={1: 8})
+    assert sorted(set(applied)) == list(range(10))
+    assert len(applied) == len(set(applied))
+    assert accepted_gaps(log) == []
+
+
 # -- the filter on its own: which poll may prove a gap ------------------------------------------------
 def bare_consumer(monkeypatch: pytest.MonkeyPatch) -> tuple[ProjectionConsumer, FakeKafka]:
     """A consumer assigned the partition (floor 5, position 5) of a log without offsets 5..7."""
@@ -259,13 +270,26 @@ async def test_a_poll_fetched_across_a_rebalance_does_not_count_as_the_reread(mo
     assert keep(consumer, await consumer._fetch()) == [8, 9, 10]
 
 
-async def test_a_batch_whose_partition_was_revoked_meanwhile_is_committed_without_crashing_the_consumer(
+async def test_a_partition_given_up_keeps_no_lag_sample_even_if_a_batch_finishes_during_the_rebalance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    consumer, kafka = bare_consumer(monkeypatch)
-    batch = {TP: [consumer._decode(record(o)) for o in (8, 9, 10)]}
-    kafka.assigned = set()  # a rebalance took the partition while the batch was being applied
-    await consumer._advisory_commit(batch)  # aiokafka's highwater() asserts the partition is assigned
+    consumer, kafka = bare_consumer(monkeypatch)  # floor 5; the log ends at 15
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    labels = {"group": "g", "topic": TOPIC, "partition": "0"}
+    consumer._report_lag()
+    assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 5
+    await listener.on_partitions_revoked([TP])
+    consumer._report_lag()  # the batch in flight ends: aiokafka's assignment() still lists the partition
+    assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        return {}
+
+    consumer.load_offsets = load_offsets  # type: ignore[method-assign]
+    kafka.assigned = set()  # the partition moved to another replica
+    await listener.on_partitions_assigned([])
+    consumer._report_lag()
+    assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None  # its new owner reports it
 
 
 async def test_the_consumer_has_joined_once_its_first_assignment_is_done_even_an_empty_one(
@@ -309,3 +333,29 @@ async def test_a_partition_whose_log_ends_below_the_stored_offset_is_read_again_
     assert applied == list(range(10))
     errors = [kw for level, event, kw in log.lines if event == "consumer.stored_offset_beyond_log_end"]
     assert len(errors) == 1 and (errors[0]["stored_offset"], errors[0]["log_end"]) == (50, 10)
+
+
+async def test_an_assignment_waits_for_the_stored_offsets_while_the_database_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kafka's advisory positions are never kept in place of PostgreSQL's, and the consumer has not joined
+    (readiness) until they are loaded."""
+    consumer, kafka = bare_consumer(monkeypatch)
+    consumer.joined = False
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    attempts = 0
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise ConnectionRefusedError("database down")
+        return {TP: 12}
+
+    consumer.load_offsets = load_offsets  # type: ignore[method-assign]
+    assigning = asyncio.create_task(listener.on_partitions_assigned([TP]))
+    await asyncio.sleep(0.1)
+    assert attempts == 1 and not consumer.joined and not assigning.done()
+    await asyncio.wait_for(assigning, 5)  # a guard, not a speed check
+    assert attempts == 3 and consumer.joined
+    assert consumer._floors[TP] == 12 and kafka.seeks == [12]

@@ -12,7 +12,7 @@ from customers.config import CustomersSettings
 from feedback.config import FeedbackSettings
 from orders.config import OrdersSettings
 from segmentation.config import SegmentationSettings
-from shared.settings import ApiSettings, ServiceSettings
+from shared.settings import ApiSettings, ServiceSettings, field_alias
 
 pytestmark = pytest.mark.unit
 
@@ -40,13 +40,7 @@ NON_DEFAULTS: dict[str, Any] = {
 
 def aliased_fields(cls: type[ApiSettings]) -> dict[str, str]:
     """field name → its environment variable, for every field that has one."""
-    found = {}
-    for name, field in cls.model_fields.items():
-        alias = field.validation_alias
-        if alias is not None:
-            choices = [alias] if isinstance(alias, str) else list(alias.choices)
-            found[name] = str(choices[0])
-    return found
+    return {name: alias for name, field in cls.model_fields.items() if (alias := field_alias(field)) is not None}
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,9 @@ PROBE = Counter("tierstream_worker_http_unit_probe_total", "Counted by the worke
 
 
 # --- settings ----------------------------------------------------------------------------------------
-def test_the_listener_is_off_and_on_loopback_by_default() -> None:
+def test_the_listener_is_off_and_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORDERS_METRICS_PORT", raising=False)
+    monkeypatch.delenv("ORDERS_METRICS_HOST", raising=False)
     settings = OrdersSettings()
     assert settings.metrics_port == 0
     assert settings.metrics_host == "127.0.0.1"
@@ -96,15 +98,15 @@ async def test_ready_only_once_each_expected_condition_is_reported_and_holds() -
     health.running = {"relay": True, "consume": True}
     health.expect(RELAY_READY)
     health.expect(CONSUMER_READY)
-    assigned: set[int] = set()
+    joined = False  # what the consume role reports (ProjectionConsumer.joined)
     async with client(health) as http:
         ready = await http.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"] == {"roles": True, RELAY_READY: False, CONSUMER_READY: False}
         health.report(RELAY_READY, lambda: True)
-        health.report(CONSUMER_READY, lambda: bool(assigned))
+        health.report(CONSUMER_READY, lambda: joined)
         assert (await http.get("/health/ready")).json()["checks"][CONSUMER_READY] is False
-        assigned.add(0)
+        joined = True
         ready = await http.get("/health/ready")
         assert (ready.status_code, ready.json()["status"]) == (200, "ok")
 

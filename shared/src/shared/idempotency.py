@@ -282,9 +282,17 @@ class IdempotencyMiddleware:
             return
         self._in_flight.add(marker)
         sharing = getattr(self.store, "sharing", None)
+        answer: _Buffered | None = None
         try:
-            async with sharing() if sharing is not None else contextlib.nullcontext():
-                answer = await self._serve(scope, _replay_body(body, receive), claim)
+            try:
+                async with sharing() if sharing is not None else contextlib.nullcontext():
+                    answer = await self._serve(scope, _replay_body(body, receive), claim)
+            except Exception as exc:
+                if answer is None:
+                    raise
+                # Only giving the connection back failed: the command's outcome (and its stored answer)
+                # stands, so the caller gets it rather than a 500 for a command that was applied.
+                log.warning("idempotency.connection_release_failed", key_scope=claim.scope, error=repr(exc))
             # Sent once the shared connection is back in the pool: a slow client holds no connection.
             await _send_buffered(send, answer)
         finally:

@@ -230,8 +230,8 @@ def _role_jobs(
         health.expect(CONSUMER_READY)
         jobs["consume"] = run_consumer(container, definition.consumer, stop, health)
     if "sweep" in roles:
-        for job in definition.background:
-            jobs[f"sweep:{getattr(job, '__name__', len(jobs))}"] = job(container, stop)
+        for number, job in enumerate(definition.background, 1):
+            jobs[f"sweep:{number}:{getattr(job, '__name__', 'job')}"] = job(container, stop)
     return jobs
 
 

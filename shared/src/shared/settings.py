@@ -14,6 +14,7 @@ import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEV_DB_USER = "tierstream"
@@ -37,6 +38,13 @@ def dev_database_url(service: str) -> str:
     return f"postgresql+asyncpg://{DEV_DB_USER}:{DEV_DB_PASSWORD}@127.0.0.1:{DEV_PG_PORT}/tierstream_{service}"
 
 
+def field_alias(field: FieldInfo) -> str | None:
+    """The environment variable a field with an alias is read from (its first alias), else None."""
+    alias = field.validation_alias
+    choices = [alias] if isinstance(alias, str) else alias.choices if isinstance(alias, AliasChoices) else []
+    return next((c for c in choices if isinstance(c, str)), None)
+
+
 def keywords_by_alias(settings_cls: type[BaseSettings], keywords: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments of a settings class with every field that has an environment alias keyed by that
     alias, as pydantic reads them: ``kafka_bootstrap_servers=…`` → ``KAFKA_BOOTSTRAP_SERVERS=…``.
@@ -49,10 +57,10 @@ def keywords_by_alias(settings_cls: type[BaseSettings], keywords: dict[str, Any]
         accepted.add(name)
         alias = field.validation_alias
         choices = [alias] if isinstance(alias, str) else alias.choices if isinstance(alias, AliasChoices) else []
-        names = [c for c in choices if isinstance(c, str)]
-        if names:
-            aliases[name] = names[0]
-            accepted.update(names)
+        accepted.update(c for c in choices if isinstance(c, str))
+        first = field_alias(field)
+        if first is not None:
+            aliases[name] = first
     unknown = sorted(k for k in keywords if k not in accepted)
     if unknown:
         raise TypeError(f"{settings_cls.__name__}() got unexpected keyword arguments {unknown}")
@@ -218,10 +226,7 @@ class ServiceSettings(ApiSettings):
     def env_name(cls, field: str) -> str:
         """The environment variable a field is read from: ``metrics_port`` → ``ORDERS_METRICS_PORT``,
         ``kafka_bootstrap_servers`` → ``KAFKA_BOOTSTRAP_SERVERS`` (fields with an alias)."""
-        alias = cls.model_fields[field].validation_alias
-        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-            return alias.choices[0]
-        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+        return field_alias(cls.model_fields[field]) or f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
     @model_validator(mode="after")
     def _defaults_and_production_guard(self) -> ServiceSettings:

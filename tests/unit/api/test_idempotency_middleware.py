@@ -271,6 +271,26 @@ async def test_the_answer_is_sent_after_the_shared_connection_is_returned(comman
     assert len(commands.applied) == 1
 
 
+class ReleaseFailingKeyStore(FakeKeyStore):
+    """Lends a connection whose return to the pool fails (the driver lost it meanwhile)."""
+
+    @contextlib.asynccontextmanager
+    async def sharing(self) -> AsyncIterator[None]:
+        yield
+        raise OSError("connection reset while returning it to the pool")
+
+
+async def test_an_applied_command_is_answered_even_if_its_shared_connection_cannot_be_returned(
+    commands: Commands,
+) -> None:
+    transport = httpx.ASGITransport(app=build(commands, ReleaseFailingKeyStore()), raise_app_exceptions=False)
+    headers = {"Authorization": "Bearer tok-test-0001", **key("k-release")}
+    async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client:
+        response = await client.post("/things", json={"name": "a"})
+    assert response.status_code == 201, response.text
+    assert response.json() == {"id": 1, "version": 1} and len(commands.applied) == 1
+
+
 def test_the_request_hash_ignores_json_key_order_and_spacing_but_not_values_or_query() -> None:
     assert request_hash(b'{"a": 1, "b": [1, 2]}', b"") == request_hash(b'{"b":[1,2],"a":1}', b"")
     assert request_hash(b'{"a": 1}', b"") != request_hash(b'{"a": 2}', b"")

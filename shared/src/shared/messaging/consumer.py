@@ -174,6 +174,8 @@ class ProjectionConsumer:
         #: from a rebalance's revocation to the end of its assignment (and before the first one), when
         #: positions change behind the consumer's back (see ``_SeekToStoredOffsets``)
         self._rebalancing = True
+        #: partitions with a lag sample from this consumer (removed when given up)
+        self._lagging: set[TopicPartition] = set()
         #: True once the group has given this consumer its first assignment (possibly empty: a standby
         #: replica beyond the partition count) and its positions are PostgreSQL's
         self.joined = False
@@ -261,8 +263,9 @@ class ProjectionConsumer:
 
         A top-up that does not continue a partition's records where they stopped (its position moved in
         between: ``getmany`` waits a rebalance out, and the new assignment starts elsewhere) is left out
-        for that partition, with whatever follows: the next poll then starts above the floor, and
-        ``_contiguous`` re-reads from it.
+        for that partition, with whatever follows, and the partition is sought to just after what the
+        poll holds: the records left out are fetched again (on a quiet partition nothing else would
+        bring them), and the floor and ``_contiguous`` judge them at their turn.
         """
         batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
         count = sum(len(records) for records in batch.values())
@@ -278,6 +281,9 @@ class ProjectionConsumer:
                     cut.add(tp)
                 else:
                     held.extend(records)
+        assigned = self.consumer.assignment()
+        for tp in cut & assigned:
+            self.consumer.seek(tp, batch[tp][-1].offset + 1)
         return batch
 
     def _at_or_above_floor(self, batch: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
@@ -359,6 +365,19 @@ class ProjectionConsumer:
         except Exception as exc:
             log.warning("consumer.log_ends_unavailable", error=repr(exc))
             return {}
+
+    async def load_offsets_retrying(self) -> dict[TopicPartition, int]:
+        """:meth:`load_offsets`, retried with backoff while the database is unavailable."""
+        backoff = 0.2
+        while True:
+            try:
+                return await self.load_offsets()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("consumer.offsets_unavailable", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def load_offsets(self) -> dict[TopicPartition, int]:
         async with self.engine.connect() as conn:
@@ -519,14 +538,20 @@ class ProjectionConsumer:
     def _report_lag(self) -> None:
         """Lag of every partition held, after every poll (an empty one too) and while a batch is retried:
         end offset as last fetched minus the offset stored next. A partition not fetched from yet has no
-        end offset, hence no sample; one given up in a rebalance loses its sample (``_forget_lag``)."""
+        end offset, hence no sample; one given up in a rebalance loses its sample (``_forget_lag``).
+        Nothing is reported during a rebalance: ``assignment()`` still lists the partitions being given
+        up until the new assignment exists."""
+        if self._rebalancing:
+            return
         for tp in self.consumer.assignment():
             highwater, floor = self.consumer.highwater(tp), self._floors.get(tp)
             if highwater is not None and floor is not None:
                 LAG.labels(self.group_id, tp.topic, tp.partition).set(max(0, highwater - floor))
+                self._lagging.add(tp)
 
     def _forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
-        for tp in partitions:
+        for tp in list(partitions):
+            self._lagging.discard(tp)
             with contextlib.suppress(KeyError):
                 LAG.remove(self.group_id, tp.topic, str(tp.partition))
 
@@ -552,16 +577,17 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         offsets until the seek below replaces them; floors (set first) and ``_contiguous`` deal with
         those. Floors of revoked partitions are kept: they are never above the stored offsets, so a poll
         fetched before the revocation and applied during the rebalance is still checked against them,
-        and a partition that comes back gets its floor from here again. If loading fails (PostgreSQL
-        down), the positions stay Kafka's and the floors the last known: a gap is then re-read from
-        the floor (0 for a partition never held), never skipped.
+        and a partition that comes back gets its floor from here again. Loading is retried with backoff
+        until it succeeds (PostgreSQL down: nothing could be applied anyway), so positions never stay
+        Kafka's advisory ones; the consumer has ``joined`` only once they are PostgreSQL's.
 
         A stored offset beyond the partition's end means its log is not the one read before (the topic
         was deleted and created again, or an unclean leader election cut it): every record would lie
         below the floor and be dropped. Such a partition is read again from its beginning instead, with
         an error logged; the inbox refuses whatever was applied before."""
         try:
-            stored = await self.owner.load_offsets()
+            self.owner._forget_lag(self.owner._lagging - set(assigned))
+            stored = await self.owner.load_offsets_retrying()
             ends = await self.owner.log_ends([tp for tp in assigned if tp in stored])
             fresh = []
             for tp in assigned:
@@ -582,9 +608,9 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
                     fresh.append(tp)
             if fresh:
                 await self.owner.consumer.seek_to_beginning(*fresh)
+            self.owner.joined = True
         finally:
             self.owner._rebalancing = False
-            self.owner.joined = True
         log.info(
             "consumer.assigned",
             group=self.owner.group_id,

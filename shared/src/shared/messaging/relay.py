@@ -102,6 +102,8 @@ class OutboxRelay:
         next_purge = loop.time() + self.purge_every_s
         next_backlog = loop.time()  # the gauge has a value from the first batch on (an index-only count)
         while not stop.is_set():
+            published: int | None = 0
+            failed = False
             try:
                 published = await self.publish_batch()
                 backoff = 0.5
@@ -110,17 +112,19 @@ class OutboxRelay:
                     next_purge = loop.time() + self.purge_every_s
                     if purged:
                         log.info("relay.purged", rows=purged)
-                if loop.time() >= next_backlog:
-                    BACKLOG.labels(self.service).set(await self.backlog())
-                    next_backlog = loop.time() + self.backlog_every_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                failed = True
                 log.warning("relay.retry", error=repr(exc), retry_in_s=backoff)
+            if loop.time() >= next_backlog:  # also while Kafka is down: that is when the backlog grows
+                next_backlog = loop.time() + self.backlog_every_s
+                with contextlib.suppress(Exception):  # the database is down too: nothing to count
+                    BACKLOG.labels(self.service).set(await self.backlog())
+            if failed:
                 await _sleep_until(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
-                continue
-            if published is None:  # standby: another instance holds the lock
+            elif published is None:  # standby: another instance holds the lock
                 await _sleep_until(stop, 1.0)
             elif published < self.batch_size:
                 await _sleep_until(stop, self.idle_interval_s)
