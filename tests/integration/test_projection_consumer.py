@@ -228,6 +228,12 @@ async def test_a_topic_created_again_is_read_from_its_beginning_not_dropped_belo
     await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), orders_count_is(4))
     row = await segment(segmentation_engine, "c-3")
     assert row is not None and (row["orders_count"], row["events_applied"]) == (4, 4)
+    # the stored offset follows the new log (else a later start would seek past its records up to 3)
+    async with segmentation_engine.connect() as conn:
+        stored = await conn.execute(
+            text("SELECT next_offset FROM consumer_offsets WHERE topic = :t"), {"t": topics.orders}
+        )
+        assert [r.next_offset for r in stored] == [1]
 
 
 async def create_again(bootstrap: str, topic: str) -> None:

@@ -63,6 +63,7 @@ class FakeKafka:
         self.calls = 0
         self.empty_polls = 0
         self.listener: ConsumerRebalanceListener | None = None
+        self.paused: set[TopicPartition] = set()
 
     def subscribe(self, topics: Sequence[str], listener: ConsumerRebalanceListener) -> None:
         self.listener = listener
@@ -78,6 +79,12 @@ class FakeKafka:
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
 
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append(offset)
         self.position = offset
@@ -86,6 +93,9 @@ class FakeKafka:
         self.position = self.log[0]
 
     async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
+        if TP in self.paused:
+            await asyncio.sleep(0)
+            return {}
         if self.calls in self.behind_the_back:
             self.position = self.behind_the_back[self.calls]
         self.calls += 1
@@ -329,17 +339,26 @@ async def test_a_partition_whose_log_ends_below_the_stored_offset_is_read_again_
 ) -> None:
     # The group stored 50, but the topic was deleted and created again: its log now holds 0..9. Kept as
     # the floor, 50 would drop every one of them for good; the inbox refuses what was applied before.
+    resets: list[tuple[TopicPartition, int]] = []
+
+    async def reset_stored_offset(self: ProjectionConsumer, tp: TopicPartition, stored: int) -> None:
+        resets.append((tp, stored))
+
+    monkeypatch.setattr(ProjectionConsumer, "reset_stored_offset", reset_stored_offset)
     applied, _, log = await consume(range(10), stored=50, monkeypatch=monkeypatch)
     assert applied == list(range(10))
     errors = [kw for level, event, kw in log.lines if event == "consumer.stored_offset_beyond_log_end"]
     assert len(errors) == 1 and (errors[0]["stored_offset"], errors[0]["log_end"]) == (50, 10)
+    # else the stored 50 would outlive the new log's first 50 records (offsets are saved with GREATEST)
+    assert resets == [(TP, 50)]
 
 
-async def test_an_assignment_waits_for_the_stored_offsets_while_the_database_is_down(
+async def test_positions_the_listener_cannot_load_are_taken_by_the_consume_loop_once_the_database_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Kafka's advisory positions are never kept in place of PostgreSQL's, and the consumer has not joined
-    (readiness) until they are loaded."""
+    """aiokafka does not heartbeat during the assignment listener: it must not wait out a database outage
+    there. The partitions are paused instead, and Kafka's advisory positions are never used: the loop
+    takes PostgreSQL's when it can, and only then has the consumer joined (readiness)."""
     consumer, kafka = bare_consumer(monkeypatch)
     consumer.joined = False
     listener = consumer_module._SeekToStoredOffsets(consumer)
@@ -353,9 +372,26 @@ async def test_an_assignment_waits_for_the_stored_offsets_while_the_database_is_
         return {TP: 12}
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
-    assigning = asyncio.create_task(listener.on_partitions_assigned([TP]))
-    await asyncio.sleep(0.1)
-    assert attempts == 1 and not consumer.joined and not assigning.done()
-    await asyncio.wait_for(assigning, 5)  # a guard, not a speed check
-    assert attempts == 3 and consumer.joined
+    await listener.on_partitions_revoked([])
+    await asyncio.wait_for(listener.on_partitions_assigned([TP]), 1)  # a guard: it returns at once
+    assert attempts == 1 and not consumer.joined
+    assert kafka.paused == {TP} and kafka.seeks == []
+    await asyncio.wait_for(consumer._settle_pending(asyncio.Event()), 5)  # a guard, not a speed check
+    assert attempts == 3 and consumer.joined and kafka.paused == set()
     assert consumer._floors[TP] == 12 and kafka.seeks == [12]
+
+
+async def test_settling_gives_up_at_once_when_the_consumer_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer, _ = bare_consumer(monkeypatch)
+    consumer._pending = [TP]
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        raise ConnectionRefusedError("database down")
+
+    consumer.load_offsets = load_offsets  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    settling = asyncio.create_task(consumer._settle_pending(stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(settling, 1)  # a guard: a stopped consumer must not wait for the database
+    assert consumer._pending == [TP] and not consumer.joined

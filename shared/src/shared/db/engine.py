@@ -172,10 +172,11 @@ async def shared_connection(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
     finally:
         _shared.reset(token)
-        if shared.stack is not None:
-            await shared.stack.aclose()
-        # returned to the pool: a task that copied the context checks out its own from now on
-        shared.stack, shared.tx, shared.busy = None, None, True
+        stack, shared.stack, shared.tx, shared.busy = shared.stack, None, None, True
+        # returned to the pool (even if returning it fails): a task that copied the context checks out
+        # its own from now on
+        if stack is not None:
+            await stack.aclose()
 
 
 def _borrowable(engine: AsyncEngine) -> _Shared | None:

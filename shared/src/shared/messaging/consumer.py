@@ -71,7 +71,11 @@ _SAVE_OFFSETS = text(
 #: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
 _DECODE_CHUNK = 250
 #: How long an assignment waits for the partitions' end offsets (see ``on_partitions_assigned``).
-_LOG_END_TIMEOUT_S = 10.0
+_LOG_END_TIMEOUT_S = 2.0
+_RESET_OFFSET = text(
+    "UPDATE consumer_offsets SET next_offset = 0, updated_at = now() "
+    "WHERE consumer_group = :g AND topic = :t AND partition = :p AND next_offset = :o"
+)
 _LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = :g")
 
 
@@ -174,10 +178,16 @@ class ProjectionConsumer:
         #: from a rebalance's revocation to the end of its assignment (and before the first one), when
         #: positions change behind the consumer's back (see ``_SeekToStoredOffsets``)
         self._rebalancing = True
+        #: assignments so far, and the partitions of the latest whose positions are still to be taken from
+        #: PostgreSQL (paused meanwhile: the listener could not load them, see ``_settle_pending``)
+        self._assignments = 0
+        self._pending: list[TopicPartition] = []
+        #: the assignment listener's time limit: aiokafka does not heartbeat while the listener runs
+        self._listener_budget_s = session_timeout_ms / 1000 / 3
         #: partitions with a lag sample from this consumer (removed when given up)
         self._lagging: set[TopicPartition] = set()
-        #: True once the group has given this consumer its first assignment (possibly empty: a standby
-        #: replica beyond the partition count) and its positions are PostgreSQL's
+        #: True while the consumer holds an assignment (possibly empty: a standby replica beyond the
+        #: partition count) whose positions it took from PostgreSQL
         self.joined = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -206,6 +216,8 @@ class ProjectionConsumer:
         ahead = asyncio.create_task(self._fetch())
         try:
             while not stop.is_set():
+                if self._pending:
+                    await self._settle_pending(stop)
                 poll = await ahead
                 batch = self._contiguous(poll, self._at_or_above_floor(self._still_assigned(poll.records)))
                 # Started after the filter's seeks (if any): this is the re-read they wait for.
@@ -246,7 +258,7 @@ class ProjectionConsumer:
         applied, leaving a gap (seen in the SIGKILL fault test; ``_contiguous`` now refuses such a poll,
         but every drop costs a re-read). A poll kept for a partition that does move away is applied at
         most once anyway: the inbox refuses what its new owner applies too."""
-        assigned = self.consumer.assignment()
+        assigned = self.consumer.assignment() - set(self._pending)  # pending: positions not known yet
         kept = {tp: items for tp, items in fetched.items() if tp in assigned}
         if len(kept) < len(fetched):
             log.info(
@@ -354,6 +366,7 @@ class ProjectionConsumer:
         """A seek made before a rebalance proves nothing after it: the new assignment starts anew."""
         self._rebalancing = True
         self._rereads.clear()
+        self._pending = []
 
     async def log_ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Each partition's end offset (last stable offset under read_committed), or nothing if the
@@ -366,18 +379,67 @@ class ProjectionConsumer:
             log.warning("consumer.log_ends_unavailable", error=repr(exc))
             return {}
 
-    async def load_offsets_retrying(self) -> dict[TopicPartition, int]:
-        """:meth:`load_offsets`, retried with backoff while the database is unavailable."""
+    async def _take_positions(self, assigned: Sequence[TopicPartition]) -> None:
+        """Floors and fetch positions of ``assigned`` from the offsets stored in PostgreSQL.
+
+        A stored offset beyond the partition's end means its log is not the one read before (the topic
+        was deleted and created again, or an unclean leader election cut it): every record would lie
+        below the floor and be dropped. Such a partition is read again from its beginning instead, with
+        an error logged, and its stored offset is set back to 0 (else ``GREATEST`` would keep the old
+        one, and a later start would skip the new log's records below it); the inbox refuses whatever
+        was applied before."""
+        stored = await self.load_offsets()
+        ends = await self.log_ends([tp for tp in assigned if tp in stored])
+        fresh = []
+        for tp in assigned:
+            offset = stored.get(tp)
+            if offset is not None and tp in ends and offset > ends[tp]:
+                log.error(
+                    "consumer.stored_offset_beyond_log_end",
+                    partition=f"{tp.topic}:{tp.partition}",
+                    stored_offset=offset,
+                    log_end=ends[tp],
+                    action="reading the partition again from its beginning",
+                )
+                await self.reset_stored_offset(tp, offset)
+                offset = None
+            self._floors[tp] = offset or 0
+            if offset is not None:
+                self.consumer.seek(tp, offset)
+            else:
+                fresh.append(tp)
+        if fresh:
+            await self.consumer.seek_to_beginning(*fresh)
+
+    async def reset_stored_offset(self, tp: TopicPartition, stored: int) -> None:
+        """Set a partition's stored offset back to 0, unless someone moved it since it read ``stored``."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_RESET_OFFSET, {"g": self.group_id, "t": tp.topic, "p": tp.partition, "o": stored})
+
+    async def _settle_pending(self, stop: asyncio.Event) -> None:
+        """Take the positions the assignment listener could not (PostgreSQL down or slow), retrying
+        with backoff, then resume the paused partitions. A newer assignment supersedes this one."""
         backoff = 0.2
-        while True:
+        while self._pending and not stop.is_set():
+            pending, assignment = self._pending, self._assignments
             try:
-                return await self.load_offsets()
+                await self._take_positions(pending)
             except Exception as exc:
+                if assignment != self._assignments:
+                    continue  # the partitions changed hands meanwhile: the new assignment decides
                 if not is_transient(exc):
                     raise
                 log.warning("consumer.offsets_unavailable", error=repr(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
+                continue
+            if assignment == self._assignments:
+                self.consumer.resume(*pending)
+                self._pending = []
+                self._rebalancing = False
+                self.joined = True
+                log.info("consumer.positions_taken", partitions=[f"{t.topic}:{t.partition}" for t in pending])
 
     async def load_offsets(self) -> dict[TopicPartition, int]:
         async with self.engine.connect() as conn:
@@ -577,40 +639,25 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         offsets until the seek below replaces them; floors (set first) and ``_contiguous`` deal with
         those. Floors of revoked partitions are kept: they are never above the stored offsets, so a poll
         fetched before the revocation and applied during the rebalance is still checked against them,
-        and a partition that comes back gets its floor from here again. Loading is retried with backoff
-        until it succeeds (PostgreSQL down: nothing could be applied anyway), so positions never stay
-        Kafka's advisory ones; the consumer has ``joined`` only once they are PostgreSQL's.
+        and a partition that comes back gets its floor from here again.
 
-        A stored offset beyond the partition's end means its log is not the one read before (the topic
-        was deleted and created again, or an unclean leader election cut it): every record would lie
-        below the floor and be dropped. Such a partition is read again from its beginning instead, with
-        an error logged; the inbox refuses whatever was applied before."""
+        aiokafka does not heartbeat while this runs, so it is kept within a third of the session
+        timeout: if PostgreSQL does not answer in time, the partitions are paused and the consume loop
+        takes their positions once it does (``_settle_pending``); positions never stay Kafka's advisory
+        ones, and the consumer has ``joined`` only once they are PostgreSQL's."""
+        owner = self.owner
+        owner._assignments += 1
+        owner._forget_lag(owner._lagging - set(assigned))  # defensive: revocation forgot them already
         try:
-            self.owner._forget_lag(self.owner._lagging - set(assigned))
-            stored = await self.owner.load_offsets_retrying()
-            ends = await self.owner.log_ends([tp for tp in assigned if tp in stored])
-            fresh = []
-            for tp in assigned:
-                offset = stored.get(tp)
-                if offset is not None and tp in ends and offset > ends[tp]:
-                    log.error(
-                        "consumer.stored_offset_beyond_log_end",
-                        partition=f"{tp.topic}:{tp.partition}",
-                        stored_offset=offset,
-                        log_end=ends[tp],
-                        action="reading the partition again from its beginning",
-                    )
-                    offset = None
-                self.owner._floors[tp] = offset or 0
-                if offset is not None:
-                    self.owner.consumer.seek(tp, offset)
-                else:
-                    fresh.append(tp)
-            if fresh:
-                await self.owner.consumer.seek_to_beginning(*fresh)
-            self.owner.joined = True
-        finally:
-            self.owner._rebalancing = False
+            await asyncio.wait_for(owner._take_positions(assigned), owner._listener_budget_s)
+        except Exception as exc:
+            log.warning("consumer.positions_deferred", error=repr(exc), partitions=len(assigned))
+            owner._pending = list(assigned)
+            owner.consumer.pause(*assigned)
+            owner.joined = False
+            return
+        owner._rebalancing = False
+        owner.joined = True
         log.info(
             "consumer.assigned",
             group=self.owner.group_id,

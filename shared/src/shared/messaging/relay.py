@@ -108,8 +108,8 @@ class OutboxRelay:
                 published = await self.publish_batch()
                 backoff = 0.5
                 if loop.time() >= next_purge:
+                    next_purge = loop.time() + self.purge_every_s  # a failing purge waits its turn too
                     purged = await self.purge()
-                    next_purge = loop.time() + self.purge_every_s
                     if purged:
                         log.info("relay.purged", rows=purged)
             except asyncio.CancelledError:
