@@ -395,3 +395,16 @@ async def test_settling_gives_up_at_once_when_the_consumer_is_stopped(monkeypatc
     stop.set()
     await asyncio.wait_for(settling, 1)  # a guard: a stopped consumer must not wait for the database
     assert consumer._pending == [TP] and not consumer.joined
+
+
+async def test_a_revocation_does_not_wait_beyond_its_budget_for_a_batch_stuck_on_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka does not heartbeat during the revocation listener: waiting there for a batch that retries
+    through an outage would get the member evicted."""
+    consumer, _ = bare_consumer(monkeypatch)
+    consumer._listener_budget_s = 0.05
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    async with consumer._processing:  # a batch in flight that does not finish
+        await asyncio.wait_for(listener.on_partitions_revoked([TP]), 2)  # a guard against waiting forever
+    assert consumer._rebalancing

@@ -628,7 +628,15 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         # Called before every new assignment (with nothing revoked before the first one).
         self.owner._rebalance_began()
         self.owner._forget_lag(revoked)  # the new owner reports them
-        # Wait for the batch in flight (it commits its own offsets); never held around getmany.
+        # Let the batch in flight commit (its offsets too) before the partitions move — but for a third of
+        # the session timeout at most: aiokafka does not heartbeat meanwhile, and a batch retrying through
+        # a database outage would get this member evicted, again and again. A batch that commits after
+        # its partitions moved is still applied at most once: the inbox refuses what the new owner applied
+        # first (or makes it wait for this commit), and stored offsets only go up. Never held around getmany.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._batch_done(), self.owner._listener_budget_s)
+
+    async def _batch_done(self) -> None:
         async with self.owner._processing:
             pass
 
