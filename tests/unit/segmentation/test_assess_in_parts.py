@@ -8,6 +8,7 @@ tests/integration/segmentation/test_projector_chunks.py and the sweep tests)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -64,6 +65,19 @@ def segment_writes(driver: RecordingDriver) -> list[list[str]]:
     return [ids for table, ids in driver.statements if table == "customer_segments"]
 
 
+async def in_parts_of_two(records: list[CustomerRecord], trigger_of: Callable[[CustomerRecord], Trigger]) -> Any:
+    """``assess_in_parts`` over ``records`` in parts of two (its connection is the recording driver's)."""
+    return await assess_in_parts(
+        None,  # type: ignore[arg-type]
+        ASSESSOR,
+        records,
+        Calibration.provisional(POLICY),
+        NOW,
+        trigger_of,
+        part=2,
+    )
+
+
 @pytest.fixture
 def driver(monkeypatch: pytest.MonkeyPatch) -> RecordingDriver:
     fake = RecordingDriver()
@@ -83,15 +97,7 @@ async def test_customers_are_written_part_by_part_in_assessment_order(driver: Re
         triggers.append(record.customer_id)
         return Trigger(f"event of {record.customer_id}", f"corr-{record.customer_id}")
 
-    messages = await assess_in_parts(
-        None,  # type: ignore[arg-type]
-        ASSESSOR,
-        records,
-        Calibration.provisional(POLICY),
-        NOW,
-        trigger_of,
-        part=2,
-    )
+    messages = await in_parts_of_two(records, trigger_of)
 
     ids = [r.customer_id for r in records]
     assert triggers == ids
@@ -116,15 +122,7 @@ async def test_a_part_that_fails_to_write_stops_the_loop_and_surfaces(driver: Re
         return Trigger("test", "corr")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        await assess_in_parts(
-            None,  # type: ignore[arg-type]
-            ASSESSOR,
-            records,
-            Calibration.provisional(POLICY),
-            NOW,
-            trigger_of,
-            part=2,
-        )
+        await in_parts_of_two(records, trigger_of)
 
     # The failure surfaced when the third part was handed over: no fourth part was assessed or sent.
     assert segment_writes(driver) == [["c-0", "c-1"], ["c-2", "c-3"]]
@@ -141,15 +139,7 @@ async def test_an_assessment_that_fails_lets_the_part_in_flight_end(driver: Reco
         return Trigger("test", "corr")
 
     with pytest.raises(ValueError, match="broken trigger"):
-        await assess_in_parts(
-            None,  # type: ignore[arg-type]
-            ASSESSOR,
-            records,
-            Calibration.provisional(POLICY),
-            NOW,
-            trigger_of,
-            part=2,
-        )
+        await in_parts_of_two(records, trigger_of)
 
     assert segment_writes(driver) == [["c-0", "c-1"]]
     assert driver.running == 0  # the first part's writes ended before the error left the loop
