@@ -7,7 +7,8 @@ to whichever conftest module pytest loaded first when several test directories r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,7 +16,8 @@ from sqlalchemy import text
 
 from segmentation.bootstrap import FixedClock, build_projection
 from segmentation.config import SegmentationSettings
-from shared.events.envelope import Envelope, EventPayload
+from shared.events import customers, orders
+from shared.events.envelope import Envelope, EventPayload, Money
 from shared.events.registry import parse_envelope
 from shared.messaging.outbox import write_outbox
 from shared.runtime import Container
@@ -61,3 +63,27 @@ class Segmentation:
     async def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         async with self.container.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+
+
+def placed(customer_id: str, order_id: str, amount: int | str, at: datetime) -> Envelope:
+    money = Money(amount=Decimal(amount))
+    return wrap(
+        orders.OrderPlaced(
+            order_id=order_id,
+            customer_id=customer_id,
+            lines=[orders.OrderLine(sku="S", quantity=1, unit_price=money)],
+            total=money,
+            placed_at=at,
+            due_date=(at + timedelta(days=30)).date(),
+            payment_days=30,
+        ),
+        customer_id,
+        at,
+    )
+
+
+def registered(customer_id: str, region: str = "East") -> Envelope:
+    return wrap(
+        customers.CustomerRegistered(customer_id=customer_id, company_name=f"Co {customer_id}", region=region),
+        customer_id,
+    )

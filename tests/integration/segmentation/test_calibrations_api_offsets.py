@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
-from engine_harness import T0, Segmentation, wrap
+from engine_harness import T0, Segmentation, placed, registered
 from sqlalchemy import text
-
-from shared.events import customers, orders
-from shared.events.envelope import Money
 
 pytestmark = pytest.mark.integration
 
@@ -33,28 +29,10 @@ async def write(seg: Segmentation, sql: str, **params: object) -> None:
 
 
 async def three_customers(seg: Segmentation) -> None:
-    events = []
-    for i in range(1, 4):
-        cid = f"c-{i}"
-        money = Money(amount=Decimal(100 * i))
-        at = T0 - timedelta(days=5)
-        events += [
-            wrap(customers.CustomerRegistered(customer_id=cid, company_name=f"Co {cid}", region="East"), cid),
-            wrap(
-                orders.OrderPlaced(
-                    order_id=f"{cid}-o1",
-                    customer_id=cid,
-                    lines=[orders.OrderLine(sku="S", quantity=1, unit_price=money)],
-                    total=money,
-                    placed_at=at,
-                    due_date=(at + timedelta(days=30)).date(),
-                    payment_days=30,
-                ),
-                cid,
-                at,
-            ),
-        ]
-    await seg.feed(*events)
+    at = T0 - timedelta(days=5)
+    await seg.feed(
+        *(e for i in range(1, 4) for e in (registered(f"c-{i}"), placed(f"c-{i}", f"c-{i}-o1", 100 * i, at)))
+    )
 
 
 async def test_a_calibration_shows_the_offsets_it_was_measured_at_and_older_ones_show_null(

@@ -3,43 +3,19 @@ recalibration, frozen cut points, the sweep, churn alerts and their handling, th
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from engine_harness import T0, Segmentation, wrap
+from engine_harness import T0, Segmentation, placed, registered, wrap
 
 from segmentation.application.recalibration import recalibrate, recalibration_due
 from segmentation.application.sweep import sweep
-from shared.events import customers, feedback, orders
-from shared.events.envelope import Envelope, Money
+from shared.events import feedback, orders
+from shared.events.envelope import Money
 from shared.events.vocabulary import OverdueBucket
 
 pytestmark = pytest.mark.integration
-
-
-def placed(customer_id: str, order_id: str, amount: int | str, at: datetime) -> Envelope:
-    money = Money(amount=Decimal(amount))
-    return wrap(
-        orders.OrderPlaced(
-            order_id=order_id,
-            customer_id=customer_id,
-            lines=[orders.OrderLine(sku="S", quantity=1, unit_price=money)],
-            total=money,
-            placed_at=at,
-            due_date=(at + timedelta(days=30)).date(),
-            payment_days=30,
-        ),
-        customer_id,
-        at,
-    )
-
-
-def registered(customer_id: str, region: str = "East") -> Envelope:
-    return wrap(
-        customers.CustomerRegistered(customer_id=customer_id, company_name=f"Co {customer_id}", region=region),
-        customer_id,
-    )
 
 
 async def twenty_customers(seg: Segmentation) -> None:

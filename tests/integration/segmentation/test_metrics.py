@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from engine_harness import T0, Segmentation, wrap
+from engine_harness import T0, Segmentation, placed, wrap
 from prometheus_client import REGISTRY
 
 from segmentation.application.sweep import sweep
@@ -27,20 +27,7 @@ def at_risk_history(cid: str) -> list[Envelope]:
     churn score 15 as of T0 (the survey), 60 (high: an alert) as of T0 + 45 days."""
     start = T0 - timedelta(days=40)
     events = [wrap(customers.CustomerRegistered(customer_id=cid, company_name="Co", region="East"), cid, start)]
-    for n in range(4):
-        at = start + timedelta(days=10 * n)
-        money = Money(amount=Decimal(500))
-        line = orders.OrderLine(sku="S", quantity=1, unit_price=money)
-        placed = orders.OrderPlaced(
-            order_id=f"{cid}-o{n}",
-            customer_id=cid,
-            lines=[line],
-            total=money,
-            placed_at=at,
-            due_date=(at + timedelta(days=30)).date(),
-            payment_days=30,
-        )
-        events.append(wrap(placed, cid, at))
+    events += [placed(cid, f"{cid}-o{n}", 500, start + timedelta(days=10 * n)) for n in range(4)]
     events.append(wrap(feedback.SurveyAnswered(survey_id=f"{cid}-s", customer_id=cid, nps=3), cid, start))
     complaint = feedback.ComplaintFiled(
         complaint_id=f"{cid}-k",

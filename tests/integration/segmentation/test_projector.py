@@ -8,8 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from engine_harness import T0, Segmentation
-from test_engine import placed, registered
+from engine_harness import T0, Segmentation, placed, registered
 
 from segmentation.bootstrap import build_projection
 

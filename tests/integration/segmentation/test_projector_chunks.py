@@ -7,30 +7,17 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from engine_harness import T0, Segmentation, wrap
+from engine_harness import T0, Segmentation, placed, registered
 
 import segmentation.application.projector as projector_module
 import segmentation.projections.store as store
-from shared.events import customers, orders
-from shared.events.envelope import Envelope, Money
+from shared.events.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 
 
 def customer_with_an_order(cid: str, amount: int) -> list[Envelope]:
-    at = T0 - timedelta(days=1)
-    money = Money(amount=Decimal(amount))
-    placed = orders.OrderPlaced(
-        order_id=f"{cid}-o1",
-        customer_id=cid,
-        lines=[orders.OrderLine(sku="S", quantity=1, unit_price=money)],
-        total=money,
-        placed_at=at,
-        due_date=(at + timedelta(days=30)).date(),
-        payment_days=30,
-    )
-    registered = customers.CustomerRegistered(customer_id=cid, company_name=f"Co {cid}", region="East")
-    return [wrap(registered, cid), wrap(placed, cid)]
+    return [registered(cid), placed(cid, f"{cid}-o1", amount, T0 - timedelta(days=1))]
 
 
 async def test_every_chunk_of_a_poll_is_written_and_history_follows_the_assessment_order(
