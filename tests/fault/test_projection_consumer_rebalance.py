@@ -21,11 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db.engine import create_engine
-from shared.events import customers
 from shared.events.envelope import Envelope
 from shared.messaging.consumer import ProjectionConsumer
 from shared.messaging.kafka import ensure_topics
 from shared.messaging.outbox import OutboxMessage
+from shared.testing.events import customer_registered
 from shared.testing.kafka import produce
 
 pytestmark = pytest.mark.fault
@@ -106,18 +106,6 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
-def registered(customer_id: str) -> Envelope:
-    return Envelope.wrap(
-        customers.CustomerRegistered(customer_id=customer_id, company_name="Acme", region="East"),
-        producer="test",
-        aggregate_type="customer",
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id=customer_id,
-    )
-
-
 @contextlib.asynccontextmanager
 async def streaming(bootstrap: str, topic: str) -> AsyncIterator[list[str]]:
     """Produce events in chunks (keys spread over all partitions) until the block ends; yields their ids."""
@@ -126,7 +114,7 @@ async def streaming(bootstrap: str, topic: str) -> AsyncIterator[list[str]]:
 
     async def stream() -> None:
         while not done.is_set():
-            events = [registered(f"c-{uuid.uuid4().hex[:8]}") for _ in range(CHUNK)]
+            events = [customer_registered(f"c-{uuid.uuid4().hex[:8]}") for _ in range(CHUNK)]
             await produce(bootstrap, topic, [(e.customer_id.encode(), e.to_json()) for e in events])
             ids.extend(str(e.event_id) for e in events)
             await asyncio.sleep(0.05)

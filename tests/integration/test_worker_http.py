@@ -27,11 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from customers.config import CustomersSettings
 from shared.db.engine import create_engine
-from shared.events import customers
-from shared.events.envelope import Envelope
 from shared.events.topics import Topics
 from shared.messaging.outbox import OutboxMessage, write_outbox
 from shared.serving import StartupError, listen
+from shared.testing.events import customer_registered
 
 pytestmark = pytest.mark.integration
 
@@ -126,18 +125,6 @@ def samples(text: str, name: str, **labels: str) -> list[float]:
     ]
 
 
-def registered(customer_id: str) -> Envelope:
-    return Envelope.wrap(
-        customers.CustomerRegistered(customer_id=customer_id, company_name="Acme", region="East"),
-        producer="customers",
-        aggregate_type="customer",
-        aggregate_id=customer_id,
-        aggregate_version=1,
-        customer_id=customer_id,
-        correlation_id=f"corr-{customer_id}",
-    )
-
-
 @pytest.fixture
 def roles() -> Iterator[list[Role]]:
     started: list[Role] = []
@@ -180,7 +167,10 @@ async def test_a_relay_and_a_consumer_report_health_and_metrics_and_stop_cleanly
     engine = create_engine(customers_db)
     try:
         async with engine.begin() as conn:
-            messages = [OutboxMessage.from_envelope(registered(c), topics.customers) for c in CUSTOMERS]
+            messages = [
+                OutboxMessage.from_envelope(customer_registered(c, producer="customers"), topics.customers)
+                for c in CUSTOMERS
+            ]
             await write_outbox(conn, messages)
     finally:
         await engine.dispose()

@@ -17,9 +17,8 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
 import shared.messaging.consumer as consumer_module
-from shared.events import customers
-from shared.events.envelope import Envelope
 from shared.messaging.consumer import ProjectionConsumer
+from shared.testing.events import customer_registered
 
 pytestmark = pytest.mark.unit
 
@@ -28,17 +27,7 @@ TP = TopicPartition(TOPIC, 0)
 
 
 def value(offset: int) -> bytes:
-    cid = f"c-{offset}"
-    payload = customers.CustomerRegistered(customer_id=cid, company_name="Acme", region="East")
-    return Envelope.wrap(
-        payload,
-        producer="test",
-        aggregate_type="customer",
-        aggregate_id=cid,
-        aggregate_version=1,
-        customer_id=cid,
-        correlation_id=cid,
-    ).to_json()
+    return customer_registered(f"c-{offset}").to_json()
 
 
 class FakeKafka:

@@ -1,0 +1,20 @@
+"""Contract events for tests that need *some* valid event of a customer, not a particular history."""
+
+from __future__ import annotations
+
+from shared.events import customers
+from shared.events.envelope import Envelope
+
+
+def customer_registered(customer_id: str, *, producer: str = "test") -> Envelope:
+    """A valid ``CustomerRegistered`` of ``customer_id`` (company "Acme", region "East"), as its own stream's
+    first event, correlated by the customer id."""
+    return Envelope.wrap(
+        customers.CustomerRegistered(customer_id=customer_id, company_name="Acme", region="East"),
+        producer=producer,
+        aggregate_type="customer",
+        aggregate_id=customer_id,
+        aggregate_version=1,
+        customer_id=customer_id,
+        correlation_id=customer_id,
+    )
