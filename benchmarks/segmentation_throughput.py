@@ -10,7 +10,10 @@ three ways from the earliest offset, each until every event was seen:
 1. ``raw``      — aiokafka ``getmany`` only (the ceiling: bytes off the wire);
 2. ``decode``   — raw + ``parse_envelope`` of every record (the contract validation every consumer pays);
 3. ``project``  — the real ``ProjectionConsumer`` + ``SegmentProjector`` into a fresh, migrated
-   database: inbox dedupe, facts, grading, history, outbox and offsets in one transaction per poll.
+   database: inbox dedupe, facts, grading, history, outbox and offsets in one transaction per poll;
+4. with ``--processes K``: the same again into a second fresh database by K ``python -m segmentation
+   consume`` processes in one consumer group (the production role, scaled out by partitions), timed from
+   the first committed poll to the last, so interpreter start-up and the group join are not counted.
 
 Prints events/s for each and the ratio project / raw. Creates its own topics and database and drops the
 database at the end (topics stay; they are namespaced ``bench<random>.``).
@@ -23,19 +26,24 @@ import asyncio
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from segmentation.__main__ import DEFINITION
 from segmentation.bootstrap import build_projection
 from segmentation.config import SegmentationSettings
-from shared.db.engine import ensure_database, to_asyncpg_url, to_libpq_url
+from shared.db.engine import create_engine, ensure_database, to_asyncpg_url, to_libpq_url
 from shared.db.migrations import upgrade
 from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope, EventPayload, Money
@@ -45,6 +53,7 @@ from shared.messaging.consumer import ProjectionConsumer
 from shared.messaging.kafka import ensure_topics
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def envelope(payload: EventPayload, customer_id: str, at: datetime) -> Envelope:
@@ -177,6 +186,80 @@ async def project_all(bootstrap: str, database_url: str, names: Topics, total: i
         await container.close()
 
 
+async def stored_offsets_total(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets")) or 0)
+
+
+async def project_in_processes(
+    bootstrap: str, database_url: str, names: Topics, partitions: int, total: int, batch: int, processes: int
+) -> float:
+    """Events/s of ``processes`` consumer processes in one group, counted from their first committed poll."""
+    env = {
+        **os.environ,
+        "SEGMENTATION_DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "TIERSTREAM_TOPIC_NAMESPACE": names.namespace,
+        "TIERSTREAM_TOPIC_PARTITIONS": str(partitions),
+        "SEGMENTATION_CONSUMER_BATCH_SIZE": str(batch),
+        "TIERSTREAM_ENV": "development",
+        "LOG_LEVEL": "WARNING",
+    }
+    children = start_consumers(env, processes)
+    engine = create_engine(database_url)
+    try:
+        first_done = 0
+        first_at = 0.0
+        while True:
+            done = await stored_offsets_total(engine)
+            now = time.perf_counter()
+            if done and not first_at:
+                first_done, first_at = done, now
+            if done >= total:
+                return (total - first_done) / (now - first_at)
+            if any(child.poll() is not None for child in children):
+                raise RuntimeError("a consumer process exited early (its stderr is above)")
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
+        stop_consumers(children)
+
+
+def start_consumers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "segmentation", "consume"]
+    return [
+        subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(count)
+    ]
+
+
+def stop_consumers(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM by PID, SIGKILL whatever has not ended 30 s later."""
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+async def fresh_database(server_url: str) -> str:
+    url = to_asyncpg_url(server_url).rsplit("/", 1)[0] + f"/bench_seg_{uuid.uuid4().hex[:8]}"
+    await ensure_database(url)
+    await upgrade(DEFINITION.migrations, url)
+    return url
+
+
+async def drop(server_url: str, url: str) -> None:
+    admin = await asyncpg.connect(to_libpq_url(server_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
@@ -188,6 +271,12 @@ async def main() -> None:
         default=SegmentationSettings.model_fields["consumer_batch_size"].default,
         help="records per poll / transaction (default: the service's SEGMENTATION_CONSUMER_BATCH_SIZE default)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also project with K `python -m segmentation consume` processes in one group (default: 0, skip)",
+    )
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     parser.add_argument(
         "--database-url",
@@ -195,22 +284,22 @@ async def main() -> None:
     )
     args = parser.parse_args()
     names = Topics(f"bench{uuid.uuid4().hex[:8]}.")
-    url = to_asyncpg_url(args.database_url).rsplit("/", 1)[0] + f"/bench_seg_{uuid.uuid4().hex[:8]}"
     print(f"workload: {args.events} events, {args.customers} customers, {args.partitions} partitions …")
     records = workload(args.events, args.customers)
     await prefill(args.bootstrap, names, records, args.partitions)
-    await ensure_database(url)
-    await upgrade(DEFINITION.migrations, url)
+    databases = [await fresh_database(args.database_url)]
     try:
         raw = await read_all(args.bootstrap, names, args.partitions, len(records), decode=False)
         decode = await read_all(args.bootstrap, names, args.partitions, len(records), decode=True)
-        project = await project_all(args.bootstrap, url, names, len(records), args.batch)
+        project = await project_all(args.bootstrap, databases[0], names, len(records), args.batch)
+        if args.processes:
+            databases.append(await fresh_database(args.database_url))
+            in_processes = await project_in_processes(
+                args.bootstrap, databases[1], names, args.partitions, len(records), args.batch, args.processes
+            )
     finally:
-        admin = await asyncpg.connect(to_libpq_url(args.database_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        for url in databases:
+            await drop(args.database_url, url)
     n = len(records)
     result = {
         "events": n,
@@ -222,6 +311,9 @@ async def main() -> None:
         "project_vs_raw": round(raw / project, 3),
         "project_vs_decode": round(decode / project, 3),
     }
+    if args.processes:
+        result[f"project_{args.processes}_processes_events_per_s"] = round(in_processes)
+        result[f"project_{args.processes}_processes_vs_raw"] = round(in_processes * raw / n, 3)
     for key, value in result.items():
         print(f"{key:>22}: {value}")
     print(json.dumps(result))
