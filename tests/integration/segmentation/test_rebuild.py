@@ -203,8 +203,9 @@ async def test_a_rebuild_reproduces_the_live_tables_and_alerts_with_the_recorded
     customers = first.tables[3].live_rows
     assert first.alerts_not_compared == {
         "in_hysteresis_band": customers - standing.live_rows,
-        "handled_by_an_operator": 0,
+        "operator_action_not_replayed": 0,
     }
+    assert first.operator_actions_replayed == 0
     assert standing.live_rows >= len(alerts)  # every live alert is high-band here, so compared
 
     second = await live.rebuild("rebuild_b", keep=False)
@@ -212,20 +213,25 @@ async def test_a_rebuild_reproduces_the_live_tables_and_alerts_with_the_recorded
     assert [t.rebuilt_checksum for t in second.tables] == [t.rebuilt_checksum for t in first.tables]
 
 
-async def test_a_corrupted_live_alert_is_reported_with_its_customer_and_an_operator_handled_one_is_left_out(
-    live: Live,
-) -> None:
-    (handled_id, handled_customer, _), (corrupted_id, corrupted_customer, score) = (await live_alerts(live))[:2]
+async def act(live: Live, alert_id: str, action: AlertAction, **options: object) -> None:
     await handle_alert_command(
         live.container.engine,
         topic=live.topics.segmentation,
         bands=live.container.parts["policy"].churn.bands,
-        alert_id=handled_id,
-        action=AlertAction.ACKNOWLEDGE,
+        alert_id=alert_id,
+        action=action,
         now=live.clock(),
         actor="tester",
         correlation_id="corr-test",
+        **options,  # type: ignore[arg-type]
     )
+
+
+async def test_a_corrupted_live_alert_is_reported_with_its_customer_and_an_acknowledged_one_is_compared(
+    live: Live,
+) -> None:
+    (handled_id, handled_customer, _), (corrupted_id, corrupted_customer, score) = (await live_alerts(live))[:2]
+    await act(live, handled_id, AlertAction.ACKNOWLEDGE)
     async with live.container.engine.begin() as conn:
         await conn.execute(
             text("UPDATE churn_alerts SET last_score = :s WHERE alert_id = :a"), {"s": score - 1, "a": corrupted_id}
@@ -236,8 +242,123 @@ async def test_a_corrupted_live_alert_is_reported_with_its_customer_and_an_opera
     assert differences(report) == [
         (ALERT_STANDING, report.tables[-1].live_rows, report.tables[-1].live_rows, [corrupted_customer])
     ]
-    assert report.alerts_not_compared["handled_by_an_operator"] == 1
+    assert report.operator_actions_replayed == 1
+    assert report.alerts_not_compared["operator_action_not_replayed"] == 0
     assert handled_customer != corrupted_customer
+
+
+async def test_operator_actions_are_replayed_at_their_offsets_and_those_that_cannot_be_are_counted(
+    live: Live,
+) -> None:
+    """Acknowledge, snooze and close (after which no alert is raised until the score recovers) are applied
+    again where they were taken, so the alert standing is compared for their customers too: a rebuilt
+    alert left open where the live one is snoozed is a difference. An action recorded without offsets
+    (before migration 0006), or whose point precedes the customer's alert, is not applied; that customer is
+    counted and left out."""
+    alerts = await live_alerts(live)
+    assert len(alerts) >= 3, "the history must raise enough churn alerts"
+    (snoozed, snoozed_customer, _), (closed, closed_customer, _), (unplaced, _, _) = alerts[:3]
+    await act(live, snoozed, AlertAction.ACKNOWLEDGE)
+    await act(live, snoozed, AlertAction.SNOOZE, until=live.clock() + timedelta(days=30))
+    await act(live, closed, AlertAction.ACKNOWLEDGE)
+    await act(live, closed, AlertAction.CLOSE, reason="called the buyer")
+    await act(live, unplaced, AlertAction.ACKNOWLEDGE)
+    await act(live, unplaced, AlertAction.SNOOZE, until=live.clock() + timedelta(days=30))
+    async with live.container.engine.begin() as conn:
+        # as recorded before migration 0006, and one placed before any of the customer's events
+        await conn.execute(
+            text("UPDATE alert_log SET consumer_offsets = NULL WHERE alert_id = :a AND action = 'acknowledged'"),
+            {"a": unplaced},
+        )
+        await conn.execute(
+            text("UPDATE alert_log SET consumer_offsets = '[]' WHERE alert_id = :a AND action = 'snoozed'"),
+            {"a": unplaced},
+        )
+        states = dict((await conn.execute(text("SELECT alert_id, state FROM churn_alerts"))).all())
+    assert [states[a] for a in (snoozed, closed, unplaced)] == ["snoozed", "closed", "snoozed"]
+
+    report = await live.rebuild("rebuild_d")
+    assert report.identical, differences(report)
+    assert report.operator_actions_replayed == 4  # not the two of `unplaced`
+    assert report.alerts_not_compared["operator_action_not_replayed"] == 1
+    async with live.container.engine.connect() as conn:
+        rebuilt = dict(
+            (
+                await conn.execute(
+                    text("SELECT customer_id, state FROM rebuild_d.churn_alerts WHERE customer_id = ANY(:c)"),
+                    {"c": [snoozed_customer, closed_customer]},
+                )
+            ).all()
+        )
+        logged = await conn.scalar(text("SELECT count(*) FROM rebuild_d.alert_log WHERE actor = 'tester'"))
+    assert rebuilt == {snoozed_customer: "snoozed", closed_customer: "closed"}
+    assert logged == 4
+
+    # The snooze undone on the live side only: the same rebuild now reports that customer.
+    async with live.container.engine.begin() as conn:
+        await conn.execute(text("UPDATE churn_alerts SET state = 'open' WHERE alert_id = :a"), {"a": snoozed})
+    undone = await live.rebuild("rebuild_e", keep=False)
+    assert [t[3] for t in differences(undone)] == [[snoozed_customer]]
+
+
+async def test_an_operator_action_is_replayed_before_the_events_that_came_after_it(live: Live) -> None:
+    """Acknowledged, then the customer recovers (a large order and a promoter's survey): live, the acknowledged
+    alert is closed by the recovery. The rebuild must acknowledge at the recorded point, before those
+    events; applied later, there would be no alert left to acknowledge."""
+    alert_id, customer_id, _ = (await live_alerts(live))[0]
+    await act(live, alert_id, AlertAction.ACKNOWLEDGE)
+    at = live.clock()
+    amount = Money(amount=Decimal(90_000))
+    recovery = {
+        "customers": [],
+        "orders": [
+            (
+                customer_id.encode(),
+                wrap(
+                    orders.OrderPlaced(
+                        order_id=f"{customer_id}-big",
+                        customer_id=customer_id,
+                        lines=[orders.OrderLine(sku="S", quantity=1, unit_price=amount)],
+                        total=amount,
+                        placed_at=at,
+                        due_date=(at + timedelta(days=30)).date(),
+                        payment_days=30,
+                    ),
+                    customer_id,
+                    at,
+                ).to_json(),
+            )
+        ],
+        "feedback": [
+            (
+                customer_id.encode(),
+                wrap(
+                    feedback.SurveyAnswered(survey_id=f"{customer_id}-s2", customer_id=customer_id, nps=10, csat=5),
+                    customer_id,
+                    at,
+                ).to_json(),
+            )
+        ],
+    }
+    total = live.total + await publish(live.kafka_bootstrap, live.topics, recovery)
+    consumer = ProjectionConsumer(
+        live.container.engine,
+        build_projection(live.container),
+        bootstrap_servers=live.kafka_bootstrap,
+        group_id=live.group,
+        topics=[live.topics.customers, live.topics.orders, live.topics.feedback],
+        deadletter_topic=live.topics.deadletter,
+    )
+    await consume_until(consumer, live.container.engine, total)
+    await sweep(live.container.engine, live.container.parts["assessor"], now=live.clock())
+    async with live.container.engine.connect() as conn:
+        state = await conn.scalar(text("SELECT state FROM churn_alerts WHERE alert_id = :a"), {"a": alert_id})
+    assert state == "closed"
+
+    report = await live.rebuild("rebuild_f", keep=False)
+    assert report.identical, differences(report)
+    assert report.operator_actions_replayed == 1
+    assert report.alerts_not_compared["operator_action_not_replayed"] == 0
 
 
 async def test_recalibrations_while_the_consumer_runs_record_the_offsets_they_graded_and_replay_exactly(

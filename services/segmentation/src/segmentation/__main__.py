@@ -102,6 +102,7 @@ async def _rebuild(clock: datetime, keep: bool) -> dict[str, object]:
         "calibrations_applied": report.calibrations_applied,
         "tables": [{**t.__dict__, "equal": t.equal} for t in report.tables],
         "alerts_not_compared": report.alerts_not_compared,
+        "operator_actions_replayed": report.operator_actions_replayed,
     }
 
 

@@ -7,9 +7,10 @@
    recorded calibrations;
 3. replay the three input topics from the earliest offset through the *same* consumer code
    (``ProjectionConsumer.process_records``: validation, inbox dedupe, projector, offsets) into that
-   schema, with a fixed clock — phase by phase: up to the offsets each recorded calibration saw, then
-   that calibration is applied with its recorded cut points and breakpoints, and so on up to the live
-   offsets;
+   schema, with a fixed clock — phase by phase: up to the offsets each recorded decision saw, then that
+   decision is applied — a calibration with its recorded cut points and breakpoints, an operator's
+   acknowledge / snooze / close of a churn alert as it was recorded in ``alert_log`` — and so on up to
+   the live offsets;
 4. run one sweep at the fixed clock, and compare per-table checksums with the live tables.
 
 What is compared: the facts (``customer_orders``, ``customer_complaints``, ``customer_surveys``) and
@@ -29,8 +30,10 @@ let the engine see. What the events and the clock do decide: a score at or above
 has a live open alert, one below the clear threshold has none. So the comparison covers every customer
 except (a) those whose score lies in the hysteresis band between the two (there a live alert exists
 only if some earlier assessment saw the score high — path-dependent) and (b) those whose current alert
-an operator has acted on (``alert_log`` rows with an actor: acknowledge / snooze / close are decisions a
-replay of the topics cannot make). Both are counted in the report, never silently dropped.
+an operator acted on where the rebuild could not do the same: the action was recorded before its
+offsets were (migration 0006), or at its point the rebuilt customer had no live alert in the state the
+action was taken from (the alert itself was path-dependent). Both are counted in the report, never
+silently dropped; replayed operator actions are counted too.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from segmentation.application.alerts import replay_alert_action
 from segmentation.application.assessment import Assessor
 from segmentation.application.projector import SegmentProjector
 from segmentation.application.recalibration import regrade_all
@@ -108,6 +112,8 @@ class RebuildReport:
     tables: list[TableComparison]
     #: customers whose alerts were left out of the comparison, by reason (see the module docstring)
     alerts_not_compared: dict[str, int] = field(default_factory=dict)
+    #: operator actions on churn alerts applied again at their recorded offsets
+    operator_actions_replayed: int = 0
 
     @property
     def identical(self) -> bool:
@@ -147,6 +153,12 @@ async def rebuild(
                 "where the live projection stands, which is nowhere yet",
             )
         recorded = [dict(r._mapping) for r in await conn.execute(text("SELECT * FROM calibrations ORDER BY id"))]
+        actions = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                text("SELECT * FROM alert_log WHERE actor IS NOT NULL AND consumer_offsets IS NOT NULL ORDER BY id")
+            )
+        ]
     fresh = create_async_engine(
         to_asyncpg_url(database_url), connect_args={"server_settings": {"search_path": f"{schema},public"}}
     )
@@ -167,11 +179,14 @@ async def rebuild(
         reader = _Reader(bootstrap_servers, list(targets))
         await reader.start()
         replayed = 0
+        replayed_actions: list[int] = []
         try:
-            for index, row in enumerate(recorded):
-                replayed += await reader.replay_until(_offsets_seen(row, group_id, targets), replayer, batch_size)
-                first = index == 0 or recorded[index - 1]["population"] == 0  # as recalibrate() decides
-                await _apply_recorded_calibration(fresh, assessor, row, first=first)
+            for point in _decision_points(recorded, actions, group_id, targets):
+                replayed += await reader.replay_until(point.offsets, replayer, batch_size)
+                if point.calibration is not None:
+                    await _apply_recorded_calibration(fresh, assessor, point.calibration, first=point.first)
+                elif await _replay_action(fresh, assessor, point.action):
+                    replayed_actions.append(point.action["id"])
             replayed += await reader.replay_until(targets, replayer, batch_size)
         finally:
             await reader.stop()
@@ -180,32 +195,75 @@ async def rebuild(
         async with live.connect() as conn:
             tables = [await _compare_table(conn, schema, table) for table in COMPARED]
         async with live.begin() as conn:
-            alerts, not_compared = await _compare_alerts(conn, schema, assessor)
+            alerts, not_compared = await _compare_alerts(conn, schema, assessor, replayed_actions)
         tables.append(alerts)
     finally:
         await fresh.dispose()
     if not keep:
         async with live.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    report = RebuildReport(schema, clock, replayed, len(recorded), tables, not_compared)
+    report = RebuildReport(schema, clock, replayed, len(recorded), tables, not_compared, len(replayed_actions))
     log.info(
         "segmentation.rebuilt",
         schema=schema,
         events=replayed,
         identical=report.identical,
         alerts_not_compared=not_compared,
+        operator_actions_replayed=len(replayed_actions),
     )
     return report
 
 
-def _offsets_seen(row: dict[str, Any], group_id: str, live: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-    """Where the live consumer stood when the calibration was recorded, for every partition replayed.
+@dataclass(frozen=True)
+class _DecisionPoint:
+    """A recorded decision that is not a function of the events, and where the input streams stood when it
+    was taken: a calibration (``first``: the first with a population, graded without hysteresis) or an
+    operator's action on a churn alert (its ``alert_log`` row)."""
+
+    offsets: dict[TopicPartition, int]
+    calibration: dict[str, Any] | None = None
+    first: bool = False
+    action: dict[str, Any] = field(default_factory=dict)
+
+
+def _decision_points(
+    calibrations: list[dict[str, Any]], actions: list[dict[str, Any]], group_id: str, live: dict[TopicPartition, int]
+) -> list[_DecisionPoint]:
+    """Calibrations and operator actions in the order they were taken.
+
+    Stored offsets only go up, so of two decisions the later one saw at least the offsets of the earlier
+    one on every partition: the order by the sum of offsets is the order they were taken in. Decisions
+    with no event between them are ordered by the service clock (a calibration's ``effective_at``, an
+    action's ``at``), a calibration first at the same instant."""
+    points: list[tuple[tuple[int, datetime, int, int], _DecisionPoint]] = []
+    for index, row in enumerate(calibrations):
+        first = index == 0 or calibrations[index - 1]["population"] == 0  # as recalibrate() decides
+        offsets = _offsets_seen(row["consumer_offsets"], group_id, live)
+        key = (sum(offsets.values()), row["effective_at"], 0, row["id"])
+        points.append((key, _DecisionPoint(offsets, calibration=row, first=first)))
+    for row in actions:
+        offsets = _offsets_seen(row["consumer_offsets"], group_id, live)
+        points.append(((sum(offsets.values()), row["at"], 1, row["id"]), _DecisionPoint(offsets, action=row)))
+    return [point for _, point in sorted(points, key=lambda p: p[0])]
+
+
+async def _replay_action(db: AsyncEngine, assessor: Assessor, logged: dict[str, Any]) -> bool:
+    async with db.begin() as conn:
+        return await replay_alert_action(
+            conn, topic="rebuild.discarded", bands=assessor.policy.churn.bands, logged=logged
+        )
+
+
+def _offsets_seen(
+    recorded: list[dict[str, Any]], group_id: str, live: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Where the live consumer stood when a decision was recorded, for every partition replayed.
 
     A partition without a stored offset then had not been read at all: its limit is 0, not "whatever the
     replay has fetched so far" (which applied records the live calibration had not seen)."""
     seen = {
         TopicPartition(o["topic"], o["partition"]): o["next_offset"]
-        for o in row["consumer_offsets"]
+        for o in recorded
         if o.get("consumer_group", group_id) == group_id
     }
     return {tp: seen.get(tp, 0) for tp in live.keys() | seen.keys()}
@@ -338,12 +396,15 @@ async def _compare(
 ALERT_STANDING = "churn_alerts (standing)"
 
 
-async def _compare_alerts(conn: Any, schema: str, assessor: Assessor) -> tuple[TableComparison, dict[str, int]]:
+async def _compare_alerts(
+    conn: Any, schema: str, assessor: Assessor, replayed_actions: list[int]
+) -> tuple[TableComparison, dict[str, int]]:
     """Per compared customer, the live alert's state and current score (or none), live vs rebuilt.
 
     Compared customers: everyone in either table whose live score (the rebuilt one if only rebuilt) is
-    outside the hysteresis band [clear, raise), and whose current live alert no operator has acted on.
-    A duplicated live alert shows as a second row of its customer."""
+    outside the hysteresis band [clear, raise), and whose current live alert has no operator action that
+    the rebuild did not replay (``replayed_actions``: their ``alert_log`` ids). A duplicated live alert
+    shows as a second row of its customer."""
     policy = assessor.policy.churn
     await conn.execute(
         text(
@@ -359,10 +420,11 @@ async def _compare_alerts(conn: Any, schema: str, assessor: Assessor) -> tuple[T
     handled = await conn.execute(
         text(
             "DELETE FROM alert_standing_keys k WHERE EXISTS (SELECT 1 FROM public.alert_log g "
-            "WHERE g.alert_id = k.live_alert AND g.actor IS NOT NULL)"
-        )
+            "WHERE g.alert_id = k.live_alert AND g.actor IS NOT NULL AND NOT g.id = ANY(:replayed))"
+        ),
+        {"replayed": replayed_actions},
     )
-    not_compared = {"in_hysteresis_band": in_band.rowcount, "handled_by_an_operator": handled.rowcount}
+    not_compared = {"in_hysteresis_band": in_band.rowcount, "operator_action_not_replayed": handled.rowcount}
 
     def standing(side: str) -> str:
         return (

@@ -221,6 +221,8 @@ alert_log = Table(
     Column("actor", Text),
     Column("score", Integer),
     Column("detail", JSONB, nullable=False),
+    # revision 0006: operator actions only, where the input streams stood (what a rebuild replays up to)
+    Column("consumer_offsets", JSONB),
 )
 
 #: Tables a rebuild recreates and compares (history and logs record *when* things were noticed, which

@@ -410,7 +410,7 @@ class Changes:
     alert_log: list[dict[str, Any]] = field(default_factory=list)
 
 
-_JSON_COLUMNS = frozenset({"churn_reasons", "details", "detail", "reasons"})
+_JSON_COLUMNS = frozenset({"churn_reasons", "details", "detail", "reasons", "consumer_offsets"})
 _TOUCH = {"customer_segments": ", updated_at = now()"}
 _KEYS = {
     "customer_segments": ("customer_id",),
