@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tierstream import stack
-from tierstream.dataset import LoadPlan, payments_for, plan, read_rows
+from tierstream.assumed_feedback import FeedbackPlan, feedback_for
+from tierstream.dataset import LoadPlan, day_after_last_order, payments_for, plan, read_rows
 from tierstream.loader import load, make_progress
 
 app = typer.Typer(
@@ -128,16 +130,23 @@ def _plan(data: Path, customers: int | None) -> LoadPlan:
         return plan(read_rows(data), max_customers=customers)
 
 
-def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay: bool) -> None:
+def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay: bool, feedback: bool) -> None:
     urls = {s: config.url(s) for s in stack.SERVICES}
     payments = payments_for(load_plan) if pay else []
+    assumed = feedback_for(load_plan) if feedback else None
     console.print(
         f"loading {len(load_plan.customers):,} customers, {len(load_plan.orders):,} orders, "
         f"{len(load_plan.returns):,} returns, {len(payments):,} payments from {load_plan.rows_read:,} rows"
+        + _feedback_counts(assumed)
     )
     if pay:
         console.print(
             "[dim]the data set has no payment records: every invoice is assumed paid (--no-payments to skip)[/]"
+        )
+    if assumed is not None:
+        console.print(
+            "[dim]nor any customer feedback: complaints are assumed from cancellations and surveys after a "
+            "sample of orders (data/README.md; --no-feedback to skip)[/]"
         )
     started = time.monotonic()
     with make_progress() as progress:
@@ -149,13 +158,16 @@ def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay:
                 progress=progress,
                 headers=stack.auth_headers(),
                 payments=payments,
+                feedback=assumed,
             )
         )
     elapsed = time.monotonic() - started
     table = Table(title=f"loaded in {elapsed:.0f}s")
     for column in ("kind", "created", "already there", "failed"):
         table.add_column(column, justify="right")
-    for kind in ("customers", "orders", "returns", "payments"):
+    kinds = ["customers", "orders", "returns", "payments"]
+    kinds += ["complaints", "complaint steps", "surveys"] if assumed is not None else []
+    for kind in kinds:
         table.add_row(kind, f"{report.created[kind]:,}", f"{report.already[kind]:,}", f"{report.failed[kind]:,}")
     console.print(table)
     if load_plan.rejected:
@@ -169,12 +181,32 @@ def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay:
         err.print(f"[red]failed:[/] {failure}")
 
 
+def _feedback_counts(assumed: FeedbackPlan | None) -> str:
+    if assumed is None:
+        return ""
+    states = Counter(str(c.status) for c in assumed.complaints)
+    by_state = ", ".join(f"{n:,} {state}" for state, n in sorted(states.items()))
+    detractors = sum(s.detractor for s in assumed.surveys)
+    return (
+        f", and the assumed feedback: {len(assumed.complaints):,} complaints ({by_state} as of "
+        f"{assumed.as_of:%Y-%m-%d}), {len(assumed.surveys):,} surveys ({detractors:,} detractors)"
+    )
+
+
 DataPath = Annotated[
     Path | None, typer.Option(help="Online Retail CSV (.csv or .csv.gz); default: data/online_retail.csv.gz")
 ]
 SampleCustomers = Annotated[int | None, typer.Option(help="load only the first N customers (default: all)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=128, help="concurrent API requests")]
 Pay = Annotated[bool, typer.Option("--payments/--no-payments", help="pay every invoice (the data has no payments)")]
+Feedback = Annotated[
+    bool,
+    typer.Option(
+        "--feedback/--no-feedback",
+        help="file complaints assumed from cancellations and surveys after a sample of orders (the data has no "
+        "feedback; data/README.md)",
+    ),
+]
 
 
 def _default_data() -> Path:
@@ -183,11 +215,15 @@ def _default_data() -> Path:
 
 @app.command("load")
 def load_command(
-    data: DataPath = None, customers: SampleCustomers = None, concurrency: Concurrency = 16, pay: Pay = True
+    data: DataPath = None,
+    customers: SampleCustomers = None,
+    concurrency: Concurrency = 16,
+    pay: Pay = True,
+    feedback: Feedback = True,
 ) -> None:
     """Load the Online Retail data set into a running stack through the public APIs."""
     config = stack.StackConfig()
-    _load(_plan(data or _default_data(), customers), config, concurrency, pay)
+    _load(_plan(data or _default_data(), customers), config, concurrency, pay, feedback)
 
 
 @app.command()
@@ -198,16 +234,18 @@ def demo(
     kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
     pg_port: PgPort = stack.DEV_PG_PORT,
     pay: Pay = True,
+    feedback: Feedback = True,
 ) -> None:
     """Start the stack, load the real data set, recalibrate, and show a few customers' segments.
 
     The data set ends on 2011-12-09, so segmentation's clock starts the day after its last invoice
     (`SEGMENTATION_CLOCK_START`): recency, activity and the trailing-12-month window then mean what
     they meant for that business on that day. The orders overdue sweep starts on the same day
-    (`ORDERS_CLOCK_START`), so 2010 invoices are not reported 15 years overdue."""
+    (`ORDERS_CLOCK_START`), so 2010 invoices are not reported 15 years overdue. The assumed survey
+    answers are dated on the data's timeline too; complaints are dated by the feedback service."""
     config = _config(kafka_port, pg_port, 3)
     load_plan = _plan(data or _default_data(), customers)
-    as_of = _day_after_last_order(load_plan)
+    as_of = day_after_last_order(load_plan)
     config.extra_env["SEGMENTATION_CLOCK_START"] = as_of.isoformat()
     config.extra_env["ORDERS_CLOCK_START"] = as_of.isoformat()  # the overdue sweep's "today"
     try:
@@ -215,15 +253,11 @@ def demo(
             infra = stack.up(config)
     except stack.StackError as exc:
         raise _fail(str(exc)) from exc
-    _load(load_plan, config, concurrency, pay)
+    _load(load_plan, config, concurrency, pay, feedback)
     _recalibrate(config, as_of)
     _show_top_customers(config, load_plan)
+    _show_alerts(config)
     _print_urls(config, infra)
-
-
-def _day_after_last_order(load_plan: LoadPlan) -> datetime:
-    last = max((o.placed_at for o in load_plan.orders), default=datetime.now(UTC))
-    return (last.astimezone(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _recalibrate(config: stack.StackConfig, as_of: datetime) -> None:
@@ -281,6 +315,38 @@ def _wait_for_segments(config: stack.StackConfig, expected: dict[str, int], time
     if missing:
         err.print(f"[yellow]segments not caught up after {timeout_s:.0f}s for {sorted(missing)}[/]")
     return [rows[c] for c in expected if c in rows]
+
+
+def _show_alerts(config: stack.StackConfig, settle_s: float = 30) -> None:
+    """How many churn alerts are open, once the count holds still for 3 s (segmentation may still be
+    reading the last feedback events), at most ``settle_s`` seconds."""
+    url = f"{config.url('segmentation')}/alerts"
+    deadline, seen, still_since = time.monotonic() + settle_s, -1, time.monotonic()
+    page: dict = {}
+    with console.status("counting churn alerts…"):
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(url, params={"state": "open"}, headers=stack.auth_headers(), timeout=10)
+                page = response.json() if response.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                page = {}
+            total = page.get("total", -1)
+            if total != seen:
+                seen, still_since = total, time.monotonic()
+            elif time.monotonic() - still_since >= 3:
+                break
+            time.sleep(1)
+    if seen < 0:
+        err.print("[yellow]could not read the churn alerts (GET /alerts)[/]")
+        return
+    top = "; ".join(
+        f"{a['customer_id']} {a['last_score']} ({', '.join(a['reasons'])})" for a in page.get("items", [])[:3]
+    )
+    console.print(
+        f"open churn alerts: [bold]{seen:,}[/] (the dashboard's Churn alerts page)"
+        + (f"; highest risk: {top}" if top else ""),
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -7,8 +7,12 @@ CC BY 4.0) — every invoice line of a UK online wholesaler, 2010-12-01 .. 2011-
 
 Mapping: each CustomerID → a customer (region = its first country); each invoice with a customer →
 an order (``INV-<no>``, placed in UK local time, GBP); each cancellation invoice (``C…``) → returns
-against that customer's latest earlier orders, split if one order cannot absorb it. Rows that cannot
-become commands are counted by reason — nothing is dropped silently.
+against that customer's latest earlier orders, split if one order cannot absorb it (and kept whole as a
+:class:`Cancellation`, which the feedback assumption reads). Rows that cannot become commands are
+counted by reason — nothing is dropped silently.
+
+Two things the data set does not record are *assumed*, each with a switch to leave it out: payments
+(:func:`payments_for`) and customer feedback (:mod:`tierstream.assumed_feedback`).
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared.events import customers, orders
 from shared.events.envelope import Envelope, EventPayload, Money
+
+if TYPE_CHECKING:
+    from tierstream.assumed_feedback import FeedbackPlan
 
 UK = ZoneInfo("Europe/London")
 CURRENCY = "GBP"
@@ -67,6 +75,19 @@ class PaymentCmd:
     amount: Decimal
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """One cancellation invoice whole, as the data has it (its returns are in ``LoadPlan.returns``)."""
+
+    invoice: str  # "C536379"
+    customer_id: str
+    at: datetime
+    amount: Decimal  # the whole invoice, GBP
+    order_ids: tuple[str, ...]  # the orders its returns were booked against, latest first
+    products: tuple[str, ...]  # descriptions of its product lines (stock codes starting with a digit)
+    charges: frozenset[str]  # its other stock codes: D (discount), M (manual), POST, C2, CRUK, …
+
+
 @dataclass
 class LoadPlan:
     customers: list[CustomerCmd]
@@ -74,6 +95,7 @@ class LoadPlan:
     returns: list[ReturnCmd]
     rows_read: int
     rejected: Counter[str]
+    cancellations: list[Cancellation] = field(default_factory=list)  # those that returned something
 
 
 def read_rows(path: Path) -> Iterator[dict[str, str]]:
@@ -97,6 +119,7 @@ def plan(rows: Iterable[dict[str, str]], *, max_customers: int | None = None) ->
     customers: dict[str, CustomerCmd] = {}
     orders: dict[str, OrderCmd] = {}
     cancellations: dict[str, tuple[str, datetime, Decimal]] = {}
+    cancelled_lines: dict[str, list[tuple[str, str]]] = {}  # invoice → (stock code, description)
     count = 0
     for row in rows:
         count += 1
@@ -124,6 +147,8 @@ def plan(rows: Iterable[dict[str, str]], *, max_customers: int | None = None) ->
                 continue
             _, _, amount = cancellations.get(invoice, (cid, placed, Decimal(0)))
             cancellations[invoice] = (cid, placed, amount + price * -quantity)
+            line = (row["StockCode"].strip(), (row.get("Description") or "").strip())
+            cancelled_lines.setdefault(invoice, []).append(line)
             continue
         if quantity <= 0:
             rejected["invoice line with quantity <= 0 (adjustment)"] += 1
@@ -149,7 +174,29 @@ def plan(rows: Iterable[dict[str, str]], *, max_customers: int | None = None) ->
         returns=returns,
         rows_read=count,
         rejected=rejected,
+        cancellations=_cancellations(cancellations, cancelled_lines, returns),
     )
+
+
+def _cancellations(
+    cancellations: dict[str, tuple[str, datetime, Decimal]],
+    lines: dict[str, list[tuple[str, str]]],
+    returns: list[ReturnCmd],
+) -> list[Cancellation]:
+    """The cancellation invoices that returned goods from some order, in date order."""
+    booked: dict[str, list[str]] = {}
+    for ret in returns:
+        booked.setdefault(ret.reason.removeprefix("cancellation "), []).append(ret.order_id)
+    found = []
+    for invoice, (cid, when, amount) in cancellations.items():
+        if invoice not in booked:
+            continue
+        codes = lines.get(invoice, [])
+        products = tuple(description for code, description in codes if code[:1].isdigit())
+        charges = frozenset(code for code, _ in codes if not code[:1].isdigit())
+        found.append(Cancellation(invoice, cid, when, amount, tuple(booked[invoice]), products, charges))
+    found.sort(key=lambda c: (c.at, c.invoice))
+    return found
 
 
 def _allocate_returns(
@@ -197,12 +244,25 @@ def payments_for(plan: LoadPlan) -> list[PaymentCmd]:
     return payments
 
 
+def day_after_last_order(plan: LoadPlan) -> datetime:
+    """Midnight UTC after the plan's last order: "today" for the demo's clocks (2011-12-10 for the full
+    data set), and the instant the feedback assumption stops at."""
+    last = max((o.placed_at for o in plan.orders), default=datetime.now(UTC))
+    return (last.astimezone(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def contract_events(
-    plan: LoadPlan, *, with_payments: bool = False, producer: str = "online-retail"
+    plan: LoadPlan,
+    *,
+    with_payments: bool = False,
+    feedback: FeedbackPlan | None = None,
+    producer: str = "online-retail",
 ) -> Iterator[tuple[str, Envelope]]:
     """The plan as the contract events the services would publish, for replays that skip the APIs
-    (the real-data test, the rebuild benchmark). Yields ("customers" | "orders", envelope); each
-    customer registers at its first order, returns and payments are dated by their order."""
+    (the real-data test, the rebuild benchmark). Yields ("customers" | "orders" | "feedback", envelope);
+    each customer registers at its first order, returns and payments are dated by their order; the
+    assumed feedback (:func:`tierstream.assumed_feedback.feedback_for`), when given, comes last, each
+    event dated on the data's timeline."""
     first_order: dict[str, datetime] = {}
     placed: dict[str, datetime] = {}
     for o in plan.orders:
@@ -265,3 +325,16 @@ def contract_events(
                 paid_in_full=True,
             )
             yield "orders", wrap(paid, pay.customer_id, "order", placed[pay.order_id] + timedelta(days=30))
+    if feedback is not None:
+        for event in feedback.events():
+            envelope = Envelope.wrap(
+                event.payload,
+                producer=producer,
+                aggregate_type=event.aggregate_type,
+                aggregate_id=event.aggregate_id,
+                aggregate_version=event.version,
+                customer_id=event.customer_id,
+                correlation_id="online-retail",
+                occurred_at=event.at,
+            )
+            yield "feedback", envelope

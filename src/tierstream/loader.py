@@ -1,7 +1,9 @@
 """Load a :class:`LoadPlan` through the public HTTP APIs, concurrently, with a progress bar.
 
-Customers first; then each order followed by its returns and its (assumed) payment, many orders at once.
-Re-running is safe: a 409 for something that already exists counts as "already loaded".
+Customers first; then each order followed by its returns and its (assumed) payment, many orders at once;
+then the (assumed) feedback: each complaint filed and taken through its loop step by step, and the
+survey answers. Re-running is safe: a 409 for something that already exists counts as "already loaded",
+and a complaint filed before resumes after the last step it had reached.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TypeVar
 
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from tierstream.assumed_feedback import ComplaintCmd, ComplaintStep, FeedbackPlan, Step, SurveyCmd, status_after
 from tierstream.dataset import CURRENCY, CustomerCmd, LoadPlan, OrderCmd, PaymentCmd, ReturnCmd
 
 T = TypeVar("T")
@@ -40,8 +44,12 @@ async def load(
     progress: Progress | None = None,
     headers: dict[str, str] | None = None,
     payments: Sequence[PaymentCmd] = (),
+    feedback: FeedbackPlan | None = None,
 ) -> LoadReport:
-    """``headers`` go with every request (the bearer token: ``tierstream.stack.auth_headers()``)."""
+    """``headers`` go with every request (the bearer token: ``tierstream.stack.auth_headers()``).
+
+    ``feedback`` is sent after every order, so segmentation grades it against the whole order history
+    (no churn alert raised on a half-loaded history and cleared again)."""
     report = LoadReport()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
@@ -93,7 +101,122 @@ async def load(
             progress,
         )
         await _phase("orders", _bundles(plan, payments), order_with_followers, concurrency, progress)
+        if feedback is not None:
+            await load_feedback(client, urls["feedback"], feedback, report, concurrency=concurrency, progress=progress)
     return report
+
+
+async def load_feedback(
+    client: httpx.AsyncClient,
+    url: str,
+    feedback: FeedbackPlan,
+    report: LoadReport,
+    *,
+    concurrency: int = 16,
+    progress: Progress | None = None,
+) -> None:
+    """The feedback phase of :func:`load` on a client of its own (the feedback API at ``url``)."""
+    send = _FeedbackSender(client, url, report)
+    await _phase("feedback", _feedback_items(feedback), send.item, concurrency, progress)
+
+
+def _feedback_items(feedback: FeedbackPlan) -> list[ComplaintCmd | SurveyCmd]:
+    """Complaints and surveys in the order they happened."""
+    items: list[ComplaintCmd | SurveyCmd] = [*feedback.complaints, *feedback.surveys]
+    items.sort(key=lambda i: i.filed_at if isinstance(i, ComplaintCmd) else i.answered_at)
+    return items
+
+
+@dataclass
+class _FeedbackSender:
+    """Sends complaints (filing, then each step of the loop in turn) and surveys to the feedback API.
+
+    The API dates complaints and their steps itself (it takes no filing date); surveys keep their
+    ``answered_at``."""
+
+    client: httpx.AsyncClient
+    url: str
+    report: LoadReport
+
+    async def item(self, item: ComplaintCmd | SurveyCmd) -> None:
+        if isinstance(item, SurveyCmd):
+            await _send_with_retry("surveys", item, self._survey, self.report)
+        else:
+            await self._complaint(item)
+
+    def _survey(self, cmd: SurveyCmd) -> Awaitable[httpx.Response]:
+        return self.client.post(f"{self.url}/surveys", json=survey_body(cmd))
+
+    def _file(self, cmd: ComplaintCmd) -> Awaitable[httpx.Response]:
+        return self.client.post(f"{self.url}/complaints", json=complaint_body(cmd))
+
+    async def _complaint(self, cmd: ComplaintCmd) -> None:
+        filed = await _send_with_retry("complaints", cmd, self._file, self.report)
+        if filed is None:
+            self.report.failed["complaint steps"] += len(cmd.steps)  # the filing's failure says why
+            return
+        steps = cmd.steps if filed is Outcome.CREATED else await self._remaining(cmd)
+
+        def send(step: ComplaintStep) -> Awaitable[httpx.Response]:
+            return self.client.post(f"{self.url}/complaints/{cmd.complaint_id}/{step.step}", json=step_body(step))
+
+        for done, step in enumerate(steps):
+            if await _send_with_retry("complaint steps", step, send, self.report) is None:
+                self.report.failed["complaint steps"] += len(steps) - done - 1  # cannot follow a failed step
+                return
+
+    async def _remaining(self, cmd: ComplaintCmd) -> tuple[ComplaintStep, ...]:
+        """The steps after the ones a complaint filed earlier has taken (known by status and reopenings)."""
+        try:
+            response = await self.client.get(f"{self.url}/complaints/{cmd.complaint_id}")
+            state = response.json()
+            reached = (state["status"], state["reopen_count"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            reached = None
+        for done in range(len(cmd.steps), -1, -1):
+            taken = cmd.steps[:done]
+            if reached == (status_after(taken), sum(s.step is Step.REOPEN for s in taken)):
+                self.report.already["complaint steps"] += done
+                return cmd.steps[done:]
+        self.report.failed["complaint steps"] += len(cmd.steps)
+        if len(self.report.failures) < 20:
+            self.report.failures.append(f"complaint steps: {cmd.complaint_id} stands at {reached}, off its path")
+        return ()
+
+
+def complaint_body(cmd: ComplaintCmd) -> dict[str, object]:
+    """``POST /complaints`` (no filing date: the API files it at the service's now)."""
+    return {
+        "complaint_id": cmd.complaint_id,
+        "customer_id": cmd.customer_id,
+        "category": cmd.category,
+        "severity": cmd.severity,
+        "summary": cmd.summary,
+        "order_id": cmd.order_id,
+    }
+
+
+def survey_body(cmd: SurveyCmd) -> dict[str, object]:
+    """``POST /surveys``, with the answer's own date."""
+    body: dict[str, object] = {
+        "survey_id": cmd.survey_id,
+        "customer_id": cmd.customer_id,
+        "order_id": cmd.order_id,
+        "answered_at": cmd.answered_at.isoformat(),
+    }
+    body |= {k: v for k, v in (("csat", cmd.csat), ("nps", cmd.nps), ("comment", cmd.comment)) if v is not None}
+    return body
+
+
+def step_body(step: ComplaintStep) -> dict[str, str]:
+    """The body of ``POST /complaints/{id}/<step>``."""
+    if step.step is Step.ACKNOWLEDGE:
+        return {"acknowledged_by": step.note} if step.note else {}
+    if step.step is Step.RESOLVE:
+        return {"resolution": step.note or "resolved"}
+    if step.step is Step.REOPEN:
+        return {"reason": step.note or "resolution rejected"}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -135,10 +258,15 @@ async def _phase(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+class Outcome(StrEnum):
+    CREATED = "created"
+    ALREADY = "already"  # a 409 "already exists": an earlier run sent it
+
+
 async def _send_with_retry(
     name: str, item: T, send: Callable[[T], Awaitable[httpx.Response]], report: LoadReport
-) -> bool:
-    """Send ``item``, retrying what a retry can mend; count the outcome; True when it exists now."""
+) -> Outcome | None:
+    """Send ``item``, retrying what a retry can mend; count the outcome; None when it failed."""
     attempt = 0
     waited_for_customer, customer_delay = 0.0, 0.1
     while attempt < 12:
@@ -150,7 +278,7 @@ async def _send_with_retry(
         else:
             if response.status_code in (200, 201):
                 report.created[name] += 1
-                return True
+                return Outcome.CREATED
             error = f"HTTP {response.status_code}: {response.text[:300]}"
             if response.status_code == 422 and _conflict_code(response) == "unknown_customer":
                 # orders learns of a new customer through crm.customers.v1 (relay → Kafka → its consumer):
@@ -169,7 +297,7 @@ async def _send_with_retry(
                     continue
                 if "already" in response.text:
                     report.already[name] += 1
-                    return True
+                    return Outcome.ALREADY
                 break
             if response.status_code < 500:
                 break
@@ -177,7 +305,7 @@ async def _send_with_retry(
     report.failed[name] += 1
     if len(report.failures) < 20:
         report.failures.append(f"{name}: {error}")
-    return False
+    return None
 
 
 def _conflict_code(response: httpx.Response) -> str | None:
