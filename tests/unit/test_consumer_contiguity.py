@@ -225,8 +225,8 @@ def bare_consumer(monkeypatch: pytest.MonkeyPatch) -> tuple[ProjectionConsumer, 
     kafka = FakeKafka([*range(5), *range(8, 16)], asyncio.Event())
     kafka.position = 5
     consumer = projection_consumer(kafka, monkeypatch, batch_size=3)
-    consumer._floors[TP] = 5
-    consumer._rebalancing = False
+    consumer.positions.floors[TP] = 5
+    consumer.positions.rebalancing = False
     return consumer, kafka
 
 
@@ -235,7 +235,7 @@ def offsets_of(batch: dict[TopicPartition, list[Any]]) -> list[int]:
 
 
 def keep(consumer: ProjectionConsumer, poll: Any) -> list[int]:
-    return offsets_of(consumer._contiguous(poll, consumer._at_or_above_floor(poll.records)))
+    return offsets_of(consumer.positions.contiguous(consumer.positions.at_or_above_floor(poll.records), poll.number))
 
 
 async def test_a_poll_prefetched_before_the_seek_does_not_count_as_the_reread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,16 +269,46 @@ async def test_a_poll_fetched_across_a_rebalance_does_not_count_as_the_reread(mo
     assert keep(consumer, await consumer._fetch()) == [8, 9, 10]
 
 
+async def test_a_poll_judged_while_the_listener_takes_positions_applies_nothing_of_those_partitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka makes an assignment live, fetching from Kafka's committed offsets, before it awaits the
+    listener: a poll judged while the listener waits for PostgreSQL has no floor to be checked against, and
+    applying it would apply 0..2 again although the stored offset says 5 comes next."""
+    kafka = FakeKafka(range(12), asyncio.Event())
+    kafka.position = 0  # Kafka's committed offset for the group (none: from the beginning)
+    consumer = projection_consumer(kafka, monkeypatch, batch_size=3)
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    database_answers = asyncio.Event()
+
+    async def load_offsets() -> dict[TopicPartition, int]:
+        await database_answers.wait()
+        return {TP: 5}
+
+    consumer.load_offsets = load_offsets  # type: ignore[method-assign]
+    await listener.on_partitions_revoked([])
+    assigning = asyncio.create_task(listener.on_partitions_assigned([TP]))
+    await asyncio.sleep(0)
+    early = await consumer._fetch()
+    assert offsets_of(early.records) == [0, 1, 2]
+    assert offsets_of(consumer.positions.applicable(early.records, early.number)) == []
+    database_answers.set()
+    await assigning
+    assert kafka.seeks == [5]
+    fresh = await consumer._fetch()
+    assert offsets_of(consumer.positions.applicable(fresh.records, fresh.number)) == [5, 6, 7]
+
+
 async def test_a_partition_given_up_keeps_no_lag_sample_even_if_a_batch_finishes_during_the_rebalance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumer, kafka = bare_consumer(monkeypatch)  # floor 5; the log ends at 15
     listener = consumer_module._SeekToStoredOffsets(consumer)
     labels = {"group": "g", "topic": TOPIC, "partition": "0"}
-    consumer._report_lag()
+    consumer.positions.report_lag()
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 5
     await listener.on_partitions_revoked([TP])
-    consumer._report_lag()  # the batch in flight ends: aiokafka's assignment() still lists the partition
+    consumer.positions.report_lag()  # the batch in flight ends: aiokafka's assignment() still lists the partition
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None
 
     async def load_offsets() -> dict[TopicPartition, int]:
@@ -287,7 +317,7 @@ async def test_a_partition_given_up_keeps_no_lag_sample_even_if_a_batch_finishes
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
     kafka.assigned = set()  # the partition moved to another replica
     await listener.on_partitions_assigned([])
-    consumer._report_lag()
+    consumer.positions.report_lag()
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None  # its new owner reports it
 
 
@@ -314,10 +344,10 @@ async def test_lag_is_reported_for_every_partition_held_and_forgotten_when_it_is
 ) -> None:
     consumer, _ = bare_consumer(monkeypatch)  # floor 5; the log ends at 15
     labels = {"group": "g", "topic": TOPIC, "partition": "0"}
-    consumer._report_lag()  # what the loop does after every poll, an empty one too
+    consumer.positions.report_lag()  # what the loop does after every poll, an empty one too
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 5
-    consumer._floors[TP] = 12
-    consumer._report_lag()
+    consumer.positions.floors[TP] = 12
+    consumer.positions.report_lag()
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) == 16 - 12
     await consumer_module._SeekToStoredOffsets(consumer).on_partitions_revoked([TP])
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None  # its new owner reports it
@@ -365,25 +395,25 @@ async def test_positions_the_listener_cannot_load_are_taken_by_the_consume_loop_
     await asyncio.wait_for(listener.on_partitions_assigned([TP]), 1)  # a guard: it returns at once
     assert attempts == 1 and not consumer.joined
     assert kafka.paused == {TP} and kafka.seeks == []
-    await asyncio.wait_for(consumer._settle_pending(asyncio.Event()), 5)  # a guard, not a speed check
+    await asyncio.wait_for(consumer.positions.settle_pending(asyncio.Event()), 5)  # a guard, not a speed check
     assert attempts == 3 and consumer.joined and kafka.paused == set()
-    assert consumer._floors[TP] == 12 and kafka.seeks == [12]
+    assert consumer.positions.floors[TP] == 12 and kafka.seeks == [12]
 
 
 async def test_settling_gives_up_at_once_when_the_consumer_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer, _ = bare_consumer(monkeypatch)
-    consumer._pending = [TP]
+    consumer.positions.pending = [TP]
 
     async def load_offsets() -> dict[TopicPartition, int]:
         raise ConnectionRefusedError("database down")
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
     stop = asyncio.Event()
-    settling = asyncio.create_task(consumer._settle_pending(stop))
+    settling = asyncio.create_task(consumer.positions.settle_pending(stop))
     await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(settling, 1)  # a guard: a stopped consumer must not wait for the database
-    assert consumer._pending == [TP] and not consumer.joined
+    assert consumer.positions.pending == [TP] and not consumer.joined
 
 
 async def test_a_revocation_does_not_wait_beyond_its_budget_for_a_batch_stuck_on_the_database(
@@ -396,4 +426,4 @@ async def test_a_revocation_does_not_wait_beyond_its_budget_for_a_batch_stuck_on
     listener = consumer_module._SeekToStoredOffsets(consumer)
     async with consumer._processing:  # a batch in flight that does not finish
         await asyncio.wait_for(listener.on_partitions_revoked([TP]), 2)  # a guard against waiting forever
-    assert consumer._rebalancing
+    assert consumer.positions.rebalancing

@@ -6,11 +6,10 @@ messages), write dead letters + outgoing messages to the outbox, and store the n
 (group, topic, partition). On assignment the consumer seeks to the offsets stored in PostgreSQL;
 Kafka-side commits are advisory only (for lag tooling).
 
-Contiguity: a poll is applied for a partition only from the stored offset on. Records below it were
-applied already and are dropped; a poll starting above it would leave a hole, so the partition is sought
-back to the stored offset and re-read. Kafka has legitimate gaps too (transaction markers and aborted
-transactions under read_committed, retention or compaction below the stored offset): a gap still there
-in a poll fetched after that seek is accepted, with a warning — once, never in a loop.
+Which records of a poll may be applied, and from where each partition is read, is the part of
+:class:`~shared.messaging.positions.PartitionPositions` (contiguity: a partition's records are applied
+only from its stored offset on, without a hole; see that module). The loop here: poll → filter through
+the positions → dedupe, apply and store the offsets in one transaction → advance the positions.
 
 Failures: a transient error (database or connection) rolls back and retries the same records with
 backoff, forever — nothing is skipped. Any other error from the projection switches to one savepoint
@@ -28,27 +27,24 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from structlog.stdlib import BoundLogger
 
 from shared.events.envelope import Envelope
 from shared.events.registry import InvalidEvent, parse_envelope
 from shared.logging import get_logger
 from shared.messaging.deadletter import dead_letter
 from shared.messaging.outbox import OutboxMessage, write_outbox
+from shared.messaging.positions import PartitionPositions
+from shared.messaging.transient import is_transient  # imported from here by the sweeps and middleware
 
 log = get_logger(__name__)
 
 APPLIED = Counter("tierstream_events_applied_total", "Events applied to a projection", ["group"])
 DUPLICATES = Counter("tierstream_events_duplicate_total", "Redelivered events dropped by the inbox", ["group"])
 DEADLETTERED = Counter("tierstream_events_deadlettered_total", "Records sent to the dead-letter topic", ["group"])
-LAG = Gauge(
-    "tierstream_consumer_lag",
-    "Records not yet applied: the partition's end offset (as last fetched) minus the offset stored next",
-    ["group", "topic", "partition"],
-)
 PROJECTION_LATENCY = Histogram(
     "tierstream_projection_latency_seconds",
     "Time from an applied event's occurred_at to the commit of the batch that applied it",
@@ -68,15 +64,13 @@ _SAVE_OFFSETS = text(
     "ON CONFLICT (consumer_group, topic, partition) DO UPDATE "
     "SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"
 )
-#: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
-_DECODE_CHUNK = 250
-#: How long an assignment waits for the partitions' end offsets (see ``on_partitions_assigned``).
-_LOG_END_TIMEOUT_S = 2.0
 _RESET_OFFSET = text(
     "UPDATE consumer_offsets SET next_offset = 0, updated_at = now() "
     "WHERE consumer_group = :g AND topic = :t AND partition = :p AND next_offset = :o"
 )
 _LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = :g")
+#: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
+_DECODE_CHUNK = 250
 
 
 class Projection(Protocol):
@@ -89,36 +83,6 @@ class Projection(Protocol):
     async def apply(self, conn: AsyncConnection, events: Sequence[Envelope]) -> Sequence[OutboxMessage]:
         """Apply ``events`` inside ``conn``'s transaction; return messages to stage in the outbox."""
         ...
-
-
-#: SQLSTATEs meaning "the server cannot serve right now", not "the statement is wrong": class 08
-#: (connection exception), admin / crash shutdown, cannot connect now (e.g. "the database system is
-#: shutting down", raised at connect time as a plain DBAPIError), too many connections.
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when ``exc`` means the database (or the network to it) is unavailable: retry later."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    state = _sqlstate(exc)
-    return state is not None and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES)
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of the driver error behind ``exc`` (asyncpg's, wrapped by SQLAlchemy), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return None
 
 
 def observe_projection_latency(group: str, envelopes: Iterable[Envelope], committed_at: float) -> None:
@@ -142,6 +106,12 @@ class _Poll:
     records: dict[TopicPartition, list[_Decoded]]
     #: 1 for the consumer's first fetch, 2 for the next... (fetches are sequential)
     number: int
+
+
+def _log() -> BoundLogger:
+    """This module's ``log`` as it is at the call: the position bookkeeping logs through it, so that its
+    lines keep the consumer's logger name (and whoever replaces ``log`` here sees them too)."""
+    return log
 
 
 class ProjectionConsumer:
@@ -169,26 +139,8 @@ class ProjectionConsumer:
         self.handler_attempts = handler_attempts
         self._processing = asyncio.Lock()
         self._on_committed: Callable[[Sequence[OutboxMessage]], None] | None = getattr(projection, "committed", None)
-        #: next offset per partition as stored in PostgreSQL (set on assignment, raised per batch)
-        self._floors: dict[TopicPartition, int] = {}
-        #: fetches started so far (a poll numbered above the count at a seek was fetched after it)
-        self._fetches = 0
-        #: partitions sought back to their floor over a gap → ``_fetches`` at that seek
-        self._rereads: dict[TopicPartition, int] = {}
-        #: from a rebalance's revocation to the end of its assignment (and before the first one), when
-        #: positions change behind the consumer's back (see ``_SeekToStoredOffsets``)
-        self._rebalancing = True
-        #: assignments so far, and the partitions of the latest whose positions are still to be taken from
-        #: PostgreSQL (paused meanwhile: the listener could not load them, see ``_settle_pending``)
-        self._assignments = 0
-        self._pending: list[TopicPartition] = []
-        #: the assignment listener's time limit: aiokafka does not heartbeat while the listener runs
+        #: the rebalance listener's time limit: aiokafka does not heartbeat while the listener runs
         self._listener_budget_s = session_timeout_ms / 1000 / 3
-        #: partitions with a lag sample from this consumer (removed when given up)
-        self._lagging: set[TopicPartition] = set()
-        #: True while the consumer holds an assignment (possibly empty: a standby replica beyond the
-        #: partition count) whose positions it took from PostgreSQL
-        self.joined = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -204,6 +156,18 @@ class ProjectionConsumer:
             max_partition_fetch_bytes=max_partition_fetch_bytes,
             isolation_level="read_committed",
         )
+        #: floors, re-reads, deferred positions and lag of the partitions held (offsets: ``self``)
+        self.positions = PartitionPositions(self.consumer, self, group_id=group_id, log=_log)
+
+    @property
+    def joined(self) -> bool:
+        """True while the consumer holds an assignment (possibly empty: a standby replica beyond the
+        partition count) whose positions it took from PostgreSQL (the consume role's readiness)."""
+        return self.positions.joined
+
+    @joined.setter
+    def joined(self, value: bool) -> None:
+        self.positions.joined = value
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -216,19 +180,18 @@ class ProjectionConsumer:
         ahead = asyncio.create_task(self._fetch())
         try:
             while not stop.is_set():
-                if self._pending:
-                    await self._settle_pending(stop)
+                if self.positions.pending:
+                    await self.positions.settle_pending(stop)
                 poll = await ahead
-                batch = self._contiguous(poll, self._at_or_above_floor(self._still_assigned(poll.records)))
+                batch = self.positions.applicable(poll.records, poll.number)
                 # Started after the filter's seeks (if any): this is the re-read they wait for.
                 ahead = asyncio.create_task(self._fetch())
                 if batch:
                     async with self._processing:
                         await self._process_until_done(batch, stop)
-                    for tp, items in batch.items():
-                        self._floors[tp] = items[-1].record.offset + 1
+                    self.positions.advance(batch)
                     await self._advisory_commit(batch)
-                self._report_lag()
+                self.positions.report_lag()
         finally:
             ahead.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -238,8 +201,7 @@ class ProjectionConsumer:
 
     async def _fetch(self) -> _Poll:
         """The next poll, decoded in chunks that let a transaction in flight go on between them."""
-        self._fetches += 1
-        number = self._fetches
+        number = self.positions.fetch_started()
         fetched: dict[TopicPartition, list[_Decoded]] = {}
         for tp, records in (await self._poll()).items():
             decoded: list[_Decoded] = []
@@ -248,23 +210,6 @@ class ProjectionConsumer:
                 await asyncio.sleep(0)
             fetched[tp] = decoded
         return _Poll(fetched, number)
-
-    def _still_assigned(self, fetched: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
-        """Drop records of partitions revoked while they waited (their new owner reads them).
-
-        ``assignment()`` still lists a partition during a rebalance that hands it straight back to this
-        consumer; keep it so. Dropping such a poll (tried with an "owned" set emptied on revocation) lost
-        events: a later poll could still come from the old position, above the stored offset, and be
-        applied, leaving a gap (seen in the SIGKILL fault test; ``_contiguous`` now refuses such a poll,
-        but every drop costs a re-read). A poll kept for a partition that does move away is applied at
-        most once anyway: the inbox refuses what its new owner applies too."""
-        assigned = self.consumer.assignment() - set(self._pending)  # pending: positions not known yet
-        kept = {tp: items for tp, items in fetched.items() if tp in assigned}
-        if len(kept) < len(fetched):
-            log.info(
-                "consumer.dropped_revoked", partitions=[f"{t.topic}:{t.partition}" for t in fetched if t not in kept]
-            )
-        return kept
 
     async def _poll(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """Up to ``batch_size`` records: wait for the first ones, then add whatever else is already fetched.
@@ -277,7 +222,7 @@ class ProjectionConsumer:
         between: ``getmany`` waits a rebalance out, and the new assignment starts elsewhere) is left out
         for that partition, with whatever follows, and the partition is sought to just after what the
         poll holds: the records left out are fetched again (on a quiet partition nothing else would
-        bring them), and the floor and ``_contiguous`` judge them at their turn.
+        bring them), and the positions' floor and contiguity check judge them at their turn.
         """
         batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
         count = sum(len(records) for records in batch.values())
@@ -298,153 +243,16 @@ class ProjectionConsumer:
             self.consumer.seek(tp, batch[tp][-1].offset + 1)
         return batch
 
-    def _at_or_above_floor(self, batch: dict[TopicPartition, list[_Decoded]]) -> dict[TopicPartition, list[_Decoded]]:
-        """Drop records below the offset PostgreSQL says comes next.
-
-        A fetch can start from Kafka's (advisory) committed offset before the seek made on assignment
-        takes effect; whatever such a fetch returns below the stored offset was already applied.
-        """
-        kept: dict[TopicPartition, list[_Decoded]] = {}
-        for tp, records in batch.items():
-            floor = self._floors.get(tp, 0)
-            fresh = [d for d in records if d.record.offset >= floor]
-            if len(fresh) < len(records):
-                log.info(
-                    "consumer.skipped_below_stored_offset",
-                    partition=f"{tp.topic}:{tp.partition}",
-                    records=len(records) - len(fresh),
-                    stored_offset=floor,
-                )
-            if fresh:
-                kept[tp] = fresh
-        return kept
-
-    def _contiguous(
-        self, poll: _Poll, batch: dict[TopicPartition, list[_Decoded]]
-    ) -> dict[TopicPartition, list[_Decoded]]:
-        """Keep the partitions whose records start at the floor; seek the others back to it.
-
-        ``batch`` is ``poll``'s records at or above the floor. One starting above it would leave a hole
-        (a poll fetched from a stale position, e.g. after an earlier poll was dropped), so it is not
-        applied and the partition is re-read from the floor. The proof that a gap is real (see the
-        module docstring) is a poll fetched after that seek — numbered above the fetches started before
-        it — with no rebalance since (a rebalance forgets the seek). During a rebalance nothing is
-        sought: the assignment's own seek to the stored offsets is the re-read.
-
-        On aiokafka's side, ``seek`` drops the records it buffered for the partition and discards fetch
-        responses for another position, so ``getmany`` after a seek returns nothing fetched before it;
-        what a poll already returned is this method's to refuse.
-        """
-        kept: dict[TopicPartition, list[_Decoded]] = {}
-        for tp, records in batch.items():
-            floor, first = self._floors.get(tp, 0), records[0].record.offset
-            sought = self._rereads.pop(tp, None)
-            if first == floor:
-                kept[tp] = records
-            elif sought is not None and poll.number > sought:
-                log.warning(
-                    "consumer.gap_accepted",
-                    partition=f"{tp.topic}:{tp.partition}",
-                    stored_offset=floor,
-                    first_offset=first,
-                )
-                kept[tp] = records
-            else:
-                log.info(
-                    "consumer.gap_not_applied",
-                    partition=f"{tp.topic}:{tp.partition}",
-                    stored_offset=floor,
-                    first_offset=first,
-                    reread_by="assignment" if self._rebalancing else "seek",
-                )
-                if not self._rebalancing:
-                    self.consumer.seek(tp, floor)
-                    self._rereads[tp] = self._fetches
-        return kept
-
-    def _rebalance_began(self) -> None:
-        """A seek made before a rebalance proves nothing after it: the new assignment starts anew."""
-        self._rebalancing = True
-        self._rereads.clear()
-        self._pending = []
-
-    async def log_ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        """Each partition's end offset (last stable offset under read_committed), or nothing if the
-        broker does not answer in time: the check it serves is then skipped, as before it existed."""
-        if not partitions:
-            return {}
-        try:
-            return await asyncio.wait_for(self.consumer.end_offsets(list(partitions)), _LOG_END_TIMEOUT_S)
-        except Exception as exc:
-            log.warning("consumer.log_ends_unavailable", error=repr(exc))
-            return {}
-
-    async def _take_positions(self, assigned: Sequence[TopicPartition]) -> None:
-        """Floors and fetch positions of ``assigned`` from the offsets stored in PostgreSQL.
-
-        A stored offset beyond the partition's end means its log is not the one read before (the topic
-        was deleted and created again, or an unclean leader election cut it): every record would lie
-        below the floor and be dropped. Such a partition is read again from its beginning instead, with
-        an error logged, and its stored offset is set back to 0 (else ``GREATEST`` would keep the old
-        one, and a later start would skip the new log's records below it); the inbox refuses whatever
-        was applied before."""
-        stored = await self.load_offsets()
-        ends = await self.log_ends([tp for tp in assigned if tp in stored])
-        fresh = []
-        for tp in assigned:
-            offset = stored.get(tp)
-            if offset is not None and tp in ends and offset > ends[tp]:
-                log.error(
-                    "consumer.stored_offset_beyond_log_end",
-                    partition=f"{tp.topic}:{tp.partition}",
-                    stored_offset=offset,
-                    log_end=ends[tp],
-                    action="reading the partition again from its beginning",
-                )
-                await self.reset_stored_offset(tp, offset)
-                offset = None
-            self._floors[tp] = offset or 0
-            if offset is not None:
-                self.consumer.seek(tp, offset)
-            else:
-                fresh.append(tp)
-        if fresh:
-            await self.consumer.seek_to_beginning(*fresh)
+    # -- stored offsets (``positions.StoredOffsets``: the table ``_finish`` writes) --------------
+    async def load_offsets(self) -> dict[TopicPartition, int]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_LOAD_OFFSETS, {"g": self.group_id})).all()
+        return {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
 
     async def reset_stored_offset(self, tp: TopicPartition, stored: int) -> None:
         """Set a partition's stored offset back to 0, unless someone moved it since it read ``stored``."""
         async with self.engine.begin() as conn:
             await conn.execute(_RESET_OFFSET, {"g": self.group_id, "t": tp.topic, "p": tp.partition, "o": stored})
-
-    async def _settle_pending(self, stop: asyncio.Event) -> None:
-        """Take the positions the assignment listener could not (PostgreSQL down or slow), retrying
-        with backoff, then resume the paused partitions. A newer assignment supersedes this one."""
-        backoff = 0.2
-        while self._pending and not stop.is_set():
-            pending, assignment = self._pending, self._assignments
-            try:
-                await self._take_positions(pending)
-            except Exception as exc:
-                if assignment != self._assignments:
-                    continue  # the partitions changed hands meanwhile: the new assignment decides
-                if not is_transient(exc):
-                    raise
-                log.warning("consumer.offsets_unavailable", error=repr(exc), retry_in_s=backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if assignment == self._assignments:
-                self.consumer.resume(*pending)
-                self._pending = []
-                self._rebalancing = False
-                self.joined = True
-                log.info("consumer.positions_taken", partitions=[f"{t.topic}:{t.partition}" for t in pending])
-
-    async def load_offsets(self) -> dict[TopicPartition, int]:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(_LOAD_OFFSETS, {"g": self.group_id})).all()
-        return {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
 
     # -- processing -----------------------------------------------------------------------------
     async def _process_until_done(self, batch: dict[TopicPartition, list[_Decoded]], stop: asyncio.Event) -> None:
@@ -460,7 +268,7 @@ class ProjectionConsumer:
                 if stop.is_set():
                     raise
                 log.warning("consumer.transient_failure", error=repr(exc), retry_in_s=backoff)
-                self._report_lag()  # a consumer stuck on its database shows its lag growing
+                self.positions.report_lag()  # a consumer stuck on its database shows its lag growing
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 15.0)
 
@@ -597,37 +405,18 @@ class ProjectionConsumer:
         except Exception as exc:  # advisory only: PostgreSQL holds the truth
             log.debug("consumer.advisory_commit_failed", error=repr(exc))
 
-    def _report_lag(self) -> None:
-        """Lag of every partition held, after every poll (an empty one too) and while a batch is retried:
-        end offset as last fetched minus the offset stored next. A partition not fetched from yet has no
-        end offset, hence no sample; one given up in a rebalance loses its sample (``_forget_lag``).
-        Nothing is reported during a rebalance: ``assignment()`` still lists the partitions being given
-        up until the new assignment exists."""
-        if self._rebalancing:
-            return
-        for tp in self.consumer.assignment():
-            highwater, floor = self.consumer.highwater(tp), self._floors.get(tp)
-            if highwater is not None and floor is not None:
-                LAG.labels(self.group_id, tp.topic, tp.partition).set(max(0, highwater - floor))
-                self._lagging.add(tp)
-
-    def _forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
-        for tp in list(partitions):
-            self._lagging.discard(tp)
-            with contextlib.suppress(KeyError):
-                LAG.remove(self.group_id, tp.topic, str(tp.partition))
-
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
-    """Positions come from PostgreSQL, not from Kafka's committed offsets."""
+    """Positions come from PostgreSQL, not from Kafka's committed offsets (``PartitionPositions``).
+
+    Both callbacks run within a third of the session timeout: aiokafka does not heartbeat meanwhile."""
 
     def __init__(self, owner: ProjectionConsumer) -> None:
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Called before every new assignment (with nothing revoked before the first one).
-        self.owner._rebalance_began()
-        self.owner._forget_lag(revoked)  # the new owner reports them
+        self.owner.positions.begin_rebalance(revoked)  # forgets earlier seeks, and the lag of ``revoked``
         # Let the batch in flight commit (its offsets too) before the partitions move — but for a third of
         # the session timeout at most: aiokafka does not heartbeat meanwhile, and a batch retrying through
         # a database outage would get this member evicted, again and again. A batch that commits after
@@ -641,33 +430,4 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
             pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Floors and positions of the assigned partitions from PostgreSQL.
-
-        aiokafka hands records out as soon as the new assignment exists, fetched from Kafka's committed
-        offsets until the seek below replaces them; floors (set first) and ``_contiguous`` deal with
-        those. Floors of revoked partitions are kept: they are never above the stored offsets, so a poll
-        fetched before the revocation and applied during the rebalance is still checked against them,
-        and a partition that comes back gets its floor from here again.
-
-        aiokafka does not heartbeat while this runs, so it is kept within a third of the session
-        timeout: if PostgreSQL does not answer in time, the partitions are paused and the consume loop
-        takes their positions once it does (``_settle_pending``); positions never stay Kafka's advisory
-        ones, and the consumer has ``joined`` only once they are PostgreSQL's."""
-        owner = self.owner
-        owner._assignments += 1
-        owner._forget_lag(owner._lagging - set(assigned))  # defensive: revocation forgot them already
-        try:
-            await asyncio.wait_for(owner._take_positions(assigned), owner._listener_budget_s)
-        except Exception as exc:
-            log.warning("consumer.positions_deferred", error=repr(exc), partitions=len(assigned))
-            owner._pending = list(assigned)
-            owner.consumer.pause(*assigned)
-            owner.joined = False
-            return
-        owner._rebalancing = False
-        owner.joined = True
-        log.info(
-            "consumer.assigned",
-            group=self.owner.group_id,
-            partitions=[f"{t.topic}:{t.partition}" for t in assigned],
-        )
+        await self.owner.positions.end_rebalance(assigned, within_s=self.owner._listener_budget_s)
