@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from engine_harness import placed
 from sqlalchemy import text
 
 from segmentation.__main__ import DEFINITION
@@ -308,37 +309,11 @@ async def test_an_operator_action_is_replayed_before_the_events_that_came_after_
     alert_id, customer_id, _ = (await live_alerts(live))[0]
     await act(live, alert_id, AlertAction.ACKNOWLEDGE)
     at = live.clock()
-    amount = Money(amount=Decimal(90_000))
+    survey = feedback.SurveyAnswered(survey_id=f"{customer_id}-s2", customer_id=customer_id, nps=10, csat=5)
     recovery = {
         "customers": [],
-        "orders": [
-            (
-                customer_id.encode(),
-                wrap(
-                    orders.OrderPlaced(
-                        order_id=f"{customer_id}-big",
-                        customer_id=customer_id,
-                        lines=[orders.OrderLine(sku="S", quantity=1, unit_price=amount)],
-                        total=amount,
-                        placed_at=at,
-                        due_date=(at + timedelta(days=30)).date(),
-                        payment_days=30,
-                    ),
-                    customer_id,
-                    at,
-                ).to_json(),
-            )
-        ],
-        "feedback": [
-            (
-                customer_id.encode(),
-                wrap(
-                    feedback.SurveyAnswered(survey_id=f"{customer_id}-s2", customer_id=customer_id, nps=10, csat=5),
-                    customer_id,
-                    at,
-                ).to_json(),
-            )
-        ],
+        "orders": [(customer_id.encode(), placed(customer_id, f"{customer_id}-big", 90_000, at).to_json())],
+        "feedback": [(customer_id.encode(), wrap(survey, customer_id, at).to_json())],
     }
     total = live.total + await publish(live.kafka_bootstrap, live.topics, recovery)
     consumer = ProjectionConsumer(
