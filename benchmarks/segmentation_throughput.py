@@ -35,15 +35,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rebuild_common import database_url, drop_database
 from segmentation.__main__ import DEFINITION
 from segmentation.bootstrap import build_projection
 from segmentation.config import SegmentationSettings
-from shared.db.engine import create_engine, ensure_database, to_asyncpg_url, to_libpq_url
+from shared.db.engine import create_engine, ensure_database
 from shared.db.migrations import upgrade
 from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope, EventPayload, Money
@@ -246,18 +246,10 @@ def stop_consumers(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def fresh_database(server_url: str) -> str:
-    url = to_asyncpg_url(server_url).rsplit("/", 1)[0] + f"/bench_seg_{uuid.uuid4().hex[:8]}"
+    url = database_url(server_url, "bench_seg")
     await ensure_database(url)
     await upgrade(DEFINITION.migrations, url)
     return url
-
-
-async def drop(server_url: str, url: str) -> None:
-    admin = await asyncpg.connect(to_libpq_url(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def main() -> None:
@@ -299,7 +291,7 @@ async def main() -> None:
             )
     finally:
         for url in databases:
-            await drop(args.database_url, url)
+            await drop_database(args.database_url, url)
     n = len(records)
     result = {
         "events": n,
