@@ -23,6 +23,7 @@ from shared.events.registry import parse_envelope
 from shared.events.topics import Topics
 from shared.messaging.consumer import ProjectionConsumer
 from shared.messaging.kafka import make_producer
+from shared.messaging.positions import StoredOffset, fingerprint
 from shared.messaging.relay import OutboxRelay
 from shared.testing.kafka import produce, read_topic
 
@@ -234,6 +235,48 @@ async def test_a_topic_created_again_is_read_from_its_beginning_not_dropped_belo
             text("SELECT next_offset FROM consumer_offsets WHERE topic = :t"), {"t": topics.orders}
         )
         assert [r.next_offset for r in stored] == [1]
+
+
+async def test_a_topic_created_again_and_already_longer_than_the_stored_offset_is_read_from_its_beginning(
+    segmentation_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """As above, but the new log already holds more records than the group had stored before the consumer
+    starts again: offsets alone cannot tell it apart, the record before the stored offset can."""
+    await produce(kafka_bootstrap, topics.orders, [(b"c-4", placed("c-4", f"o-{i}", "10").to_json()) for i in range(3)])
+
+    def orders_count_is(n: int):  # type: ignore[no-untyped-def]
+        async def check() -> bool:
+            row = await segment(segmentation_engine, "c-4")
+            return bool(row) and row["orders_count"] >= n
+
+        return check
+
+    await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), orders_count_is(3))
+    await create_again(kafka_bootstrap, topics.orders)
+    new_log = [(b"c-4", placed("c-4", f"o-{i}", "10").to_json()) for i in range(3, 8)]  # offsets 0..4 > 3
+    await produce(kafka_bootstrap, topics.orders, new_log)
+    await run_consumer_until(make_consumer(segmentation_engine, topics, kafka_bootstrap), orders_count_is(8))
+    row = await segment(segmentation_engine, "c-4")
+    assert row is not None and (row["orders_count"], row["events_applied"]) == (8, 8)
+    # the stored row follows the new log: its offset, and the fingerprint of its last record
+    last = (await read_topic(kafka_bootstrap, topics.orders, expect=5))[-1]
+    async with segmentation_engine.connect() as conn:
+        stored = await conn.execute(
+            text("SELECT next_offset, last_record_fingerprint FROM consumer_offsets WHERE topic = :t"),
+            {"t": topics.orders},
+        )
+        assert [tuple(r) for r in stored] == [(5, fingerprint(last))]
+    consumer = make_consumer(segmentation_engine, topics, kafka_bootstrap)
+    loaded = await consumer.load_offsets()
+    assert [v for tp, v in loaded.items() if tp.topic == topics.orders] == [StoredOffset(5, fingerprint(last))]
+    # a replica on code from before the fingerprint moves the offset without it: no stale fingerprint loads
+    async with segmentation_engine.begin() as conn:
+        await conn.execute(text("UPDATE consumer_offsets SET next_offset = 6 WHERE topic = :t"), {"t": topics.orders})
+    loaded = await consumer.load_offsets()
+    assert [v for tp, v in loaded.items() if tp.topic == topics.orders] == [StoredOffset(6, None)]
+    await consumer.consumer.stop()  # created by the constructor, never started
 
 
 async def create_again(bootstrap: str, topic: str) -> None:

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 
 import shared.messaging.consumer as consumer_module
 from shared.messaging.consumer import ProjectionConsumer
+from shared.messaging.positions import StoredOffset, fingerprint
 from shared.testing.events import customer_registered
 
 pytestmark = pytest.mark.unit
@@ -37,13 +38,21 @@ class FakeKafka:
     a poll tops itself up with a second getmany); ``behind_the_back``
     maps a getmany call's index to a position change made just before it (a fetch from a stale position,
     a rebalance's seek). After two empty polls in a row everything fetched has been filtered and applied,
-    and ``drained`` is set.
+    and ``drained`` is set. Each offset holds one record, the same on every fetch, until ``replace_log``.
     """
 
     chunk = 3
 
-    def __init__(self, offsets: Iterable[int], stop: asyncio.Event, behind_the_back: dict[int, int] | None = None):
+    def __init__(
+        self,
+        offsets: Iterable[int],
+        stop: asyncio.Event,
+        behind_the_back: dict[int, int] | None = None,
+        *,
+        join_in_getmany: bool = False,
+    ):
         self.log = sorted(offsets)
+        self.records = {o: record(o) for o in self.log}
         self.assigned = {TP}
         self.drained = stop
         self.behind_the_back = behind_the_back or {}
@@ -53,11 +62,23 @@ class FakeKafka:
         self.empty_polls = 0
         self.listener: ConsumerRebalanceListener | None = None
         self.paused: set[TopicPartition] = set()
+        #: as aiokafka does: ``start`` does not wait for the group, the first getmany waits for the
+        #: assignment (and its listener) inside a fetch the consumer has numbered already
+        self.join_in_getmany = join_in_getmany
+
+    def replace_log(self, offsets: Iterable[int]) -> None:
+        """The topic is deleted and created again: new records (new event ids) under the offsets."""
+        self.log = sorted(offsets)
+        self.records = {o: record(o) for o in self.log}
 
     def subscribe(self, topics: Sequence[str], listener: ConsumerRebalanceListener) -> None:
         self.listener = listener
 
     async def start(self) -> None:
+        if not self.join_in_getmany:
+            await self.join()
+
+    async def join(self) -> None:
         assert self.listener is not None
         await self.listener.on_partitions_revoked(set())
         await self.listener.on_partitions_assigned(self.assigned)
@@ -82,6 +103,9 @@ class FakeKafka:
         self.position = self.log[0]
 
     async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
+        if self.join_in_getmany:
+            self.join_in_getmany = False
+            await self.join()
         if TP in self.paused:
             await asyncio.sleep(0)
             return {}
@@ -98,7 +122,7 @@ class FakeKafka:
         if not offsets:
             return {}
         self.position = offsets[-1] + 1
-        return {TP: [record(o) for o in offsets]}
+        return {TP: [self.records[o] for o in offsets]}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         return None
@@ -130,6 +154,27 @@ def projection_consumer(kafka: FakeKafka, monkeypatch: pytest.MonkeyPatch, *, ba
     )
 
 
+class FakeStore:
+    """The consumer's stored offset row for ``TP`` (``StoredOffsets``), reset with its compare-and-set."""
+
+    def __init__(self, stored: int, fingerprint: int | None = None) -> None:
+        self.row = StoredOffset(stored, fingerprint)
+        self.resets: list[tuple[TopicPartition, int]] = []
+
+    async def load_offsets(self) -> dict[TopicPartition, StoredOffset]:
+        return {TP: self.row}
+
+    async def reset_stored_offset(self, tp: TopicPartition, stored: int) -> None:
+        self.resets.append((tp, stored))
+        if self.row.next_offset == stored:
+            self.row = StoredOffset(0, None)
+
+
+def use_store(consumer: ProjectionConsumer, store: FakeStore) -> None:
+    consumer.load_offsets = store.load_offsets  # type: ignore[method-assign]
+    consumer.reset_stored_offset = store.reset_stored_offset  # type: ignore[method-assign]
+
+
 class RecordingLog:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str, dict[str, Any]]] = []
@@ -141,24 +186,29 @@ class RecordingLog:
 async def consume(
     offsets: Iterable[int],
     *,
-    stored: int,
+    stored: int | FakeStore,
     monkeypatch: pytest.MonkeyPatch,
     behind_the_back: dict[int, int] | None = None,
     batch_size: int = 5,
+    stored_from_this_log: bool = False,
+    join_in_getmany: bool = False,
 ) -> tuple[list[int], FakeKafka, RecordingLog]:
-    """Run the consumer over the fake log until it is drained; return the applied offsets in order."""
+    """Run the consumer over the fake log until it is drained; return the applied offsets in order.
+
+    ``stored``: the offset stored for the partition (no fingerprint), or the store holding its row;
+    ``stored_from_this_log``: the row's fingerprint is that of this log's record before its offset."""
     stop = asyncio.Event()
-    kafka = FakeKafka(offsets, stop, behind_the_back)
+    kafka = FakeKafka(offsets, stop, behind_the_back, join_in_getmany=join_in_getmany)
     consumer = projection_consumer(kafka, monkeypatch, batch_size=batch_size)
     applied: list[int] = []
-
-    async def load_offsets() -> dict[TopicPartition, int]:
-        return {TP: stored}
+    store = stored if isinstance(stored, FakeStore) else FakeStore(stored)
+    if stored_from_this_log:
+        store.row = StoredOffset(store.row.next_offset, fingerprint(kafka.records[store.row.next_offset - 1]))
+    use_store(consumer, store)
 
     async def process(decoded: Sequence[Any]) -> None:
         applied.extend(d.record.offset for d in decoded)
 
-    monkeypatch.setattr(consumer, "load_offsets", load_offsets)
     monkeypatch.setattr(consumer, "_process", process)
     recording = RecordingLog()
     monkeypatch.setattr(consumer_module, "log", recording)
@@ -258,8 +308,8 @@ async def test_a_poll_fetched_across_a_rebalance_does_not_count_as_the_reread(mo
     assert keep(consumer, during) == []  # fetched after the seek, but the rebalance forgot it
     assert kafka.seeks == [5]  # and nothing is sought mid-rebalance: the assignment's seek is the re-read
 
-    async def load_offsets() -> dict[TopicPartition, int]:
-        return {TP: 5}
+    async def load_offsets() -> dict[TopicPartition, StoredOffset]:
+        return {TP: StoredOffset(5)}
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
     await listener.on_partitions_assigned([TP])
@@ -281,9 +331,9 @@ async def test_a_poll_judged_while_the_listener_takes_positions_applies_nothing_
     listener = consumer_module._SeekToStoredOffsets(consumer)
     database_answers = asyncio.Event()
 
-    async def load_offsets() -> dict[TopicPartition, int]:
+    async def load_offsets() -> dict[TopicPartition, StoredOffset]:
         await database_answers.wait()
-        return {TP: 5}
+        return {TP: StoredOffset(5)}
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
     await listener.on_partitions_revoked([])
@@ -311,7 +361,7 @@ async def test_a_partition_given_up_keeps_no_lag_sample_even_if_a_batch_finishes
     consumer.positions.report_lag()  # the batch in flight ends: aiokafka's assignment() still lists the partition
     assert REGISTRY.get_sample_value("tierstream_consumer_lag", labels) is None
 
-    async def load_offsets() -> dict[TopicPartition, int]:
+    async def load_offsets() -> dict[TopicPartition, StoredOffset]:
         return {}
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
@@ -328,7 +378,7 @@ async def test_the_consumer_has_joined_once_its_first_assignment_is_done_even_an
     consumer, _ = bare_consumer(monkeypatch)
     listener = consumer_module._SeekToStoredOffsets(consumer)
 
-    async def load_offsets() -> dict[TopicPartition, int]:
+    async def load_offsets() -> dict[TopicPartition, StoredOffset]:
         return {}
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
@@ -358,18 +408,127 @@ async def test_a_partition_whose_log_ends_below_the_stored_offset_is_read_again_
 ) -> None:
     # The group stored 50, but the topic was deleted and created again: its log now holds 0..9. Kept as
     # the floor, 50 would drop every one of them for good; the inbox refuses what was applied before.
-    resets: list[tuple[TopicPartition, int]] = []
-
-    async def reset_stored_offset(self: ProjectionConsumer, tp: TopicPartition, stored: int) -> None:
-        resets.append((tp, stored))
-
-    monkeypatch.setattr(ProjectionConsumer, "reset_stored_offset", reset_stored_offset)
-    applied, _, log = await consume(range(10), stored=50, monkeypatch=monkeypatch)
+    store = FakeStore(50)
+    applied, _, log = await consume(range(10), stored=store, monkeypatch=monkeypatch)
     assert applied == list(range(10))
     errors = [kw for level, event, kw in log.lines if event == "consumer.stored_offset_beyond_log_end"]
     assert len(errors) == 1 and (errors[0]["stored_offset"], errors[0]["log_end"]) == (50, 10)
     # else the stored 50 would outlive the new log's first 50 records (offsets are saved with GREATEST)
-    assert resets == [(TP, 50)]
+    assert store.resets == [(TP, 50)] and store.row == StoredOffset(0)
+
+
+# -- the record before the stored offset: a replaced log longer than the stored offset ----------------
+def events(log: RecordingLog, name: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(level, kw) for level, event, kw in log.lines if event == name]
+
+
+async def test_a_partition_whose_record_before_the_stored_offset_is_the_one_stored_is_read_on_from_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeStore(5)
+    applied, kafka, log = await consume(range(12), stored=store, stored_from_this_log=True, monkeypatch=monkeypatch)
+    assert applied == list(range(5, 12))
+    assert kafka.seeks == [4]  # the record before the stored offset, to compare it
+    assert store.resets == [] and events(log, "consumer.record_before_stored_offset_differs") == []
+    assert accepted_gaps(log) == []
+
+
+async def test_a_partition_verified_in_a_fetch_numbered_before_the_seek_is_read_again_and_verified_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # aiokafka's first getmany waits for the assignment inside a fetch numbered before the seek: its
+    # records (4, 5, 6) prove nothing, and dropped without a seek they would never be read again.
+    store = FakeStore(5)
+    applied, kafka, log = await consume(
+        range(12), stored=store, stored_from_this_log=True, join_in_getmany=True, monkeypatch=monkeypatch
+    )
+    assert applied == list(range(5, 12))
+    assert kafka.seeks == [4, 4]
+    assert store.resets == [] and events(log, "consumer.record_before_stored_offset_differs") == []
+
+
+async def test_a_replaced_log_longer_than_the_stored_offset_is_read_again_from_its_beginning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The group stored 5 (and the fingerprint of the record at 4) from a log since deleted and created
+    # again; the new one already holds 0..11. Offsets alone would skip its 0..4 for good.
+    store = FakeStore(5, fingerprint(record(4)))  # a record of the old log: another event id
+    applied, kafka, log = await consume(range(12), stored=store, monkeypatch=monkeypatch)
+    assert applied == list(range(12))
+    assert kafka.seeks == [4]
+    errors = events(log, "consumer.record_before_stored_offset_differs")
+    assert [(level, kw["stored_offset"]) for level, kw in errors] == [("error", 5)]
+    assert store.resets == [(TP, 5)] and store.row == StoredOffset(0)  # GREATEST would keep 5 otherwise
+
+
+async def test_a_record_before_the_stored_offset_that_no_longer_exists_is_accepted_unverified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Offsets 0..4 were deleted by retention: nothing to compare, and nothing to read again.
+    store = FakeStore(5, fingerprint(record(4)))
+    applied, kafka, log = await consume(range(5, 12), stored=store, monkeypatch=monkeypatch)
+    assert applied == list(range(5, 12))
+    assert kafka.seeks == [4]
+    assert store.resets == []
+    assert [level for level, _ in events(log, "consumer.record_before_stored_offset_gone")] == ["info"]
+    assert accepted_gaps(log) == []
+
+
+async def test_a_row_stored_without_a_fingerprint_is_read_from_the_stored_offset_unverified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeStore(5)  # stored before fingerprints were kept
+    applied, kafka, log = await consume(range(12), stored=store, monkeypatch=monkeypatch)
+    assert applied == list(range(5, 12))
+    assert kafka.seeks == [5]
+    assert store.resets == [] and events(log, "consumer.record_before_stored_offset_gone") == []
+
+
+async def assigned_after_a_prefetch(
+    monkeypatch: pytest.MonkeyPatch, *, committed: int
+) -> tuple[ProjectionConsumer, FakeKafka, FakeStore, Any]:
+    """A consumer whose first poll was fetched from Kafka's committed offset before the assignment's seek
+    (aiokafka makes an assignment live before it awaits the listener); the stored row (5, fingerprint of
+    the record at 4) matches the log as it is at that first fetch."""
+    kafka = FakeKafka(range(12), asyncio.Event())
+    kafka.position = committed
+    consumer = projection_consumer(kafka, monkeypatch, batch_size=3)
+    store = FakeStore(5, fingerprint(kafka.records[4]))
+    use_store(consumer, store)
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    await listener.on_partitions_revoked([])
+    prefetched = await consumer._fetch()
+    return consumer, kafka, store, prefetched
+
+
+async def test_a_poll_fetched_before_the_seek_does_not_count_as_the_record_being_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer, kafka, _, prefetched = await assigned_after_a_prefetch(monkeypatch, committed=5)
+    assert offsets_of(prefetched.records) == [5, 6, 7]  # no record 4: "gone", were it fetched after the seek
+    await consumer_module._SeekToStoredOffsets(consumer).on_partitions_assigned([TP])
+    assert kafka.seeks == [4]
+    assert offsets_of(consumer.positions.applicable(prefetched.records, prefetched.number)) == []  # unverified
+    assert kafka.seeks == [4, 4]  # and read again: its records, dropped, would be read no more
+    fresh = await consumer._fetch()
+    assert offsets_of(consumer.positions.applicable(fresh.records, fresh.number)) == [5, 6]  # 4 compared, equal
+
+
+async def test_a_poll_fetched_before_the_seek_does_not_count_as_the_verification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer, kafka, store, prefetched = await assigned_after_a_prefetch(monkeypatch, committed=4)
+    assert offsets_of(prefetched.records) == [4, 5, 6]  # the record at 4 the row was stored from...
+    kafka.replace_log(range(12))  # ...but the topic is deleted and created again before the seek
+    await consumer_module._SeekToStoredOffsets(consumer).on_partitions_assigned([TP])
+    assert offsets_of(consumer.positions.applicable(prefetched.records, prefetched.number)) == []
+    fresh = await consumer._fetch()
+    assert offsets_of(consumer.positions.applicable(fresh.records, fresh.number)) == []  # 4 differs
+    assert consumer.positions.pending == [TP] and kafka.paused == {TP}
+    await asyncio.wait_for(consumer.positions.settle_pending(asyncio.Event()), 5)  # a guard, not a speed check
+    assert store.resets == [(TP, 5)] and kafka.paused == set()
+    again = await consumer._fetch()
+    assert offsets_of(consumer.positions.applicable(again.records, again.number)) == [0, 1, 2]
 
 
 async def test_positions_the_listener_cannot_load_are_taken_by_the_consume_loop_once_the_database_answers(
@@ -383,12 +542,12 @@ async def test_positions_the_listener_cannot_load_are_taken_by_the_consume_loop_
     listener = consumer_module._SeekToStoredOffsets(consumer)
     attempts = 0
 
-    async def load_offsets() -> dict[TopicPartition, int]:
+    async def load_offsets() -> dict[TopicPartition, StoredOffset]:
         nonlocal attempts
         attempts += 1
         if attempts < 3:
             raise ConnectionRefusedError("database down")
-        return {TP: 12}
+        return {TP: StoredOffset(12)}
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]
     await listener.on_partitions_revoked([])
@@ -404,7 +563,7 @@ async def test_settling_gives_up_at_once_when_the_consumer_is_stopped(monkeypatc
     consumer, _ = bare_consumer(monkeypatch)
     consumer.positions.pending = [TP]
 
-    async def load_offsets() -> dict[TopicPartition, int]:
+    async def load_offsets() -> dict[TopicPartition, StoredOffset]:
         raise ConnectionRefusedError("database down")
 
     consumer.load_offsets = load_offsets  # type: ignore[method-assign]

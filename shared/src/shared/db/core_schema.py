@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-__all__ = ["downgrade_v1", "downgrade_v2", "run_script", "upgrade_v1", "upgrade_v2"]
+__all__ = ["downgrade_v1", "downgrade_v2", "downgrade_v3", "run_script", "upgrade_v1", "upgrade_v2", "upgrade_v3"]
 
 
 def run_script(script: str) -> None:
@@ -95,3 +95,31 @@ def upgrade_v2() -> None:
 
 def downgrade_v2() -> None:
     run_script("DROP TABLE idempotency_keys;")
+
+
+def upgrade_v3() -> None:
+    """``consumer_offsets.last_record_fingerprint``: an 8-byte blake2b of the key and value of the record at
+    ``last_record_offset`` (:func:`shared.messaging.positions.fingerprint`), both written with the offset.
+
+    On assignment the consumer compares it with the record Kafka now holds there: another record means
+    the partition's log was replaced, and it is read again from its beginning. It is compared only while
+    ``last_record_offset = next_offset - 1``: NULL for rows stored before this step and for offsets set
+    back to 0, and a row whose offset was moved by code that does not know the columns (a replica not yet
+    upgraded) is not compared either — its fingerprint would belong to an older record."""
+    run_script(
+        """
+        ALTER TABLE consumer_offsets ADD COLUMN last_record_offset BIGINT;
+        ALTER TABLE consumer_offsets ADD COLUMN last_record_fingerprint BIGINT;
+        COMMENT ON COLUMN consumer_offsets.last_record_offset IS
+            'offset of the record last_record_fingerprint was taken from';
+        COMMENT ON COLUMN consumer_offsets.last_record_fingerprint IS
+            'blake2b-64 of key and value of that record (compared on assignment while it is next_offset - 1)';
+        """
+    )
+
+
+def downgrade_v3() -> None:
+    run_script(
+        "ALTER TABLE consumer_offsets DROP COLUMN last_record_fingerprint; "
+        "ALTER TABLE consumer_offsets DROP COLUMN last_record_offset;"
+    )

@@ -80,5 +80,8 @@ consumer_offsets = Table(
     Column("partition", Integer, nullable=False),
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # core schema v3: the record at next_offset - 1, checked on assignment (while it is that record's)
+    Column("last_record_offset", BigInteger),
+    Column("last_record_fingerprint", BigInteger),
     PrimaryKeyConstraint("consumer_group", "topic", "partition", name="consumer_offsets_pkey"),
 )

@@ -3,7 +3,8 @@
 For every poll, in ONE database transaction: validate each record (invalid → dead letter), drop
 event_ids already in the inbox, let the projection apply the new events (it may stage outgoing
 messages), write dead letters + outgoing messages to the outbox, and store the next offset per
-(group, topic, partition). On assignment the consumer seeks to the offsets stored in PostgreSQL;
+(group, topic, partition), with a fingerprint of the record before it. On assignment the consumer seeks
+to the offsets stored in PostgreSQL (to the record before, to compare it: a replaced log is read again);
 Kafka-side commits are advisory only (for lag tooling).
 
 Which records of a poll may be applied, and from where each partition is read, is the part of
@@ -37,7 +38,7 @@ from shared.events.registry import InvalidEvent, parse_envelope
 from shared.logging import get_logger
 from shared.messaging.deadletter import dead_letter
 from shared.messaging.outbox import OutboxMessage, write_outbox
-from shared.messaging.positions import PartitionPositions
+from shared.messaging.positions import PartitionPositions, StoredOffset, fingerprint
 from shared.messaging.transient import is_transient  # imported from here by the sweeps and middleware
 
 log = get_logger(__name__)
@@ -57,18 +58,29 @@ _INBOX = text(
     "INSERT INTO inbox (consumer_group, event_id) SELECT :g, unnest(CAST(:ids AS uuid[])) "
     "ON CONFLICT DO NOTHING RETURNING event_id"
 )
+# The fingerprint follows the offset: replaced when the offset moves forward or stays (SET reads the old row).
+# It is tagged with the offset of its record, so a row whose offset moved without it (a replica on code from
+# before core schema v3, during a rolling upgrade) loads without a fingerprint instead of a stale one.
 _SAVE_OFFSETS = text(
-    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
-    "SELECT :g, t, p, o FROM unnest(CAST(:topics AS text[]), CAST(:parts AS int[]), CAST(:offs AS bigint[])) "
-    "AS x(t, p, o) "
+    "INSERT INTO consumer_offsets "
+    "(consumer_group, topic, partition, next_offset, last_record_offset, last_record_fingerprint) "
+    "SELECT :g, t, p, o, o - 1, f FROM unnest(CAST(:topics AS text[]), CAST(:parts AS int[]), "
+    "CAST(:offs AS bigint[]), CAST(:fps AS bigint[])) AS x(t, p, o, f) "
     "ON CONFLICT (consumer_group, topic, partition) DO UPDATE "
-    "SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"
+    "SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset), "
+    "last_record_offset = CASE WHEN EXCLUDED.next_offset >= consumer_offsets.next_offset "
+    "THEN EXCLUDED.last_record_offset ELSE consumer_offsets.last_record_offset END, "
+    "last_record_fingerprint = CASE WHEN EXCLUDED.next_offset >= consumer_offsets.next_offset "
+    "THEN EXCLUDED.last_record_fingerprint ELSE consumer_offsets.last_record_fingerprint END, updated_at = now()"
 )
 _RESET_OFFSET = text(
-    "UPDATE consumer_offsets SET next_offset = 0, updated_at = now() "
-    "WHERE consumer_group = :g AND topic = :t AND partition = :p AND next_offset = :o"
+    "UPDATE consumer_offsets SET next_offset = 0, last_record_offset = NULL, last_record_fingerprint = NULL, "
+    "updated_at = now() WHERE consumer_group = :g AND topic = :t AND partition = :p AND next_offset = :o"
 )
-_LOAD_OFFSETS = text("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = :g")
+_LOAD_OFFSETS = text(
+    "SELECT topic, partition, next_offset, CASE WHEN last_record_offset = next_offset - 1 "
+    "THEN last_record_fingerprint END AS last_record_fingerprint FROM consumer_offsets WHERE consumer_group = :g"
+)
 #: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
 _DECODE_CHUNK = 250
 
@@ -244,13 +256,16 @@ class ProjectionConsumer:
         return batch
 
     # -- stored offsets (``positions.StoredOffsets``: the table ``_finish`` writes) --------------
-    async def load_offsets(self) -> dict[TopicPartition, int]:
+    async def load_offsets(self) -> dict[TopicPartition, StoredOffset]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_LOAD_OFFSETS, {"g": self.group_id})).all()
-        return {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
+        return {
+            TopicPartition(r.topic, r.partition): StoredOffset(r.next_offset, r.last_record_fingerprint) for r in rows
+        }
 
     async def reset_stored_offset(self, tp: TopicPartition, stored: int) -> None:
-        """Set a partition's stored offset back to 0, unless someone moved it since it read ``stored``."""
+        """Set a partition's stored offset back to 0 (and forget its fingerprint), unless someone moved it
+        since it read ``stored``."""
         async with self.engine.begin() as conn:
             await conn.execute(_RESET_OFFSET, {"g": self.group_id, "t": tp.topic, "p": tp.partition, "o": stored})
 
@@ -384,17 +399,19 @@ class ProjectionConsumer:
                         reason=dict(d.dead.headers).get("dlq_reason"),
                     )
         await write_outbox(conn, dead + outgoing)
-        next_offsets: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], ConsumerRecord] = {}  # per partition, the record stored offsets follow
         for d in decoded:
             key = (d.record.topic, d.record.partition)
-            next_offsets[key] = max(next_offsets.get(key, 0), d.record.offset + 1)
+            if key not in last or d.record.offset > last[key].offset:
+                last[key] = d.record
         await conn.execute(
             _SAVE_OFFSETS,
             {
                 "g": self.group_id,
-                "topics": [t for t, _ in next_offsets],
-                "parts": [p for _, p in next_offsets],
-                "offs": list(next_offsets.values()),
+                "topics": [t for t, _ in last],
+                "parts": [p for _, p in last],
+                "offs": [r.offset + 1 for r in last.values()],
+                "fps": [fingerprint(r) for r in last.values()],
             },
         )
 

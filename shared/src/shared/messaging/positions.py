@@ -11,6 +11,14 @@ transactions under read_committed, retention or compaction below the stored offs
 in a poll fetched after that seek is accepted, with a warning — once, never in a loop. Polls are
 numbered as their fetches start, so "fetched after that seek" is a comparison of numbers.
 
+Replaced logs: with each stored offset PostgreSQL keeps a fingerprint of the record just before it (the
+last one applied, see :func:`fingerprint`). On assignment such a partition is sought to that record
+instead of the stored offset, and nothing of it is applied until the record is compared: the same
+record → the partition is read on as before; another one → its log was replaced (the topic deleted and
+created again...) even though it is already longer than the stored offset, and it is read again from its
+beginning. A record gone (retention, compaction: the first one returned lies at or above the stored
+offset) is accepted unverified; only a poll fetched after the seek may verify or accept.
+
 Rebalances: on assignment the floors and fetch positions are taken from PostgreSQL. aiokafka does not
 heartbeat while its rebalance listener runs, so a database that does not answer in time leaves the
 partitions paused, and the consume loop takes their positions once it does: they are never Kafka's
@@ -22,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, TypeVar
+from hashlib import blake2b
+from typing import NamedTuple, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -41,13 +50,35 @@ LAG = Gauge(
 _LOG_END_TIMEOUT_S = 2.0
 
 
+def fingerprint(record: ConsumerRecord) -> int:
+    """An 8-byte blake2b of a record's key and value, as a signed 64-bit integer (a BIGINT column).
+
+    Computed once per partition per batch (its last record), so its cost is a hash of one record. The
+    key and value rather than the ``event_id`` header: every record has them, an invalid one too (a dead
+    letter moves the offset like any record), and the value holds the envelope, event_id included."""
+    digest = blake2b(digest_size=8)
+    for part in (record.key, record.value):
+        digest.update(b"\xff" if part is None else len(part).to_bytes(4, "big"))  # None ≠ empty; no ambiguity
+        digest.update(part or b"")
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+class StoredOffset(NamedTuple):
+    """A partition's row: the offset stored next and the fingerprint of the record before it (None:
+    stored before fingerprints were kept, or set back to 0)."""
+
+    next_offset: int
+    fingerprint: int | None = None
+
+
 class StoredOffsets(Protocol):
     """The offsets stored next per partition, kept with the projection's effects (the consumer's table)."""
 
-    async def load_offsets(self) -> dict[TopicPartition, int]: ...
+    async def load_offsets(self) -> dict[TopicPartition, StoredOffset]: ...
 
     async def reset_stored_offset(self, tp: TopicPartition, stored: int) -> None:
-        """Set ``tp``'s stored offset back to 0, unless someone moved it since it read ``stored``."""
+        """Set ``tp``'s stored offset (and fingerprint) back to 0 (and none), unless someone moved it
+        since it read ``stored``."""
         ...
 
 
@@ -86,6 +117,12 @@ class PartitionPositions:
         self._fetches = 0
         #: partitions sought back to their floor over a gap → ``_fetches`` at that seek
         self._rereads: dict[TopicPartition, int] = {}
+        #: partitions sought to the record before their floor on assignment, nothing of them applied until
+        #: it is compared → (its stored fingerprint, ``_fetches`` at that seek); see ``verified``
+        self._verifying: dict[TopicPartition, tuple[int, int]] = {}
+        #: partitions whose record before the floor differed → the stored offset it was compared at (read
+        #: again from the beginning by ``take_positions``, through ``pending``)
+        self._replaced: dict[TopicPartition, int] = {}
         #: from a rebalance's revocation to the end of its assignment (and before the first one), when
         #: positions change behind the consumer's back
         self.rebalancing = True
@@ -115,8 +152,10 @@ class PartitionPositions:
 
     def applicable(self, fetched: dict[TopicPartition, list[F]], poll_number: int) -> dict[TopicPartition, list[F]]:
         """The part of poll ``poll_number`` that may be applied now: partitions still held, records from
-        the floor on, without a hole (judged when the poll's turn comes, not when it was fetched)."""
-        return self.contiguous(self.at_or_above_floor(self.still_assigned(fetched)), poll_number)
+        the floor on, without a hole (judged when the poll's turn comes, not when it was fetched), of
+        partitions whose stored offset was verified (or could not be)."""
+        kept = self.verified(self.still_assigned(fetched), poll_number)
+        return self.contiguous(self.at_or_above_floor(kept), poll_number)
 
     def still_assigned(self, fetched: dict[TopicPartition, list[F]]) -> dict[TopicPartition, list[F]]:
         """Drop records of partitions revoked while they waited (their new owner reads them).
@@ -139,6 +178,58 @@ class PartitionPositions:
         kept = {tp: items for tp, items in fetched.items() if tp in assigned}
         if len(kept) < len(fetched):
             self.log.info("consumer.dropped_revoked", partitions=[_name(t) for t in fetched if t not in kept])
+        return kept
+
+    def verified(self, fetched: dict[TopicPartition, list[F]], poll_number: int) -> dict[TopicPartition, list[F]]:
+        """Drop the records of partitions whose stored offset is not verified yet; verify it with this poll.
+
+        A partition sought to the record before its floor (``take_positions``) is judged by the first poll
+        fetched after that seek that reaches it — not by one fetched before (from Kafka's committed
+        offset: it proves nothing about where the seek reads; the partition is sought again, as
+        ``contiguous`` does), nor during a rebalance (the assignment's seek will be the one). That record
+        equal to the one stored → verified, the poll goes on (the record itself lies below the floor).
+        Another record → the log was replaced: error logged, nothing applied, and the partition is paused
+        and read again from its beginning (``pending``: ``settle_pending`` → ``take_positions``, as a
+        stored offset beyond the log's end is). No record there (the first one lies at or above the floor:
+        retention or compaction removed it) → accepted unverified."""
+        if not self._verifying:
+            return fetched
+        kept: dict[TopicPartition, list[F]] = {}
+        for tp, records in fetched.items():
+            if tp not in self._verifying:
+                kept[tp] = records
+                continue
+            expected, sought = self._verifying[tp]
+            floor = self.floors.get(tp, 0)
+            at = next((d.record for d in records if d.record.offset >= floor - 1), None)
+            if self.rebalancing:
+                continue  # nothing applied: the assignment's seek will be read
+            if poll_number <= sought:
+                # Fetched before the seek, or with a number taken before it (aiokafka's getmany waits for
+                # the assignment, and its listener, inside a fetch already numbered): sought again, so
+                # that the record is read again — else these records, dropped, would be read no more.
+                self.kafka.seek(tp, floor - 1)
+                self._verifying[tp] = (expected, self._fetches)
+                continue
+            if at is None:
+                continue  # still below the record to compare (all of them below the floor too)
+            del self._verifying[tp]
+            if at.offset >= floor:
+                self.log.info("consumer.record_before_stored_offset_gone", partition=_name(tp), stored_offset=floor)
+            elif fingerprint(at) == expected:
+                self.log.debug("consumer.stored_offset_verified", partition=_name(tp), stored_offset=floor)
+            else:
+                self.log.error(
+                    "consumer.record_before_stored_offset_differs",
+                    partition=_name(tp),
+                    stored_offset=floor,
+                    action="reading the partition again from its beginning",
+                )
+                self._replaced[tp] = floor
+                self.pending.append(tp)
+                self.kafka.pause(tp)
+                continue
+            kept[tp] = records
         return kept
 
     def at_or_above_floor(self, batch: dict[TopicPartition, list[F]]) -> dict[TopicPartition, list[F]]:
@@ -210,9 +301,12 @@ class PartitionPositions:
         A seek made before it proves nothing after it: the new assignment starts anew. The partitions
         given up lose their lag sample (the new owner reports them). Their floors are kept: they are never
         above the stored offsets, so a poll fetched before the revocation and applied during the
-        rebalance is still checked against them, and a partition that comes back gets its floor anew."""
+        rebalance is still checked against them, and a partition that comes back gets its floor anew.
+        So are the partitions still to be verified (``verified``): nothing of them is applied during the
+        rebalance either, and the new assignment verifies them anew (or forgets those given up)."""
         self.rebalancing = True
         self._rereads.clear()
+        self._replaced.clear()
         self.pending = []
         self.forget_lag(revoked)
 
@@ -228,6 +322,8 @@ class PartitionPositions:
         does (``settle_pending``); the consumer has ``joined`` only once they are PostgreSQL's."""
         self._assignments += 1
         self.forget_lag(self._lagging - set(assigned))  # defensive: revocation forgot them already
+        for tp in set(self._verifying) - set(assigned):
+            del self._verifying[tp]  # given up: its new owner verifies it
         self._taking = frozenset(assigned)
         try:
             await asyncio.wait_for(self.take_positions(assigned), within_s)
@@ -271,32 +367,44 @@ class PartitionPositions:
     async def take_positions(self, assigned: Sequence[TopicPartition]) -> None:
         """Floors and fetch positions of ``assigned`` from the offsets stored in PostgreSQL.
 
+        A partition whose row has a fingerprint is sought to the record before its stored offset, to be
+        compared (``verified``); one without (stored before fingerprints were kept) to the stored offset.
+
         A stored offset beyond the partition's end means its log is not the one read before (the topic
         was deleted and created again, or an unclean leader election cut it): every record would lie
         below the floor and be dropped. Such a partition is read again from its beginning instead, with
         an error logged, and its stored offset is set back to 0 (else ``GREATEST`` would keep the old
         one, and a later start would skip the new log's records below it); the inbox refuses whatever
-        was applied before."""
+        was applied before. So is a partition whose record before the stored offset differed from the
+        one stored (``verified`` logged it), as long as its stored offset is still the one compared."""
         stored = await self.store.load_offsets()
         ends = await self.log_ends([tp for tp in assigned if tp in stored])
         fresh = []
         for tp in assigned:
-            offset = stored.get(tp)
-            if offset is not None and tp in ends and offset > ends[tp]:
+            row, replaced = stored.get(tp), self._replaced.pop(tp, None)
+            self._verifying.pop(tp, None)
+            if row is not None and tp in ends and row.next_offset > ends[tp]:
                 self.log.error(
                     "consumer.stored_offset_beyond_log_end",
                     partition=_name(tp),
-                    stored_offset=offset,
+                    stored_offset=row.next_offset,
                     log_end=ends[tp],
                     action="reading the partition again from its beginning",
                 )
-                await self.store.reset_stored_offset(tp, offset)
-                offset = None
-            self.floors[tp] = offset or 0
-            if offset is not None:
-                self.kafka.seek(tp, offset)
-            else:
+                replaced = row.next_offset
+            if row is not None and replaced == row.next_offset:
+                await self.store.reset_stored_offset(tp, row.next_offset)
+                row = None
+            if row is None:
+                self.floors[tp] = 0
                 fresh.append(tp)
+            elif row.fingerprint is None or row.next_offset == 0:
+                self.floors[tp] = row.next_offset
+                self.kafka.seek(tp, row.next_offset)
+            else:
+                self.floors[tp] = row.next_offset
+                self.kafka.seek(tp, row.next_offset - 1)
+                self._verifying[tp] = (row.fingerprint, self._fetches)
         if fresh:
             await self.kafka.seek_to_beginning(*fresh)
 
