@@ -30,11 +30,17 @@ and the loop its own rules: :meth:`FeedbackPlan.events` replays every path throu
 ``Complaint`` aggregate — with the SLA sweep ticking every minute of the simulated timeline — so the
 contract events of a replay are exactly what the service would have recorded on those dates.
 
-Through the HTTP API (``tierstream load``), surveys keep their ``answered_at``, but the feedback API
-takes no filing date: complaints are filed, and their SLA clock runs, at the service's "now". The
-segmentation projection counts complaints filed after its own clock as not yet happened, so in the
-demo the complaints fill the feedback service (every state of the loop) while the churn alerts come
-from the surveys on top of the order history's own signals. ``--no-feedback`` leaves it all out.
+Through the HTTP API (``tierstream load``) everything keeps its date on the data's timeline: surveys
+their ``answered_at``, complaints their ``filed_at`` (the SLA deadlines run from it) and each step of
+the loop its ``at`` — a complaint is filed with the steps it has taken in one request, so segmentation
+never grades it half-way along its path. A step taken after a deadline records that breach itself (the
+service does so for any late step), and the service's sweep escalates the deadlines still open from
+``FEEDBACK_CLOCK_START`` (the day after the data, set by ``tierstream demo``): an import ends with the
+breaches a replay records. Segmentation, whose clock starts on the same day, then counts the
+complaints too: past their SLA or reopened, they add to the churn-risk score. What differs from a
+replay is only when an escalation was recorded (with the late step, or by the sweep on the demo's day,
+instead of a minute after the deadline) and so its ``overdue_by_hours``. ``--no-feedback`` leaves it
+all out.
 """
 
 from __future__ import annotations
@@ -440,13 +446,13 @@ def complaint_events(complaint: ComplaintCmd, as_of: datetime, policy: SlaPolicy
     for step in complaint.steps:
         _sweep_until(aggregate, step.at, take)
         if step.step is Step.ACKNOWLEDGE:
-            aggregate.acknowledge(step.note)
+            aggregate.acknowledge(step.note, at=step.at)
         elif step.step is Step.RESOLVE:
-            aggregate.resolve(step.note or "resolved")
+            aggregate.resolve(step.note or "resolved", at=step.at)
         elif step.step is Step.REOPEN:
             aggregate.reopen(step.note or "reopened", at=step.at, policy=policy)
         else:
-            aggregate.confirm()
+            aggregate.confirm(at=step.at)
         take(step.at)
     _sweep_until(aggregate, as_of, take)
     return [

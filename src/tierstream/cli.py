@@ -241,13 +241,15 @@ def demo(
     The data set ends on 2011-12-09, so segmentation's clock starts the day after its last invoice
     (`SEGMENTATION_CLOCK_START`): recency, activity and the trailing-12-month window then mean what
     they meant for that business on that day. The orders overdue sweep starts on the same day
-    (`ORDERS_CLOCK_START`), so 2010 invoices are not reported 15 years overdue. The assumed survey
-    answers are dated on the data's timeline too; complaints are dated by the feedback service."""
+    (`ORDERS_CLOCK_START`), so 2010 invoices are not reported 15 years overdue, and so does the complaint
+    SLA sweep (`FEEDBACK_CLOCK_START`). The assumed complaints, their steps and the survey answers are
+    dated on the data's timeline too, so segmentation counts them as of that day."""
     config = _config(kafka_port, pg_port, 3)
     load_plan = _plan(data or _default_data(), customers)
     as_of = day_after_last_order(load_plan)
     config.extra_env["SEGMENTATION_CLOCK_START"] = as_of.isoformat()
     config.extra_env["ORDERS_CLOCK_START"] = as_of.isoformat()  # the overdue sweep's "today"
+    config.extra_env["FEEDBACK_CLOCK_START"] = as_of.isoformat()  # the complaint SLA sweep's "today"
     try:
         with console.status("starting PostgreSQL, Kafka and the services…"):
             infra = stack.up(config)

@@ -1,9 +1,11 @@
 """End to end: the loader sends a small Online Retail-shaped history and its assumed feedback through the
 four services as real processes (real Kafka + PostgreSQL), clocks set as ``tierstream demo`` sets them.
 
-The feedback service ends up holding every complaint in its planned state of the loop and every survey;
-segmentation sees them, and raises a churn alert for exactly the customers that its own rules put in the
-high band once the surveys are counted (computed here from the plan with segmentation's pure rules).
+The feedback service ends up holding every complaint in its planned state of the loop, filed and taken
+through it on the data's dates, and every survey; segmentation sees them and counts them as of its clock
+(the day after the data): it raises a churn alert for exactly the customers that its own rules put in the
+high band once the complaints and surveys are counted, for the reasons those rules give (computed here
+from the plan with segmentation's pure rules, independently of the services).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from tierstream.loader import load
 pytestmark = pytest.mark.e2e
 
 AUTH = stack.auth_headers()
+COMPLAINT_REASONS = frozenset({"complaint_overdue", "complaint_reopened"})
 
 
 def rows() -> list[dict[str, str]]:
@@ -81,8 +85,8 @@ def load_plan() -> LoadPlan:
 def demo_stack(
     kafka_bootstrap: str, pg_server: str, load_plan: LoadPlan, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[stack.StackConfig]:
-    """The four services with the demo's clocks: segmentation and the orders sweep start the day after
-    the data's last invoice (the feedback service has no such clock)."""
+    """The four services with the demo's clocks: segmentation and the orders and complaint SLA sweeps start
+    the day after the data's last invoice."""
     tag = uuid.uuid4().hex[:8]
     as_of = day_after_last_order(load_plan).isoformat()
     config = stack.StackConfig(
@@ -90,7 +94,7 @@ def demo_stack(
         namespace=f"e2efb{tag}.",
         database_prefix=f"e2efb_{tag}_",
         state_dir=Path(tmp_path_factory.mktemp("stack")),
-        extra_env={"SEGMENTATION_CLOCK_START": as_of, "ORDERS_CLOCK_START": as_of},
+        extra_env={"SEGMENTATION_CLOCK_START": as_of, "ORDERS_CLOCK_START": as_of, "FEEDBACK_CLOCK_START": as_of},
     )
     infra = stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)
     try:
@@ -106,21 +110,30 @@ def demo_stack(
             print(f"--- {log.name} (tail)\n" + "\n".join(log.read_text().splitlines()[-15:]))
 
 
-def high_band_in_the_demo(load_plan: LoadPlan, assumed: FeedbackPlan) -> set[str]:
-    """Customers at or above the high band as of the demo's clock by segmentation's pure rules, counting
-    what the demo counts: the orders and the surveys (complaints are filed at the feedback service's now,
-    after the projection's clock)."""
+@dataclass(frozen=True)
+class Predicted:
+    """One customer as segmentation's pure rules see the plan as of the demo's clock."""
+
+    score: int
+    reasons: frozenset[str]
+    complaints_past_sla: int
+    complaints_reopened: int
+
+
+def predicted_in_the_demo(load_plan: LoadPlan, assumed: FeedbackPlan) -> dict[str, Predicted]:
+    """Every customer by segmentation's pure rules as of the demo's clock, counting all the demo loads:
+    the orders, their payments, the complaints (dated on the data's timeline) and the surveys."""
     facts: dict[str, CustomerFacts] = {}
     for _, e in contract_events(load_plan, with_payments=True, feedback=assumed):
-        if e.aggregate_type != "complaint":
-            facts.setdefault(e.customer_id, CustomerFacts.new(e.customer_id)).apply(e)
+        facts.setdefault(e.customer_id, CustomerFacts.new(e.customer_id)).apply(e)
     policy = Policy()
-    high = policy.churn.bands.high
-    return {
-        cid
-        for cid, f in facts.items()
-        if churn.score(signals(measure(f, assumed.as_of, policy), policy), policy.churn).score >= high
-    }
+    found = {}
+    for cid, f in facts.items():
+        m = measure(f, assumed.as_of, policy)
+        assessed = churn.score(signals(m, policy), policy.churn)
+        reasons = frozenset(r.code for r in assessed.reasons)
+        found[cid] = Predicted(assessed.score, reasons, m.complaints_past_sla, m.complaints_reopened)
+    return found
 
 
 def eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 90) -> Any:
@@ -138,11 +151,15 @@ def test_the_loader_files_the_assumed_feedback_and_segmentation_raises_the_alert
     c = demo_stack
     assumed = feedback_for(load_plan)
     states = {str(x.status) for x in assumed.complaints}
-    expected_alerts = high_band_in_the_demo(load_plan, assumed)
+    predicted = predicted_in_the_demo(load_plan, assumed)
+    high = Policy().churn.bands.high
+    expected_alerts = {cid for cid, p in predicted.items() if p.score >= high}
+    for_complaints = {cid for cid in expected_alerts if predicted[cid].reasons & COMPLAINT_REASONS}
     # the sample is fixed (ids and seed), so these hold on every run: it exercises what it should
     assert {"closed", "open"} <= states and len(states) >= 3, states
     assert assumed.surveys and any(s.detractor for s in assumed.surveys)
-    assert expected_alerts
+    assert for_complaints and expected_alerts - for_complaints  # alerts with and without complaint reasons
+    assert {"complaint_overdue", "complaint_reopened"} <= {r for cid in for_complaints for r in predicted[cid].reasons}
 
     urls = {s: c.url(s) for s in stack.SERVICES}
     report = asyncio.run(load(load_plan, urls, headers=AUTH, payments=payments_for(load_plan), feedback=assumed))
@@ -154,6 +171,7 @@ def test_the_loader_files_the_assumed_feedback_and_segmentation_raises_the_alert
     for complaint in assumed.complaints:
         state = httpx.get(f"{c.url('feedback')}/complaints/{complaint.complaint_id}", headers=AUTH).json()
         assert state["status"] == complaint.status
+        assert datetime.fromisoformat(state["filed_at"]) == complaint.filed_at
     for customer_id in sorted({s.customer_id for s in assumed.surveys})[:5]:
         answers = sorted((s for s in assumed.surveys if s.customer_id == customer_id), key=lambda s: s.answered_at)
         expected = (
@@ -169,10 +187,25 @@ def test_the_loader_files_the_assumed_feedback_and_segmentation_raises_the_alert
 
         assert eventually(latest, lambda seen, e=expected: seen == e) == expected
 
-    def open_alerts() -> set[str]:
-        page = httpx.get(f"{c.url('segmentation')}/alerts", params={"state": "open", "limit": 200}, headers=AUTH)
-        return {a["customer_id"] for a in page.json()["items"]}
+    complained = sorted({x.customer_id for x in assumed.complaints})
 
-    assert eventually(open_alerts, lambda seen: seen == expected_alerts) == expected_alerts
-    alerts = httpx.get(f"{c.url('segmentation')}/alerts", params={"state": "open"}, headers=AUTH).json()["items"]
-    assert all("detractor_survey" in a["reasons"] for a in alerts)
+    def complaint_counts() -> dict[str, tuple[int | None, int | None]]:
+        found = {}
+        for customer_id in complained:
+            response = httpx.get(f"{c.url('segmentation')}/customers/{customer_id}/view", headers=AUTH)
+            churn = response.json()["churn"] if response.status_code == 200 else {}
+            found[customer_id] = (churn.get("complaints_past_sla"), churn.get("complaints_reopened"))
+        return found
+
+    counted: dict[str, tuple[int | None, int | None]] = {
+        cid: (predicted[cid].complaints_past_sla, predicted[cid].complaints_reopened) for cid in complained
+    }
+    assert any(past_sla for past_sla, _ in counted.values()) and any(again for _, again in counted.values())
+    assert eventually(complaint_counts, lambda seen: seen == counted) == counted
+
+    def open_alerts() -> dict[str, frozenset[str]]:
+        page = httpx.get(f"{c.url('segmentation')}/alerts", params={"state": "open", "limit": 200}, headers=AUTH)
+        return {a["customer_id"]: frozenset(r["code"] for r in a["current_reasons"]) for a in page.json()["items"]}
+
+    reasons = {cid: predicted[cid].reasons for cid in expected_alerts}
+    assert eventually(open_alerts, lambda seen: seen == reasons) == reasons

@@ -18,7 +18,13 @@ import pytest
 from sqlalchemy import text
 
 from feedback.adapters.postgres import PostgresComplaints
-from feedback.application.handlers import FeedbackHandlers, FileComplaint, ReopenComplaint, ResolveComplaint
+from feedback.application.handlers import (
+    AcknowledgeComplaint,
+    FeedbackHandlers,
+    FileComplaint,
+    ReopenComplaint,
+    ResolveComplaint,
+)
 from feedback.application.sweep import EscalationSweep
 from feedback.bootstrap import wire
 from feedback.config import FeedbackSettings
@@ -107,7 +113,11 @@ async def test_the_read_model_row_and_the_outbox_commit_with_the_events(feedback
     envelopes = [parse_envelope(bytes(r["value"])) for r in outbox]
     assert [e.event_type for e in envelopes] == ["ComplaintFiled", "ComplaintResolved", "ComplaintReopened"]
     assert {r["key"] for r in outbox} == {"c-1"}
-    assert json.loads(bytes(outbox[2]["value"]))["data"] == {"complaint_id": "k-1", "reason": "refund never came"}
+    assert json.loads(bytes(outbox[2]["value"]))["data"] == {
+        "complaint_id": "k-1",
+        "reason": "refund never came",
+        "reopened_at": "2026-05-04T09:00:00Z",
+    }
     [stored] = await feedback.rows("SELECT data FROM events WHERE event_type = 'ComplaintReopened'")
     assert stored["data"]["resolve_by"] == "2026-05-07T09:00:00Z"
 
@@ -206,6 +216,82 @@ async def test_the_api_over_postgres_lists_a_customers_complaints(feedback: Feed
         survey = await client.post("/surveys", json={"customer_id": "c-1", "csat": 5, "survey_id": "s-1"})
         assert survey.status_code == 201
         assert (await client.get("/surveys/s-1")).json()["csat"] == 5
+
+
+async def test_an_imported_complaint_keeps_its_dates_in_the_row_the_stream_and_the_published_events(
+    feedback: Feedback,
+) -> None:
+    filed_at = datetime(2011, 3, 1, 10, tzinfo=UTC)
+    cmd = FileComplaint("c-1", "delivery", "high", "late truck", complaint_id="k-1", filed_at=filed_at)
+    await feedback.handlers.file_complaint(cmd, "import")
+    acknowledged_at = filed_at + timedelta(hours=6)  # 2 h past the 4 h window
+    await feedback.handlers.acknowledge(AcknowledgeComplaint("k-1", "agent-7", at=acknowledged_at), "import")
+    await feedback.handlers.resolve(ResolveComplaint("k-1", "refund", at=filed_at + timedelta(days=1)), "import")
+
+    [row] = await feedback.rows("SELECT * FROM complaints")
+    assert (row["filed_at"], row["acknowledge_by"], row["resolve_by"]) == (
+        filed_at,
+        filed_at + timedelta(hours=4),
+        filed_at + timedelta(days=3),
+    )
+    assert (row["status"], row["escalations"], row["version"]) == ("resolved", 1, 4)
+    published = [json.loads(bytes(r["value"])) for r in await feedback.rows("SELECT value FROM outbox ORDER BY id")]
+    assert [(e["event_type"], e["occurred_at"]) for e in published] == [
+        ("ComplaintFiled", "2026-05-04T08:00:00Z"),  # recorded now, happened in 2011
+        ("ComplaintEscalated", "2026-05-04T08:00:00Z"),
+        ("ComplaintAcknowledged", "2026-05-04T08:00:00Z"),
+        ("ComplaintResolved", "2026-05-04T08:00:00Z"),
+    ]
+    assert published[1]["data"] == {
+        "complaint_id": "k-1",
+        "breach": "acknowledge",
+        "deadline": "2011-03-01T14:00:00Z",
+        "overdue_by_hours": 2,
+    }
+    assert (published[2]["data"]["acknowledged_at"], published[3]["data"]["resolved_at"]) == (
+        "2011-03-01T16:00:00Z",
+        "2011-03-02T10:00:00Z",
+    )
+    loaded = await feedback.complaints.get("k-1")
+    assert loaded is not None and loaded.last_step == ("resolution", filed_at + timedelta(days=1))
+
+
+async def test_python_m_feedback_sweep_runs_its_clock_from_feedback_clock_start(
+    feedback: Feedback, namespace: str
+) -> None:
+    filed_at = datetime(2011, 3, 1, 10, tzinfo=UTC)  # critical: acknowledge by 12:00, resolve by 03-02 10:00
+    cmd = FileComplaint("c-1", "price", "critical", "wrong price", complaint_id="k-1", filed_at=filed_at)
+    await feedback.handlers.file_complaint(cmd, "import")
+    env = {
+        **os.environ,
+        "FEEDBACK_DATABASE_URL": feedback.url,
+        "FEEDBACK_SWEEP_INTERVAL_S": "0.2",
+        "FEEDBACK_CLOCK_START": "2011-03-01T13:00:00+00:00",
+        "TIERSTREAM_TOPIC_NAMESPACE": namespace,
+        "LOG_FORMAT": "json",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "feedback",
+        "sweep",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        for _ in range(450):  # up to 90 s: a cold interpreter start can be slow on a busy box
+            if await feedback.escalations():
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(process.communicate(), timeout=20))[0].decode()
+    # on the real clock both deadlines would have passed 15 years ago; on the sweep's only the first
+    assert await feedback.escalations() == {"k-1": ["acknowledge"]}, output
+    [escalation] = await feedback.rows("SELECT data FROM events WHERE event_type = 'ComplaintEscalated'")
+    assert escalation["data"]["overdue_by_hours"] == 1, output
+    assert process.returncode == 0, output
 
 
 async def test_python_m_feedback_sweep_escalates_on_its_own(feedback: Feedback, namespace: str) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from feedback.application.sweep import EscalationSweep
 from feedback.bootstrap import wire_in_memory
 from feedback.config import FeedbackSettings
 from feedback.entrypoints.api import build_api
@@ -20,11 +21,13 @@ from segmentation.domain.facts import CustomerFacts
 from segmentation.domain.measures import measure
 from segmentation.domain.policy import Policy
 from shared.db.engine import create_engine
+from shared.events import feedback as contract
 from shared.events.envelope import Envelope
 from shared.events.registry import parse_envelope
 from shared.events.topics import Topics
+from shared.eventsourcing.store import InMemoryEventStore
 from shared.runtime import Container
-from tierstream.assumed_feedback import FEES, FeedbackPlan, Step, feedback_for
+from tierstream.assumed_feedback import FEES, SWEEP_TICK, FeedbackPlan, Step, feedback_for
 from tierstream.dataset import LoadPlan, contract_events, plan
 from tierstream.loader import LoadReport, load_feedback
 
@@ -33,6 +36,13 @@ pytestmark = pytest.mark.unit
 START = datetime(2010, 12, 1, 9, 0)
 DAYS = 373  # the data set's span: 2010-12-01 .. 2011-12-09
 CHARGE_MIX = ((), (), (), (), (), (), ("POST",), ("D",), ("M",), ("CRUK",))
+#: each step of the loop → the complaint's field that tells when it last happened
+STEP_TIMES = {
+    Step.ACKNOWLEDGE: "acknowledged_at",
+    Step.RESOLVE: "resolved_at",
+    Step.REOPEN: "reopened_at",
+    Step.CONFIRM: "confirmed_at",
+}
 
 
 def history(customers: int = 400, seed: int = 7) -> list[dict[str, str]]:
@@ -228,24 +238,38 @@ def test_detractors_are_likelier_after_returns_and_among_customers_whose_spend_f
 
 
 @pytest.fixture
-async def feedback_api() -> AsyncIterator[httpx.AsyncClient]:
+async def feedback_service() -> AsyncIterator[tuple[Container[FeedbackSettings], InMemoryEventStore]]:
     engine = create_engine("postgresql://nobody:nothing@127.0.0.1:9/none")  # never connected to
     container = Container(settings=FeedbackSettings(), engine=engine, topics=Topics("t."))
-    wire_in_memory(container)
-    transport = httpx.ASGITransport(app=build_api(container))
+    store = wire_in_memory(container)  # the real clock: the data's 2011 dates are all in the past
+    yield container, store
+    await engine.dispose()
+
+
+@pytest.fixture
+async def feedback_api(
+    feedback_service: tuple[Container[FeedbackSettings], InMemoryEventStore],
+) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_api(feedback_service[0]))
     headers = {"Authorization": "Bearer dev-admin"}
     async with httpx.AsyncClient(transport=transport, base_url="http://feedback", headers=headers) as client:
         yield client
-    await engine.dispose()
 
 
 async def test_every_command_is_accepted_by_the_feedback_api_and_ends_in_its_planned_state(
     feedback_api: httpx.AsyncClient, assumed: FeedbackPlan
 ) -> None:
     report = LoadReport()
+    posted: Counter[str] = Counter()
 
+    async def count(request: httpx.Request) -> None:
+        posted[request.url.path.rsplit("/", 1)[-1] if request.method == "POST" else "reads"] += 1
+
+    feedback_api.event_hooks["request"].append(count)
     await load_feedback(feedback_api, "http://feedback", assumed, report, concurrency=4)
 
+    # one request per complaint, with its history: nobody downstream ever sees one half-way along its path
+    assert posted == {"complaints": len(assumed.complaints), "surveys": len(assumed.surveys)}
     steps = sum(len(c.steps) for c in assumed.complaints)
     assert not report.failed, report.failures
     assert dict(report.created) == {
@@ -262,10 +286,46 @@ async def test_every_command_is_accepted_by_the_feedback_api_and_ends_in_its_pla
             complaint.severity,
             complaint.order_id,
         )
+        assert datetime.fromisoformat(state["filed_at"]) == complaint.filed_at  # dated on the data's timeline
+        last_of = {step.step: step.at for step in complaint.steps}
+        for step, field in STEP_TIMES.items():
+            at = state[field] and datetime.fromisoformat(state[field])
+            assert at == last_of.get(step), (complaint.complaint_id, field)
     for survey in assumed.surveys[:50]:
         answer = (await feedback_api.get(f"/surveys/{survey.survey_id}")).json()
         assert (answer["csat"], answer["nps"], answer["comment"]) == (survey.csat, survey.nps, survey.comment)
         assert datetime.fromisoformat(answer["answered_at"]) == survey.answered_at
+
+
+async def test_an_import_records_the_sla_breaches_that_a_replay_on_the_data_timeline_records(
+    feedback_service: tuple[Container[FeedbackSettings], InMemoryEventStore],
+    feedback_api: httpx.AsyncClient,
+    assumed: FeedbackPlan,
+) -> None:
+    """The late steps record their breaches themselves, and the service's sweep — its clock where the
+    replay's simulated sweep last looks — the rest: the same breaches as the replay, whatever the
+    order in which things arrived."""
+    container, store = feedback_service
+    await load_feedback(feedback_api, "http://feedback", assumed, LoadReport(), concurrency=4)
+    last_look = assumed.as_of - SWEEP_TICK  # the replay's sweep looks once a minute, strictly before as_of
+    await EscalationSweep(container.parts["complaints"], clock=lambda: last_look).run_once()
+
+    def breach(aggregate_id: str, data: dict) -> tuple[str, str, datetime]:
+        return aggregate_id, str(data["breach"]), datetime.fromisoformat(str(data["deadline"]))
+
+    imported = {
+        breach(stream.removeprefix("complaint-"), e.data)
+        for stream, events in store.streams.items()
+        for e in events
+        if e.event_type == "ComplaintEscalated"
+    }
+    replayed = {
+        breach(e.aggregate_id, e.payload.model_dump(mode="json"))
+        for e in assumed.events()
+        if isinstance(e.payload, contract.ComplaintEscalated)
+    }
+    assert len(imported) > 50
+    assert imported == replayed
 
 
 async def test_a_second_load_resumes_each_complaint_after_the_steps_it_has_taken(

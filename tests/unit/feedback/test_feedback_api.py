@@ -4,6 +4,7 @@ loop with If-Match, listings, surveys."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -147,6 +148,178 @@ async def test_an_escalation_shows_on_the_complaint(client: httpx.AsyncClient, s
     complaint = (await client.get("/complaints/k-1")).json()
     assert (complaint["escalations"], complaint["status"], complaint["version"]) == (1, "open", 2)
     assert complaint["next_escalation_at"] == complaint["resolve_by"]
+
+
+# -- history entered after the fact: filed_at and the steps' at ---------------------------------------
+PAST = "2011-03-01T10:00:00Z"
+
+
+async def test_a_complaint_filed_in_the_past_runs_its_deadlines_from_its_filing_date(client: httpx.AsyncClient) -> None:
+    filed = await file(client, "k-1", filed_at="2011-03-01T10:00:00+00:00")
+    assert (filed["filed_at"], filed["acknowledge_by"], filed["resolve_by"]) == (
+        PAST,
+        "2011-03-01T14:00:00Z",  # high: 4 h
+        "2011-03-04T10:00:00Z",  # and 3 days
+    )
+    [event] = (await client.get("/complaints/k-1/events")).json()
+    assert event["data"]["filed_at"] == PAST
+
+
+async def test_the_steps_of_an_imported_complaint_keep_their_dates_and_the_breaches_they_imply(
+    client: httpx.AsyncClient,
+) -> None:
+    await file(client, "k-1", filed_at=PAST)
+    late = await client.post(
+        "/complaints/k-1/acknowledgement", json={"acknowledged_by": "agent-7", "at": "2011-03-01T16:30:00+01:00"}
+    )
+    assert late.status_code == 200, late.text
+    assert (late.json()["acknowledged_at"], late.json()["escalations"]) == ("2011-03-01T15:30:00Z", 1)
+    await client.post("/complaints/k-1/resolution", json={"resolution": "refund", "at": "2011-03-02T09:00:00Z"})
+    await client.post("/complaints/k-1/reopening", json={"reason": "no refund", "at": "2011-03-05T09:00:00Z"})
+    await client.post("/complaints/k-1/resolution", json={"resolution": "refunded", "at": "2011-03-06T09:00:00Z"})
+    closed = await client.post("/complaints/k-1/confirmation", json={"at": "2011-03-07T09:00:00Z"})
+    assert closed.status_code == 200, closed.text
+    state = closed.json()
+    assert (state["status"], state["resolved_at"], state["reopened_at"], state["confirmed_at"]) == (
+        "closed",
+        "2011-03-06T09:00:00Z",
+        "2011-03-05T09:00:00Z",
+        "2011-03-07T09:00:00Z",
+    )
+    events = (await client.get("/complaints/k-1/events")).json()
+    assert [(e["event_type"], e["data"].get("breach")) for e in events[:3]] == [
+        ("ComplaintFiled", None),
+        ("ComplaintEscalated", "acknowledge"),  # recorded by the late acknowledgement itself
+        ("ComplaintAcknowledged", None),
+    ]
+    assert events[-1]["data"]["confirmed_at"] == "2011-03-07T09:00:00Z"
+    assert events[1]["occurred_at"] == events[2]["occurred_at"] == "2026-05-04T08:00:00Z"  # recorded "now"
+
+
+async def test_a_confirmation_needs_no_body(client: httpx.AsyncClient, service: Service) -> None:
+    await file(client, "k-1")
+    await client.post("/complaints/k-1/resolution", json={"resolution": "refund"})
+    service.clock.advance(hours=1)
+    closed = await client.post("/complaints/k-1/confirmation")
+    assert (closed.status_code, closed.json()["confirmed_at"]) == (200, "2026-05-04T09:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/complaints", {"complaint_id": "k-2", "filed_at": "2026-05-04T08:06:00Z"}, "filed_at"),
+        ("/complaints/k-1/acknowledgement", {"at": "2026-05-05T08:00:00Z"}, "at"),
+        ("/complaints/k-1/resolution", {"resolution": "x", "at": "2030-01-01T00:00:00Z"}, "at"),
+        ("/surveys", {"customer_id": "c-1", "csat": 4, "answered_at": "2026-05-04T09:00:00+00:00"}, "answered_at"),
+    ],
+    ids=["filing", "acknowledgement", "resolution", "survey"],
+)
+async def test_an_instant_in_the_future_is_a_422_naming_the_field_and_records_nothing(
+    client: httpx.AsyncClient, service: Service, path: str, body: dict, field: str
+) -> None:
+    await file(client, "k-1")
+    base = {"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": "x"}
+    response = await client.post(path, json={**base, **body} if path == "/complaints" else body)
+    assert fields(response) == {("body", field)}
+    assert response.json()["code"] == "in_the_future"
+    assert "in the future" in response.json()["detail"][0]["msg"]
+    assert list(service.store.streams) == ["complaint-k-1"]
+    assert (await client.get("/complaints/k-1")).json()["version"] == 1
+
+
+async def test_an_instant_within_the_tolerated_clock_skew_is_accepted(client: httpx.AsyncClient) -> None:
+    filed = await file(client, "k-1", filed_at="2026-05-04T08:04:00Z")  # the caller's clock is 4 minutes ahead
+    assert filed["filed_at"] == "2026-05-04T08:04:00Z"
+    acknowledged = await client.post("/complaints/k-1/acknowledgement", json={})  # "now", but not before the filing
+    assert acknowledged.json()["acknowledged_at"] == "2026-05-04T08:04:00Z"
+
+
+async def test_a_step_before_the_previous_one_is_a_422_naming_that_step(client: httpx.AsyncClient) -> None:
+    await file(client, "k-1", filed_at=PAST)
+    await client.post("/complaints/k-1/acknowledgement", json={"at": "2011-03-01T12:00:00Z"})
+    response = await client.post("/complaints/k-1/resolution", json={"resolution": "x", "at": "2011-03-01T11:00:00Z"})
+    assert fields(response) == {("body", "at")}
+    error = response.json()["detail"][0]
+    assert (response.json()["code"], error["input"]) == ("before_previous_step", "2011-03-01T11:00:00Z")
+    assert "previous step (acknowledgement at 2011-03-01T12:00:00Z)" in error["msg"]
+    assert (await client.get("/complaints/k-1")).json()["version"] == 2
+
+    await file(client, "k-2", filed_at=PAST)
+    before_filing = await client.post("/complaints/k-2/acknowledgement", json={"at": "2011-02-28T00:00:00Z"})
+    assert "previous step (filing at 2011-03-01T10:00:00Z)" in before_filing.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "at", ["2011-03-01T10:00:00", "yesterday", "0001-01-01T00:00:00+05:00"], ids=["no-offset", "not-a-date", "range"]
+)
+async def test_a_malformed_step_time_is_a_422_naming_it(client: httpx.AsyncClient, at: str) -> None:
+    await file(client, "k-1")
+    assert fields(await client.post("/complaints/k-1/acknowledgement", json={"at": at})) == {("body", "at")}
+    assert fields(await client.post("/complaints", json={"customer_id": "c-1", "filed_at": at})) >= {
+        ("body", "filed_at")
+    }
+
+
+async def test_a_complaint_is_filed_with_its_history_in_one_append(
+    client: httpx.AsyncClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appends: list[int] = []
+    append = service.store.append
+
+    async def counted(stream_id: str, aggregate_type: str, version: int, events: list, *rest: Any, **kw: Any) -> int:
+        appends.append(len(events))
+        return await append(stream_id, aggregate_type, version, events, *rest, **kw)
+
+    monkeypatch.setattr(service.store, "append", counted)
+    steps = [
+        {"step": "acknowledgement", "at": "2011-03-01T11:00:00Z", "acknowledged_by": "agent-7"},
+        {"step": "resolution", "at": "2011-03-05T10:00:00Z", "resolution": "refund"},  # a day late
+        {"step": "reopening", "at": "2011-03-06T10:00:00Z", "reason": "no refund"},
+        {"step": "resolution", "at": "2011-03-07T10:00:00Z", "resolution": "refunded"},
+        {"step": "confirmation", "at": "2011-03-08T10:00:00Z"},
+    ]
+    filed = await file(client, "k-1", filed_at=PAST, steps=steps)
+    assert (filed["status"], filed["version"], filed["escalations"], filed["reopen_count"]) == ("closed", 7, 1, 1)
+    assert (filed["acknowledged_at"], filed["confirmed_at"]) == ("2011-03-01T11:00:00Z", "2011-03-08T10:00:00Z")
+    assert appends == [7]  # the filing, five steps and the late resolution's escalation: one append
+    assert len(service.store.outbox) == 7
+    types = [e["event_type"] for e in (await client.get("/complaints/k-1/events")).json()]
+    assert types[:4] == ["ComplaintFiled", "ComplaintAcknowledged", "ComplaintEscalated", "ComplaintResolved"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "loc", "code"),
+    [
+        ([{"step": "confirmation", "at": PAST}], ("body", "steps", 0, "step"), "step_out_of_turn"),
+        (
+            [
+                {"step": "acknowledgement", "at": "2011-03-01T12:00:00Z"},
+                {"step": "resolution", "at": "2011-03-01T11:00:00Z", "resolution": "x"},
+            ],
+            ("body", "steps", 1, "at"),
+            "before_previous_step",
+        ),
+        ([{"step": "acknowledgement", "at": "2026-05-05T00:00:00Z"}], ("body", "steps", 0, "at"), "in_the_future"),
+    ],
+    ids=["out-of-turn", "before-previous", "future"],
+)
+async def test_a_history_with_a_refused_step_is_a_422_naming_it_and_files_nothing(
+    client: httpx.AsyncClient, service: Service, steps: list[dict], loc: tuple, code: str
+) -> None:
+    body = {"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": "x", "complaint_id": "k-1"}
+    response = await client.post("/complaints", json={**body, "filed_at": PAST, "steps": steps})
+    assert fields(response) == {loc}
+    assert response.json()["code"] == code
+    assert service.store.streams == {}
+    assert (await client.get("/complaints/k-1")).status_code == 404
+
+
+async def test_a_malformed_history_step_is_a_422(client: httpx.AsyncClient) -> None:
+    base = {"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": "x"}
+    no_time = await client.post("/complaints", json={**base, "steps": [{"step": "confirmation"}]})
+    assert fields(no_time) == {("body", "steps", 0, "confirmation", "at")}
+    unknown = await client.post("/complaints", json={**base, "steps": [{"step": "escalation", "at": PAST}]})
+    assert fields(unknown) == {("body", "steps", 0)}
 
 
 # -- surveys ------------------------------------------------------------------------------------------

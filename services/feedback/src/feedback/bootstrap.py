@@ -3,10 +3,17 @@ the SLA sweep, from settings and an injectable clock.
 
 ``wire`` is what every process uses (PostgreSQL); ``wire_in_memory`` builds the same parts over the
 in-memory fakes, for unit tests of handlers, the sweep and the API.
+
+``FEEDBACK_CLOCK_START`` (demos of historical data) sets the SLA sweep's clock only, when no clock is
+injected: it starts at that instant and runs in real time. Events keep their real recording times and
+commands their real "now" (a past step is dated by its caller, ``filed_at`` / ``at``).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from feedback.adapters.in_memory import InMemoryComplaints
@@ -27,18 +34,37 @@ from shared.runtime import Container
 A = TypeVar("A", Complaint, Survey)
 
 
-def wire(container: Container[FeedbackSettings], clock: Clock = utc_now) -> None:
+def wire(container: Container[FeedbackSettings], clock: Clock | None = None) -> None:
     store = PostgresEventStore(container.engine)
-    complaints = PostgresComplaints(container.engine, _repository(container, store, Complaint, clock))
-    _assemble(container, complaints, _repository(container, store, Survey, clock), clock)
+    now = clock or utc_now
+    complaints = PostgresComplaints(container.engine, _repository(container, store, Complaint, now))
+    _assemble(container, complaints, _repository(container, store, Survey, now), now, _sweep_clock(container, clock))
 
 
-def wire_in_memory(container: Container[FeedbackSettings], clock: Clock = utc_now) -> InMemoryEventStore:
+def wire_in_memory(container: Container[FeedbackSettings], clock: Clock | None = None) -> InMemoryEventStore:
     """Wire the service over fakes; returns the fake store so tests can look inside."""
     store = InMemoryEventStore()
-    complaints = InMemoryComplaints(_repository(container, store, Complaint, clock))
-    _assemble(container, complaints, _repository(container, store, Survey, clock), clock)
+    now = clock or utc_now
+    complaints = InMemoryComplaints(_repository(container, store, Complaint, now))
+    _assemble(container, complaints, _repository(container, store, Survey, now), now, _sweep_clock(container, clock))
     return store
+
+
+def _sweep_clock(container: Container[FeedbackSettings], injected: Clock | None) -> Clock:
+    """The injected clock (tests); else one running from ``FEEDBACK_CLOCK_START`` when set; else now."""
+    if injected is not None:
+        return injected
+    start = container.settings.clock_start
+    return utc_now if start is None else running_from(start)
+
+
+def running_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that starts at ``start`` and advances in real time.
+
+    The same helper as ``orders.bootstrap.running_from`` and ``segmentation.bootstrap.running_from``: a
+    service may not import another service's package, and shared/ has no clock module yet."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
 def _repository(
@@ -59,8 +85,9 @@ def _assemble(
     complaints: Complaints,
     surveys: AggregateRepository[Survey],
     clock: Clock,
+    sweep_clock: Clock,
 ) -> None:
     settings = container.settings
     container.parts["complaints"] = complaints
     container.parts["handlers"] = FeedbackHandlers(complaints, surveys, sla_policy=settings.sla, clock=clock)
-    container.parts["sweep"] = EscalationSweep(complaints, clock=clock, batch_size=settings.sweep_batch_size)
+    container.parts["sweep"] = EscalationSweep(complaints, clock=sweep_clock, batch_size=settings.sweep_batch_size)

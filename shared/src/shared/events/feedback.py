@@ -4,6 +4,13 @@ A complaint is a closed loop (投诉闭环): filed → acknowledged → resolved
 or reopened; SLA deadlines are fixed when it is filed and a sweep escalates breaches. Free text here
 (summaries, resolutions, comments) must not contain personal data: producers keep names and contact
 details out of it.
+
+Each step's own time is in its payload (``filed_at``, ``acknowledged_at``, ``resolved_at``,
+``confirmed_at``, ``reopened_at``; ``answered_at`` for surveys); the envelope's ``occurred_at`` is when
+the feedback service recorded the event. The two differ for history entered after the fact (an import,
+a late entry), as an order's ``placed_at`` may. ``acknowledged_at``, ``resolved_at``, ``confirmed_at``
+and ``reopened_at`` were added later as optional fields: an event without one happened at its
+``occurred_at``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from shared.events.vocabulary import (
 TOPIC = topics.FEEDBACK
 PRODUCER = "feedback"
 
+#: Description of the optional step times (added to schema_version 1: older events lack them).
+_STEP_AT = "when it was {step} (earlier than occurred_at for history entered later); absent: at occurred_at"
+
 
 @event
 class ComplaintFiled(EventPayload):
@@ -42,7 +52,7 @@ class ComplaintFiled(EventPayload):
     severity: Severity = Field(description="how serious it is; sets the SLA")
     order_id: Identifier | None = Field(default=None, description="the order concerned, if any")
     summary: str = Field(min_length=1, max_length=500, description="short summary, without personal data")
-    filed_at: Instant = Field(description="when it was filed")
+    filed_at: Instant = Field(description="when it was filed (earlier than occurred_at for history entered later)")
     acknowledge_by: Instant = Field(description="SLA deadline for acknowledging it")
     resolve_by: Instant = Field(description="SLA deadline for resolving it")
 
@@ -62,6 +72,7 @@ class ComplaintAcknowledged(EventPayload):
 
     complaint_id: Identifier = Field(description="the complaint")
     acknowledged_by: ActorId | None = Field(default=None, description="operator who acknowledged it")
+    acknowledged_at: Instant | None = Field(default=None, description=_STEP_AT.format(step="acknowledged"))
 
 
 @event
@@ -73,6 +84,7 @@ class ComplaintResolved(EventPayload):
 
     complaint_id: Identifier = Field(description="the complaint")
     resolution: LongText = Field(description="what was done, without personal data")
+    resolved_at: Instant | None = Field(default=None, description=_STEP_AT.format(step="resolved"))
 
 
 @event
@@ -83,6 +95,7 @@ class ComplaintConfirmed(EventPayload):
     schema_version: ClassVar[int] = 1
 
     complaint_id: Identifier = Field(description="the complaint")
+    confirmed_at: Instant | None = Field(default=None, description=_STEP_AT.format(step="confirmed"))
 
 
 @event
@@ -94,6 +107,7 @@ class ComplaintReopened(EventPayload):
 
     complaint_id: Identifier = Field(description="the complaint")
     reason: LongText = Field(description="why the resolution was rejected")
+    reopened_at: Instant | None = Field(default=None, description=_STEP_AT.format(step="reopened"))
 
 
 @event

@@ -1,7 +1,9 @@
 """Command handlers of the feedback service: load → one domain call → save. Nothing else.
 
 The SLA policy and the clock are injected (from settings and the composition root), so a handler
-never holds a deadline rule of its own and tests can fix "now".
+never holds a deadline rule of its own and tests can fix "now". Commands may carry the instant they
+happened (``filed_at``, ``at``, ``answered_at``; history entered after the fact); absent, it is "now".
+The rules for such instants are the domain's (:mod:`feedback.domain.instants`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feedback.application.ports import Complaints
-from feedback.domain.complaint import Complaint
+from feedback.domain.complaint import Complaint, StepTaken
+from feedback.domain.instants import dated
 from feedback.domain.sla import SlaPolicy
 from feedback.domain.survey import Survey
 from shared.api import NotFound
@@ -32,6 +35,8 @@ class FileComplaint:
     summary: str
     order_id: str | None = None
     complaint_id: str | None = None
+    filed_at: datetime | None = None  # None: now
+    history: tuple[StepTaken, ...] = ()  # steps already taken (an import), recorded with the filing
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class AcknowledgeComplaint:
     complaint_id: str
     acknowledged_by: str | None = None
     expected_version: int | None = None
+    at: datetime | None = None  # when it happened; None: now
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,14 @@ class ResolveComplaint:
     complaint_id: str
     resolution: str
     expected_version: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ConfirmResolution:
     complaint_id: str
     expected_version: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class ReopenComplaint:
     complaint_id: str
     reason: str
     expected_version: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class FeedbackHandlers:
     # -- complaints -------------------------------------------------------------------------------
     async def file_complaint(self, cmd: FileComplaint, correlation_id: str) -> Complaint:
         complaint_id = cmd.complaint_id or str(uuid.uuid4())
+        now = self.clock()
         complaint = Complaint.file(
             complaint_id,
             cmd.customer_id,
@@ -96,9 +106,10 @@ class FeedbackHandlers:
             severity=cmd.severity,
             summary=cmd.summary,
             order_id=cmd.order_id,
-            filed_at=self.clock(),
+            filed_at=dated(cmd.filed_at, now, field="filed_at"),
             policy=self.sla_policy,
         )
+        complaint.take_history(cmd.history, now=now, policy=self.sla_policy)
         # No read first: the first event of a taken id collides with the stream's (one round trip).
         try:
             await self.complaints.save(complaint, correlation_id=correlation_id)
@@ -108,34 +119,51 @@ class FeedbackHandlers:
 
     async def acknowledge(self, cmd: AcknowledgeComplaint, correlation_id: str) -> Complaint:
         return await self._change(
-            cmd.complaint_id, correlation_id, cmd.expected_version, lambda c: c.acknowledge(cmd.acknowledged_by)
+            cmd.complaint_id,
+            correlation_id,
+            cmd.expected_version,
+            cmd.at,
+            lambda c, at: c.acknowledge(cmd.acknowledged_by, at=at),
         )
 
     async def resolve(self, cmd: ResolveComplaint, correlation_id: str) -> Complaint:
         return await self._change(
-            cmd.complaint_id, correlation_id, cmd.expected_version, lambda c: c.resolve(cmd.resolution)
+            cmd.complaint_id,
+            correlation_id,
+            cmd.expected_version,
+            cmd.at,
+            lambda c, at: c.resolve(cmd.resolution, at=at),
         )
 
     async def confirm(self, cmd: ConfirmResolution, correlation_id: str) -> Complaint:
-        return await self._change(cmd.complaint_id, correlation_id, cmd.expected_version, lambda c: c.confirm())
+        return await self._change(
+            cmd.complaint_id, correlation_id, cmd.expected_version, cmd.at, lambda c, at: c.confirm(at=at)
+        )
 
     async def reopen(self, cmd: ReopenComplaint, correlation_id: str) -> Complaint:
         return await self._change(
             cmd.complaint_id,
             correlation_id,
             cmd.expected_version,
-            lambda c: c.reopen(cmd.reason, at=self.clock(), policy=self.sla_policy),
+            cmd.at,
+            lambda c, at: c.reopen(cmd.reason, at=at, policy=self.sla_policy),
         )
 
     async def _change(
-        self, complaint_id: str, correlation_id: str, expected_version: int | None, change: Callable[[Complaint], None]
+        self,
+        complaint_id: str,
+        correlation_id: str,
+        expected_version: int | None,
+        at: datetime | None,
+        change: Callable[[Complaint, datetime], None],
     ) -> Complaint:
-        """Load, one domain call, save (events + read-model row in one statement), on one connection."""
+        """Load, one domain call at the step's time, save (events + read-model row in one statement), on one
+        connection."""
         async with self.complaints.connection() as tx:
             complaint = await self.complaints.get(complaint_id, tx=tx)
             if complaint is None:
                 raise NotFound("complaint", complaint_id)
-            change(complaint)
+            change(complaint, complaint.step_time(at, self.clock()))
             await self.complaints.save(
                 complaint, correlation_id=correlation_id, expected_version=expected_version, tx=tx
             )
@@ -151,7 +179,7 @@ class FeedbackHandlers:
             nps=cmd.nps,
             comment=cmd.comment,
             order_id=cmd.order_id,
-            answered_at=cmd.answered_at or self.clock(),
+            answered_at=dated(cmd.answered_at, self.clock(), field="answered_at"),
         )
         try:
             await self.surveys.save(survey, correlation_id=correlation_id)

@@ -1,7 +1,7 @@
 """Stored events → public contract payloads (the one place where feedback shapes what it publishes).
 
 Every stored event is its contract payload except the stored ``ComplaintReopened``, whose private
-fields (``reopened_at``, ``resolve_by``) are dropped so the public event keeps its contract shape.
+``resolve_by`` is dropped so the public event keeps its contract shape.
 """
 
 from __future__ import annotations
@@ -16,5 +16,7 @@ from shared.eventsourcing.aggregate import Aggregate
 
 def to_public(_aggregate: Aggregate, event: BaseModel) -> EventPayload | None:
     if isinstance(event, ComplaintReopened):
-        return contract.ComplaintReopened(complaint_id=event.complaint_id, reason=event.reason)
+        return contract.ComplaintReopened(
+            complaint_id=event.complaint_id, reason=event.reason, reopened_at=event.reopened_at
+        )
     return event if isinstance(event, EventPayload) else None

@@ -1,10 +1,10 @@
 """The events the feedback service stores, and the registry its aggregates replay them with.
 
 Almost every stored event *is* its contract payload (``shared.events.feedback``). One is richer:
-the stored ``ComplaintReopened`` also records when the complaint was reopened and the fresh resolve
-deadline that follows, so that a replay finds the same deadline whatever the SLA policy says by then.
-The public event keeps its contract shape; :func:`feedback.application.public_events.to_public`
-drops the private fields.
+the stored ``ComplaintReopened`` also records the fresh resolve deadline that follows a reopening, so
+that a replay finds the same deadline whatever the SLA policy says by then, and its ``reopened_at`` is
+required (the contract's is optional: it was added later). The public event keeps its contract shape;
+:func:`feedback.application.public_events.to_public` drops the private ``resolve_by``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from shared.events.vocabulary import Instant
 
 
 class ComplaintReopened(contract.ComplaintReopened):
-    """Stored form of ComplaintReopened v1: the contract fields + ``reopened_at`` and ``resolve_by``."""
+    """Stored form of ComplaintReopened v1: the contract fields (``reopened_at`` required) + ``resolve_by``."""
 
     reopened_at: Instant = Field(description="when the customer rejected the resolution")
     resolve_by: Instant = Field(description="the fresh SLA deadline for resolving it again")

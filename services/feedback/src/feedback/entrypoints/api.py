@@ -4,14 +4,19 @@ Commands on a complaint accept ``If-Match: "<version>"`` (409 on a stale version
 carries the aggregate's ``version`` (which the shared app also returns as ``ETag``). Reads: one
 complaint, its event stream, and a customer's complaints (from the read model, paginated with the
 total). Bodies are in :mod:`feedback.entrypoints.schemas`; see docs/feedback.md.
+
+A refusal caused by one input field (an instant in the future, a step dated before the previous one:
+:class:`~feedback.domain.instants.FieldRuleViolation`) is a 422 with a field error in FastAPI's shape
+plus a top-level ``code``; a step out of turn (the complaint's status) is a 409.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, status
+from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from feedback.application.handlers import (
     AcknowledgeComplaint,
@@ -24,11 +29,13 @@ from feedback.application.handlers import (
 )
 from feedback.application.ports import Complaints
 from feedback.domain.complaint import ComplaintStatus
+from feedback.domain.instants import FieldRuleViolation
 from feedback.entrypoints.schemas import (
     AcknowledgeIn,
     AnswerSurveyIn,
     ComplaintOut,
     ComplaintPageOut,
+    ConfirmIn,
     FileComplaintIn,
     ReopenIn,
     ResolveIn,
@@ -55,6 +62,13 @@ def _require_a_score(body: AnswerSurveyIn) -> None:
         )
 
 
+async def field_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A :class:`FieldRuleViolation` as a 422 field error (the shape of orders' and FastAPI's)."""
+    assert isinstance(exc, FieldRuleViolation)
+    error = {"type": exc.code, "loc": ["body", *exc.loc], "msg": str(exc), "input": exc.value}
+    return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
+
+
 # -- routes -----------------------------------------------------------------------------------------
 
 
@@ -70,6 +84,8 @@ def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list
             summary=body.summary,
             order_id=body.order_id,
             complaint_id=body.complaint_id,
+            filed_at=body.filed_at,
+            history=tuple(step.taken() for step in body.steps),
         )
         return ComplaintOut.of(await handlers.file_complaint(cmd, cid))
 
@@ -91,23 +107,27 @@ def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list
     async def acknowledge(
         complaint_id: str, body: AcknowledgeIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> ComplaintOut:
-        cmd = AcknowledgeComplaint(complaint_id, body.acknowledged_by, expected)
+        cmd = AcknowledgeComplaint(complaint_id, body.acknowledged_by, expected, body.at)
         return ComplaintOut.of(await handlers.acknowledge(cmd, cid))
 
     @router.post("/{complaint_id}/resolution", response_model=ComplaintOut, summary="Resolve")
     async def resolve(
         complaint_id: str, body: ResolveIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> ComplaintOut:
-        cmd = ResolveComplaint(complaint_id, body.resolution, expected)
+        cmd = ResolveComplaint(complaint_id, body.resolution, expected, body.at)
         return ComplaintOut.of(await handlers.resolve(cmd, cid))
 
     @router.post("/{complaint_id}/confirmation", response_model=ComplaintOut, summary="Customer confirms: closed")
-    async def confirm(complaint_id: str, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.confirm(ConfirmResolution(complaint_id, expected), cid))
+    async def confirm(
+        complaint_id: str, cid: CorrelationId, expected: ExpectedVersion, body: ConfirmIn | None = None
+    ) -> ComplaintOut:
+        cmd = ConfirmResolution(complaint_id, expected, body.at if body else None)
+        return ComplaintOut.of(await handlers.confirm(cmd, cid))
 
     @router.post("/{complaint_id}/reopening", response_model=ComplaintOut, summary="Customer rejects: reopened")
     async def reopen(complaint_id: str, body: ReopenIn, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
-        return ComplaintOut.of(await handlers.reopen(ReopenComplaint(complaint_id, body.reason, expected), cid))
+        cmd = ReopenComplaint(complaint_id, body.reason, expected, body.at)
+        return ComplaintOut.of(await handlers.reopen(cmd, cid))
 
     by_customer = APIRouter(tags=["complaints"])
 
@@ -163,7 +183,7 @@ def survey_routes(handlers: FeedbackHandlers) -> APIRouter:
 def build_api(container: Container) -> FastAPI:
     handlers: FeedbackHandlers = container.parts["handlers"]
     complaints: Complaints = container.parts["complaints"]
-    return create_app(
+    app = create_app(
         service="feedback",
         title="Tierstream feedback",
         description="Complaints handled as a closed loop with SLA escalation, and satisfaction surveys.",
@@ -174,3 +194,5 @@ def build_api(container: Container) -> FastAPI:
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
         },
     )
+    app.add_exception_handler(FieldRuleViolation, field_error)
+    return app

@@ -2,17 +2,77 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from feedback.application.ports import ComplaintPage, ComplaintSummary
-from feedback.domain.complaint import Complaint, ComplaintStatus
+from feedback.domain.complaint import Complaint, ComplaintStatus, Step, StepTaken
+from feedback.domain.instants import CLOCK_SKEW
 from feedback.domain.survey import NpsGroup, Survey
 from shared.api import Identifier
 from shared.events.vocabulary import ActorId, ComplaintCategory, LongText, Severity
 
 # -- request bodies ---------------------------------------------------------------------------------
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00: no such instant in UTC
+        raise ValueError("the instant is out of the range of dates") from None
+
+
+#: An instant a caller gives (with its UTC offset), kept in UTC. Not in the future beyond a little clock
+#: skew — that rule needs the service's clock, so the domain checks it (feedback.domain.instants).
+GivenInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+NOT_IN_THE_FUTURE = f"not in the future ({CLOCK_SKEW.total_seconds() / 60:g} minutes of clock skew tolerated)"
+STEP_AT = (
+    f"when the step happened (history entered after the fact): {NOT_IN_THE_FUTURE}, not before the "
+    "complaint's previous step; default now"
+)
+
+
+class AcknowledgementTaken(BaseModel):
+    step: Literal["acknowledgement"]
+    at: GivenInstant
+    acknowledged_by: ActorId | None = Field(default=None, description="operator id (not a person's name)")
+
+    def taken(self) -> StepTaken:
+        return StepTaken(Step.ACKNOWLEDGEMENT, self.at, self.acknowledged_by)
+
+
+class ResolutionTaken(BaseModel):
+    step: Literal["resolution"]
+    at: GivenInstant
+    resolution: LongText = Field(description="what was done (no personal data)")
+
+    def taken(self) -> StepTaken:
+        return StepTaken(Step.RESOLUTION, self.at, self.resolution)
+
+
+class ReopeningTaken(BaseModel):
+    step: Literal["reopening"]
+    at: GivenInstant
+    reason: LongText = Field(description="why the customer rejected the resolution")
+
+    def taken(self) -> StepTaken:
+        return StepTaken(Step.REOPENING, self.at, self.reason)
+
+
+class ConfirmationTaken(BaseModel):
+    step: Literal["confirmation"]
+    at: GivenInstant
+
+    def taken(self) -> StepTaken:
+        return StepTaken(Step.CONFIRMATION, self.at)
+
+
+#: One step of a complaint's history, as the body of its own command plus ``step`` and a required ``at``.
+StepTakenIn = Annotated[
+    AcknowledgementTaken | ResolutionTaken | ReopeningTaken | ConfirmationTaken, Field(discriminator="step")
+]
 
 
 class FileComplaintIn(BaseModel):
@@ -22,18 +82,36 @@ class FileComplaintIn(BaseModel):
     summary: str = Field(min_length=1, max_length=500, description="what went wrong (no personal data)")
     order_id: Identifier | None = None
     complaint_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
+    filed_at: GivenInstant | None = Field(
+        default=None,
+        description="when it was filed (history entered after the fact; the SLA deadlines run from it): "
+        f"{NOT_IN_THE_FUTURE}; default now",
+    )
+    steps: list[StepTakenIn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="steps of the loop it has already taken, in order, each dated (an import of its history): "
+        "taken under the same rules as the commands and recorded with the filing in one append",
+    )
 
 
 class AcknowledgeIn(BaseModel):
     acknowledged_by: ActorId | None = Field(default=None, description="operator id (not a person's name)")
+    at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
 class ResolveIn(BaseModel):
     resolution: LongText = Field(description="what was done (no personal data)")
+    at: GivenInstant | None = Field(default=None, description=STEP_AT)
+
+
+class ConfirmIn(BaseModel):
+    at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
 class ReopenIn(BaseModel):
     reason: LongText = Field(description="why the customer rejected the resolution")
+    at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
 class AnswerSurveyIn(BaseModel):
@@ -45,7 +123,9 @@ class AnswerSurveyIn(BaseModel):
     comment: LongText | None = Field(default=None, description="free text (no personal data)")
     order_id: Identifier | None = None
     survey_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
-    answered_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    answered_at: GivenInstant | None = Field(
+        default=None, description=f"when it was answered: {NOT_IN_THE_FUTURE}; default now"
+    )
 
 
 # -- responses --------------------------------------------------------------------------------------
@@ -67,6 +147,10 @@ class ComplaintOut(BaseModel):
     reopen_count: int
     escalations: int
     next_escalation_at: datetime | None = Field(description="earliest deadline still watched by the SLA sweep")
+    acknowledged_at: datetime | None = Field(default=None, description="when it was acknowledged")
+    resolved_at: datetime | None = Field(default=None, description="when it was last resolved")
+    reopened_at: datetime | None = Field(default=None, description="when it was last reopened")
+    confirmed_at: datetime | None = Field(default=None, description="when the customer confirmed the resolution")
     version: int
 
     @classmethod
@@ -87,6 +171,10 @@ class ComplaintOut(BaseModel):
             reopen_count=c.reopen_count,
             escalations=c.escalations,
             next_escalation_at=c.next_escalation_at,
+            acknowledged_at=c.acknowledged_at,
+            resolved_at=c.resolved_at,
+            reopened_at=c.reopened_at,
+            confirmed_at=c.confirmed_at,
             version=c.version,
         )
 
