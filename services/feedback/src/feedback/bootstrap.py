@@ -11,9 +11,6 @@ commands their real "now" (a past step is dated by its caller, ``filed_at`` / ``
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import TypeVar
 
 from feedback.adapters.in_memory import InMemoryComplaints
@@ -25,6 +22,7 @@ from feedback.application.sweep import EscalationSweep
 from feedback.config import FeedbackSettings
 from feedback.domain.complaint import Complaint
 from feedback.domain.survey import Survey
+from shared.clock import running_from
 from shared.events import feedback as contract
 from shared.events.envelope import utc_now
 from shared.eventsourcing.repository import AggregateRepository
@@ -56,15 +54,6 @@ def _sweep_clock(container: Container[FeedbackSettings], injected: Clock | None)
         return injected
     start = container.settings.clock_start
     return utc_now if start is None else running_from(start)
-
-
-def running_from(start: datetime) -> Callable[[], datetime]:
-    """A clock that starts at ``start`` and advances in real time.
-
-    The same helper as ``orders.bootstrap.running_from`` and ``segmentation.bootstrap.running_from``: a
-    service may not import another service's package, and shared/ has no clock module yet."""
-    origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
 def _repository(

@@ -7,9 +7,8 @@ historical data) sets the overdue sweep's clock only: events keep their real rec
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from orders.adapters.ledger import PostgresCreditLedger
 from orders.application.handlers import OrderHandlers
@@ -17,6 +16,7 @@ from orders.application.overdue import OverdueSweep
 from orders.application.ports import CreditLedger
 from orders.config import OrdersSettings
 from orders.domain.order import Order
+from shared.clock import running_from
 from shared.events import orders as contract
 from shared.events.envelope import utc_now
 from shared.eventsourcing.repository import AggregateRepository
@@ -44,9 +44,3 @@ def wire(
     container.parts["overdue_sweep"] = OverdueSweep(
         repository, ledger, clock=sweep_clock, batch_size=settings.overdue_sweep_batch_size
     )
-
-
-def running_from(start: datetime) -> Callable[[], datetime]:
-    """A clock that starts at ``start`` and advances in real time."""
-    origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)

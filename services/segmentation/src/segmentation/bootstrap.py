@@ -7,18 +7,15 @@ Tests put a fixed clock in ``container.parts["clock"]`` (and optionally a policy
 from __future__ import annotations
 
 import gc
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from segmentation.application.assessment import Assessor
 from segmentation.application.projector import SegmentProjector
 from segmentation.config import SegmentationSettings
 from segmentation.domain.policy import Policy, load_policy
+from shared.clock import Clock, running_from
 from shared.events.envelope import utc_now
 from shared.runtime import Container
-
-Clock = Callable[[], datetime]
 
 
 class FixedClock:
@@ -33,12 +30,6 @@ class FixedClock:
     def advance(self, delta: timedelta) -> datetime:
         self.now += delta
         return self.now
-
-
-def running_from(start: datetime) -> Clock:
-    """A clock that starts at ``start`` and advances in real time (demos of historical data)."""
-    origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
 def wire(container: Container[SegmentationSettings]) -> None:
