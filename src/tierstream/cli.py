@@ -526,6 +526,10 @@ def rebuild(
             ", ".join(list(dict.fromkeys(row["differing_keys"]))[:5]),
         )
     console.print(table)
+    if report.get("operator_actions_replayed"):
+        console.print(
+            f"{report['operator_actions_replayed']} operator actions on churn alerts applied again where they were taken"
+        )
     skipped = {reason: n for reason, n in report.get("alerts_not_compared", {}).items() if n}
     if skipped:
         console.print(

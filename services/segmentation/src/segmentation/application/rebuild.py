@@ -424,7 +424,7 @@ async def _compare_alerts(
         ),
         {"replayed": replayed_actions},
     )
-    not_compared = {"in_hysteresis_band": in_band.rowcount, "operator_action_not_replayed": handled.rowcount}
+    not_compared = {"in_hysteresis_band": in_band.rowcount, "with_an_operator_action_not_replayed": handled.rowcount}
 
     def standing(side: str) -> str:
         return (
