@@ -9,9 +9,10 @@
    write side scales out, as compose replicas behind a load balancer would; the issue's goal is about one).
 3. Closed loop: ``--clients`` concurrent clients place orders for ``--seconds``; prints orders/s and
    p50 / p99 latency (``--idempotency-key`` sends a fresh key with each command), and the CPU time the
-   API process and this client process spent per order.
-4. Open loop at half the measured API peak: requests start on a fixed schedule (not when the previous
-   answer came back), latency counted from the scheduled start, so queueing is not hidden; prints p50 / p99.
+   API process and this client process spent per order (user + system, then each apart).
+4. Open loop at half the measured API peak (``--open-rate R``: at R/s, to compare versions at one load):
+   requests start on a fixed schedule (not when the previous answer came back), latency counted from the
+   scheduled start, so queueing is not hidden; prints p50 / p99.
 5. The same writes without the API: one asyncpg transaction per order inserting an events row and an
    outbox row shaped like the API's (copied from what it stored), same concurrency, same duration;
    prints rows/s and the ratio API ÷ raw. (Last, so that its rows do not weigh on the API passes.)
@@ -22,14 +23,21 @@ as it can, the load runs on uvloop over plain keep-alive HTTP/1.1 connections (:
 a few lines over asyncio streams): httpx spent more CPU per request than the API did. ``--httpx`` uses
 httpx instead, for comparison. Needs no Kafka (the API's readiness would, so the benchmark waits for
 liveness and one successful command instead).
+
+``--in-process N`` replaces all of the above: N orders straight through the API's ASGI app in this
+process (no uvicorn, no HTTP client), printing the app's own CPU per order; with ``--profile FILE`` it also
+writes where that CPU goes. For comparing code changes; the figures above are the issue's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
 import os
+import pstats
 import signal
 import socket
 import subprocess
@@ -38,6 +46,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -49,6 +58,7 @@ from shared.db.engine import create_engine, to_libpq_url
 from shared.db.migrations import upgrade
 from shared.events import customers as customer_events
 from shared.events.envelope import Envelope
+from shared.logging import configure_logging
 from shared.testing.infra import asyncpg_url, with_database
 
 AUTH = {"Authorization": "Bearer dev-admin"}
@@ -75,10 +85,16 @@ class Run:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    return sum(cpu_times(pid))
 
 
 def free_port() -> int:
@@ -375,6 +391,99 @@ async def raw_inserts(database_url: str, clients: int, seconds: float) -> Run:
     return run
 
 
+# -- in process ---------------------------------------------------------------------------------------
+async def asgi_post(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """One POST straight through an ASGI app (what uvicorn would hand it); the answer's status."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+async def in_process(database_url: str, args: argparse.Namespace) -> None:
+    """``--in-process N``: N orders through the orders API's ASGI app in this process, ``--clients`` at a
+    time — no HTTP server, no client: the API's own CPU per order, without uvicorn's. ``--profile FILE``
+    writes where that CPU goes (cProfile on a CPU-time clock: waits on PostgreSQL do not count)."""
+    os.environ.update(
+        {
+            "ORDERS_DATABASE_URL": database_url,
+            "TIERSTREAM_TOPIC_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}.",
+            "TIERSTREAM_ENV": "development",
+        }
+    )
+    os.environ.pop("TIERSTREAM_API_TOKENS", None)  # the dev tokens
+    configure_logging("orders", "WARNING")
+    container = DEFINITION.container()
+    app = DEFINITION.build_api(container)
+    tag, counter = f"ip{uuid.uuid4().hex[:6]}", iter(range(10**9))
+    head = [
+        (b"host", b"api"),
+        (b"authorization", AUTH["Authorization"].encode()),
+        (b"content-type", b"application/json"),
+    ]
+    statuses: dict[int, int] = {}
+
+    async def worker(orders: int) -> None:
+        for _ in range(orders):
+            n = next(counter)
+            key = [(b"idempotency-key", f"{tag}-{n}".encode())] if args.idempotency_key else []
+            status = await asgi_post(
+                app, "/orders", json.dumps(order_body(args.customers, tag, n)).encode(), head + key
+            )
+            statuses[status] = statuses.get(status, 0) + 1
+
+    try:
+        async with app.router.lifespan_context(app):
+            await asyncio.gather(*(worker(50) for _ in range(args.clients)))  # warm-up
+            statuses.clear()
+            per_client = max(1, args.in_process // args.clients)
+            profiler = cProfile.Profile(time.process_time) if args.profile else None
+            before, started = cpu_times(os.getpid()), time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            await asyncio.gather(*(worker(per_client) for _ in range(args.clients)))
+            if profiler is not None:
+                profiler.disable()
+            elapsed, after = time.perf_counter() - started, cpu_times(os.getpid())
+    finally:
+        await container.close()
+    orders = per_client * args.clients
+    user, system = after[0] - before[0], after[1] - before[1]
+    print(
+        f"in process: {orders} orders, {args.clients} at a time, {orders / elapsed:.0f}/s, "
+        f"CPU {(user + system) / orders * 1000:.3f} ms per order (user {user / orders * 1000:.3f}, "
+        f"system {system / orders * 1000:.3f}){' under the profiler' if profiler else ''}; answers {statuses}"
+    )
+    if profiler is not None:
+        report = io.StringIO()
+        stats = pstats.Stats(profiler, stream=report)
+        stats.sort_stats("tottime").print_stats(60)
+        stats.sort_stats("cumulative").print_stats(60)
+        await asyncio.to_thread(Path(args.profile).write_text, report.getvalue())
+        print(f"profile written to {args.profile}")
+
+
 # -- main ---------------------------------------------------------------------------------------------
 def line(name: str, run: Run) -> str:
     errors = f", errors {json.dumps(run.errors)}" if run.errors else ""
@@ -393,6 +502,12 @@ async def main(args: argparse.Namespace) -> None:
     if args.httpx and args.api_processes > 1:
         raise SystemExit("--httpx loads one API process only; drop --httpx or --api-processes")
     database_url = await prepare_database(server, args.customers)
+    if args.in_process:
+        try:
+            await in_process(database_url, args)
+        finally:
+            await drop_database(server, database_url)
+        return
     ports = [free_port() for _ in range(args.api_processes)]
     apis = [start_api(database_url, port) for port in ports]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
@@ -407,23 +522,28 @@ async def main(args: argparse.Namespace) -> None:
         )
         keyed, use_httpx = args.idempotency_key, args.httpx
         await closed_loop(bases, args.clients, min(3.0, args.seconds), args.customers, keyed, use_httpx)  # warm-up
-        api_before, client_before = sum(cpu_seconds(a.pid) for a in apis), cpu_seconds(os.getpid())
+        api_before, client_before = [cpu_times(a.pid) for a in apis], cpu_times(os.getpid())
         peak = await closed_loop(bases, args.clients, args.seconds, args.customers, keyed, use_httpx)
-        api_cpu = sum(cpu_seconds(a.pid) for a in apis) - api_before
-        client_cpu = cpu_seconds(os.getpid()) - client_before
+        api_user = sum(cpu_times(a.pid)[0] - before[0] for a, before in zip(apis, api_before, strict=True))
+        api_system = sum(cpu_times(a.pid)[1] - before[1] for a, before in zip(apis, api_before, strict=True))
+        client_after = cpu_times(os.getpid())
+        client_user, client_system = client_after[0] - client_before[0], client_after[1] - client_before[1]
         print(line("API, closed loop (peak)", peak))
-        for name, cpu in (
-            ("API process CPU" if len(apis) == 1 else f"{len(apis)} API processes CPU", api_cpu),
-            ("benchmark client CPU", client_cpu),
+        orders = max(1, len(peak.latencies))
+        for name, user, system in (
+            ("API process CPU" if len(apis) == 1 else f"{len(apis)} API processes CPU", api_user, api_system),
+            ("benchmark client CPU", client_user, client_system),
         ):
             print(
-                f"{name:<34} {cpu / peak.elapsed * 100:8.0f}%    "
-                f"{cpu / max(1, len(peak.latencies)) * 1000:.2f} ms per order"
+                f"{name:<34} {(user + system) / peak.elapsed * 100:8.0f}%    "
+                f"{(user + system) / orders * 1000:.2f} ms per order "
+                f"(user {user / orders * 1000:.2f}, system {system / orders * 1000:.2f})"
             )
         # Paced before the raw pass: its tens of thousands of rows (and the autovacuum they trigger) would
         # otherwise weigh on the API's latency, which is not what this pass measures.
-        paced = await open_loop(bases, peak.rate / 2, args.seconds, args.customers, keyed, args.clients, use_httpx)
-        print(line(f"API, open loop at {peak.rate / 2:.0f}/s", paced))
+        rate = args.open_rate or peak.rate / 2
+        paced = await open_loop(bases, rate, args.seconds, args.customers, keyed, args.clients, use_httpx)
+        print(line(f"API, open loop at {rate:.0f}/s", paced))
         raw = await raw_inserts(database_url, args.clients, args.seconds)
         print(line("asyncpg events+outbox txn", raw))
         print(f"{'ratio API / raw inserts':<34} {peak.rate / raw.rate:9.2f}")
@@ -435,11 +555,15 @@ async def main(args: argparse.Namespace) -> None:
                 api.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(api.pid, signal.SIGKILL)
-        admin = await asyncpg.connect(to_libpq_url(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(server, database_url)
+
+
+async def drop_database(server: str, database_url: str) -> None:
+    admin = await asyncpg.connect(to_libpq_url(server))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def parse_args() -> argparse.Namespace:
@@ -453,6 +577,21 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--httpx", action="store_true", help="load with httpx (the former client) instead")
     parser.add_argument("--pg-url", help="PostgreSQL server URL (default: $DATABASE_URL, else the dev server)")
+    parser.add_argument(
+        "--open-rate",
+        type=float,
+        default=0,
+        metavar="R",
+        help="pace the open loop at R orders/s (default: half the measured peak); compares latency across versions",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="ORDERS",
+        help="instead: this many orders through the ASGI app in this process (no HTTP server); CPU per order",
+    )
+    parser.add_argument("--profile", metavar="FILE", help="with --in-process: write a CPU-time profile (cProfile)")
     return parser.parse_args()
 
 

@@ -58,10 +58,17 @@ class AuthError(Exception):
 
 
 class TokenRegistry:
-    """The tokens one API accepts."""
+    """The tokens one API accepts.
+
+    Each token's :class:`Caller` is built once, and each (token, scope) decision is taken once: the
+    registry is fixed for the process's life and asked on every request."""
 
     def __init__(self, tokens: Mapping[str, Iterable[str]]) -> None:
-        self._by_digest = {token_digest(t): frozenset(scopes) for t, scopes in tokens.items()}
+        self._by_digest: dict[str, Caller] = {}
+        for token, scopes in tokens.items():
+            digest = token_digest(token)
+            self._by_digest[digest] = Caller(id=digest[:12], scopes=frozenset(scopes))
+        self._granted: dict[tuple[Caller, str], bool] = {}
 
     def authenticate(self, authorization: str | None) -> Caller:
         if not authorization:
@@ -74,16 +81,18 @@ class TokenRegistry:
                 "malformed Authorization header; expected 'Bearer <token>'",
                 'Bearer realm="tierstream", error="invalid_request"',
             )
-        digest = token_digest(token)
-        scopes = self._by_digest.get(digest)
-        if scopes is None:
+        caller = self._by_digest.get(token_digest(token))
+        if caller is None:
             raise AuthError(401, "invalid bearer token", 'Bearer realm="tierstream", error="invalid_token"')
-        return Caller(id=digest[:12], scopes=scopes)
+        return caller
 
     def authorize(self, authorization: str | None, *, service: str, method: str) -> Caller:
         caller = self.authenticate(authorization)
         needed = required_scope(service, method)
-        if not caller.grants(needed):
+        allowed = self._granted.get((caller, needed))
+        if allowed is None:
+            allowed = self._granted[(caller, needed)] = caller.grants(needed)
+        if not allowed:
             raise AuthError(
                 403,
                 f"the token lacks the scope {needed!r}",
@@ -110,10 +119,13 @@ class BearerAuthMiddleware:
         self.app = app
         self.service = service
         self.registry = registry
-        self.public_paths = tuple(public_paths)
+        # is_public, split once: exact paths, and prefixes (those ending in "/")
+        self.public_paths = frozenset(public_paths)
+        self.public_prefixes = tuple(p for p in self.public_paths if p.endswith("/"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_public(scope["path"], self.public_paths):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.public_paths or path.startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
         authorization = _header(scope, b"authorization")

@@ -112,7 +112,10 @@ class VersionETagMiddleware:
     """``ETag: "<version>"`` on 200/201 JSON object answers with an integer top-level ``version``.
 
     Every single-aggregate read and command answer of this project carries the aggregate's version,
-    so one rule gives them all an ETag to send back as ``If-Match``."""
+    so one rule gives them all an ETag to send back as ``If-Match``. An answer that already carries an
+    ETag (a route that knows its version set it) is passed through unread: finding the version means
+    holding the answer back and parsing it, ~85k instructions, a twelfth of a small command's framework
+    work."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -151,6 +154,8 @@ def _may_carry_version(start: Message) -> bool:
     if start["status"] not in (200, 201):
         return False
     headers = dict(start.get("headers", []))
+    if b"etag" in headers:
+        return False
     length = headers.get(b"content-length")
     return headers.get(b"content-type", b"").startswith(b"application/json") and (
         length is not None and int(length) <= ETAG_MAX_BODY

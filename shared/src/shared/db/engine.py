@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -45,7 +47,6 @@ class ConnectionLost(ConnectionError):
     """The driver lost its connection mid-work (an ``OSError``: callers treat it as transient, e.g. 503)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Transaction:
     """One database connection for a command, seen two ways: ``driver`` (asyncpg: prepared statements, no
     SQL compilation, for hot paths) and ``conn`` (SQLAlchemy Core, for everything else), on the same
@@ -53,11 +54,36 @@ class Transaction:
     own (its ``begin_nested`` savepoints work as usual); the driver controls transactions.
 
     From :func:`transaction` it is inside one transaction; from :func:`connection` it is not (each
-    statement commits on its own — a command whose writes are one statement needs no BEGIN/COMMIT)."""
+    statement commits on its own — a command whose writes are one statement needs no BEGIN/COMMIT).
 
-    conn: AsyncConnection
-    driver: asyncpg.Connection
-    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    The pooled connection is checked out bare; the SQLAlchemy view is opened on it only when asked for
+    (:meth:`sqlalchemy`): a command that only talks to the driver — every hot path — saves two thirds of
+    the checkout's CPU (~35 µs: SQLAlchemy's ``Connection``, its isolation level set and reset, two
+    greenlet hops). :func:`transaction` opens it up front, so ``conn`` is always there in one."""
+
+    __slots__ = ("_after_commit", "_conn", "_engine", "_pooled", "driver")
+
+    def __init__(self, engine: AsyncEngine, pooled: PoolProxiedConnection) -> None:
+        self.driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
+        self._engine = engine
+        self._pooled = pooled
+        self._conn: AsyncConnection | None = None
+        self._after_commit: list[Callable[[], None]] = []
+
+    @property
+    def conn(self) -> AsyncConnection:
+        """The SQLAlchemy view of this connection (always open inside :func:`transaction`; elsewhere
+        open it with ``await tx.sqlalchemy()`` first)."""
+        if self._conn is None:
+            raise RuntimeError("the SQLAlchemy view of this connection is not open; await tx.sqlalchemy() first")
+        return self._conn
+
+    async def sqlalchemy(self) -> AsyncConnection:
+        """The SQLAlchemy view of this connection (same session), opened at the first call."""
+        if self._conn is None:
+            view = AsyncConnection(self._engine, Connection(self._engine.sync_engine, connection=self._pooled))
+            self._conn = await view.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once what was written so far is committed: now, outside a transaction."""
@@ -72,6 +98,22 @@ class Transaction:
         for callback in callbacks:
             callback()
 
+    @property
+    def broken(self) -> bool:
+        """The driver lost its socket, or was left inside a transaction: not to be handed out again."""
+        return self.driver.is_closed() or self.driver.is_in_transaction()
+
+    async def _release(self) -> None:
+        """Back to the pool; invalidated instead when broken."""
+        broken = self.broken
+        conn, self._conn = self._conn, None
+        if conn is not None:  # SQLAlchemy resets the isolation level as the connection goes back
+            if broken:
+                await conn.invalidate()
+            await conn.close()
+        else:
+            await greenlet_spawn(self._pooled.invalidate if broken else self._pooled.close)
+
 
 @contextlib.asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[Transaction]:
@@ -80,6 +122,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[Transaction]:
     A connection left inside a transaction (e.g. cancelled mid-rollback) is invalidated, never returned
     to the pool; so is one whose driver lost its socket."""
     async with connection(engine) as tx:
+        await tx.sqlalchemy()
         try:
             async with tx.driver.transaction():
                 yield tx
@@ -92,65 +135,67 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[Transaction]:
 @contextlib.asynccontextmanager
 async def connection(engine: AsyncEngine) -> AsyncIterator[Transaction]:
     """Check out one connection for a command, in autocommit mode (see :class:`Transaction`); inside
-    :func:`shared_connection`, the shared one."""
+    :func:`shared_connection`, the shared one.
+
+    A connection that broke (the driver lost its socket, or it was left inside a transaction) is never
+    handed out again: it goes back to the pool invalidated, and a shared one is replaced at its next use."""
     shared = _borrowable(engine)
-    if shared is not None:
-        async with _borrow(shared) as tx:
-            yield tx
-        return
-    async with _checkout(engine) as tx:
+    if shared is None:
+        tx = await _checkout(engine)
+    else:
+        shared.busy = True
+        try:
+            if shared.tx is None:
+                shared.tx = await _checkout(engine)
+        except BaseException:
+            shared.busy = False
+            raise
+        tx = shared.tx
+    try:
         yield tx
+    except Exception as exc:
+        if tx.driver.is_closed():  # whatever was raised, the database went away: nothing committed
+            raise ConnectionLost("the database connection was lost; the transaction did not commit") from exc
+        raise
+    finally:
+        if shared is None:
+            await tx._release()
+        else:
+            shared.busy = False
+            if tx.broken:
+                shared.tx = None
+                await tx._release()
+
+
+async def _checkout(engine: AsyncEngine) -> Transaction:
+    """A pooled connection, bare. A driver error while connecting is raised as ``engine.connect()`` raises
+    it — SQLAlchemy's ``DBAPIError`` family, marked ``connection_invalidated`` on a disconnect — so that
+    callers (e.g. the 503 mapping, :func:`shared.messaging.consumer.is_transient`) see the same errors."""
+    dialect = engine.dialect
+    try:
+        return Transaction(engine, await engine.raw_connection())
+    except dialect.loaded_dbapi.Error as exc:
+        invalidated = dialect.is_disconnect(exc, None, None)
+        raise DBAPIError.instance(
+            None, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated, dialect=dialect
+        ) from exc
 
 
 @contextlib.asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """One pooled connection as the bare driver, in autocommit mode (single statements); inside
-    :func:`shared_connection`, the shared one.
-
-    SQLAlchemy is not told (no ``execution_options``: ~20 µs a checkout): it begins a transaction only
-    when a statement goes through it, which none does here, and its reset on return is then a no-op."""
-    shared = _borrowable(engine)
-    if shared is not None:
-        async with _borrow(shared) as tx:
-            yield tx.driver
-        return
-    async with engine.connect() as conn:
-        driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection  # type: ignore[assignment]
-        try:
-            yield driver
-        except Exception as exc:
-            if driver.is_closed():
-                raise ConnectionLost("the database connection was lost") from exc
-            raise
-        finally:
-            if driver.is_closed() or driver.is_in_transaction():
-                await conn.invalidate()
-
-
-@contextlib.asynccontextmanager
-async def _checkout(engine: AsyncEngine) -> AsyncIterator[Transaction]:
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection  # type: ignore[assignment]
-        tx = Transaction(conn, driver)
-        try:
-            yield tx
-        except Exception as exc:
-            if driver.is_closed():  # whatever was raised, the database went away: nothing committed
-                raise ConnectionLost("the database connection was lost; the transaction did not commit") from exc
-            raise
-        finally:
-            if driver.is_closed() or driver.is_in_transaction():
-                await conn.invalidate()
+    :func:`shared_connection`, the shared one."""
+    async with connection(engine) as tx:
+        yield tx.driver
 
 
 # -- one connection for a whole request -----------------------------------------------------------------
 @dataclass(slots=True)
 class _Shared:
     engine: AsyncEngine
-    stack: contextlib.AsyncExitStack | None = None
     tx: Transaction | None = None
     busy: bool = False
+    ended: bool = False
 
 
 _shared: ContextVar[_Shared | None] = ContextVar("tierstream_shared_connection", default=None)
@@ -162,50 +207,27 @@ async def shared_connection(engine: AsyncEngine) -> AsyncIterator[None]:
     ``engine`` use ONE pooled connection, checked out at first use and returned at the end.
 
     A keyed command (look the key up, run the command, store the answer) so checks out once instead of
-    three times (~60 µs of CPU each, SQLAlchemy's pool and greenlets). A use while another one is in
-    progress — nested, or in a concurrent task — checks out its own connection as before, so sharing
-    never puts two statements on one connection at once. A shared connection that broke (closed, or left
-    inside a transaction) is given back invalidated at once, and the next use checks out a fresh one."""
+    three times (~20 µs of CPU each: SQLAlchemy's pool and two greenlet hops). A use while another one is
+    in progress — nested, or in a concurrent task — checks out its own connection as before, so sharing
+    never puts two statements on one connection at once; so does any use after the block (a task that
+    copied the context). A shared connection that broke is given back invalidated at once, and the next
+    use checks out a fresh one."""
     shared = _Shared(engine)
     token = _shared.set(shared)
     try:
         yield
     finally:
         _shared.reset(token)
-        stack, shared.stack, shared.tx, shared.busy = shared.stack, None, None, True
-        # returned to the pool (even if returning it fails): a task that copied the context checks out
-        # its own from now on
-        if stack is not None:
-            await stack.aclose()
+        tx, shared.tx, shared.ended = shared.tx, None, True
+        if tx is not None:
+            await tx._release()
 
 
 def _borrowable(engine: AsyncEngine) -> _Shared | None:
     shared = _shared.get()
-    return shared if shared is not None and shared.engine is engine and not shared.busy else None
-
-
-@contextlib.asynccontextmanager
-async def _borrow(shared: _Shared) -> AsyncIterator[Transaction]:
-    shared.busy = True
-    try:
-        if shared.tx is None:
-            stack = contextlib.AsyncExitStack()
-            shared.tx = await stack.enter_async_context(_checkout(shared.engine))
-            shared.stack = stack
-        tx = shared.tx
-        try:
-            yield tx
-        except Exception as exc:
-            if tx.driver.is_closed():
-                raise ConnectionLost("the database connection was lost; the transaction did not commit") from exc
-            raise
-    finally:
-        shared.busy = False
-        tx_ = shared.tx
-        if tx_ is not None and (tx_.driver.is_closed() or tx_.driver.is_in_transaction()):
-            stack_, shared.stack, shared.tx = shared.stack, None, None
-            if stack_ is not None:
-                await stack_.aclose()  # _checkout invalidates it
+    if shared is None or shared.engine is not engine or shared.busy or shared.ended:
+        return None
+    return shared
 
 
 async def driver_of(conn: AsyncConnection) -> asyncpg.Connection:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db.engine import Transaction, connection, driver_connection, driver_of, transaction
+from shared.eventsourcing.append_sql import PROCEED as PROCEED
+from shared.eventsourcing.append_sql import append_sql, rows_shape, standalone
 from shared.messaging.outbox import OutboxMessage, outbox_columns
 
 
@@ -65,9 +66,6 @@ class StoredEvent:
 #: Extra work done inside the append transaction (e.g. storing an idempotent response).
 TransactionHook = Callable[[AsyncConnection], Awaitable[None]]
 
-#: ``{proceed}`` in a :class:`StatementHook`'s SQL: the condition under which it may write.
-PROCEED = "{proceed}"
-
 
 @dataclass(frozen=True, slots=True)
 class StatementHook:
@@ -97,7 +95,7 @@ class StatementHook:
     async def __call__(self, conn: AsyncConnection) -> None:
         driver = await driver_of(conn)
         try:
-            wrote = await driver.fetchval(_standalone(self.sql), *self.args)
+            wrote = await driver.fetchval(standalone(self.sql), *self.args)
         except asyncpg.UniqueViolationError as exc:
             error = self.conflict_error(exc)
             if error is exc:
@@ -245,22 +243,13 @@ class PostgresEventStore:
         others: Sequence[TransactionHook],
     ) -> None:
         if events or outbox or statements or expected_version > 0:
-            args: list[Any] = [
-                stream_id,
-                expected_version,
-                aggregate_type,
-                [e.event_id for e in events],
-                [e.event_type for e in events],
-                [e.schema_version for e in events],
-                [e.occurred_at for e in events],
-                [json.dumps(e.data, separators=(",", ":")) for e in events],
-                [json.dumps(e.metadata, separators=(",", ":")) for e in events],
-                *outbox_columns(outbox),
-            ]
+            rows = rows_shape(len(events), len(outbox))
+            args = _append_args(stream_id, expected_version, aggregate_type, events, outbox, by_row=rows is not None)
             for statement in statements:
                 args.extend(statement.args)
+            sql = append_sql((tuple((s.sql, s.is_gate) for s in statements), rows))
             try:
-                row = await tx.driver.fetchrow(_append_sql(tuple((s.sql, s.is_gate) for s in statements)), *args)
+                row = await tx.driver.fetchrow(sql, *args)
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "events_pkey":
                     raise ConcurrencyConflict(stream_id, expected_version) from exc
@@ -277,8 +266,10 @@ class PostgresEventStore:
                 if not passed:
                     assert gate.refused is not None
                     raise gate.refused()
-        for other in others:
-            await other(tx.conn)
+        if others:
+            conn = await tx.sqlalchemy()
+            for other in others:
+                await other(conn)
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, *, tx: Transaction | None = None
@@ -295,65 +286,35 @@ class PostgresEventStore:
             return int(await driver.fetchval(_STREAM_VERSION, stream_id))
 
 
-# The stream's version is read in the statement's snapshot; when it is not the expected one nothing is
-# inserted (the caller raises a conflict). Two appends racing past that check collide on events_pkey.
-# Statement hooks follow as further CTEs (see _append_sql); ``proceed`` is what lets the inserts write.
-_APPEND_HEAD = """
-WITH current_version AS (
-    SELECT coalesce(max(stream_version), 0) AS version FROM events WHERE stream_id = $1
-)"""
-_APPEND_BODY = """, appended AS (
-    INSERT INTO events (stream_id, stream_version, aggregate_type, event_id, event_type, schema_version,
-                        occurred_at, data, metadata)
-    SELECT $1, $2 + e.n, $3, e.event_id, e.event_type, e.schema_version, e.occurred_at, e.data, e.metadata
-      FROM unnest($4::uuid[], $5::text[], $6::int[], $7::timestamptz[], $8::jsonb[], $9::jsonb[])
-           WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, data, metadata, n)
-     WHERE (SELECT ok FROM proceed)
-    RETURNING 1
-), published AS (
-    INSERT INTO outbox (message_id, topic, key, value, headers)
-    SELECT m.message_id, m.topic, m.key, m.value, m.headers
-      FROM unnest($10::uuid[], $11::text[], $12::text[], $13::bytea[], $14::jsonb[])
-           AS m(message_id, topic, key, value, headers)
-     WHERE (SELECT ok FROM proceed)
-)"""
-_APPEND_ARGS = 14
-_PARAMETER = re.compile(r"\$(\d+)")
-_append_cache: dict[tuple[tuple[str, bool], ...], str] = {}
-
-
-def _append_sql(hooks: tuple[tuple[str, bool], ...]) -> str:
-    """The append statement with the given statement hooks (sql, is_gate) folded in, built once per shape.
-
-    Gates run when the version matches; everything else only when, besides, every gate wrote a row.
-    The answer: the stream's version, then one "passed" flag per gate."""
-    sql = _append_cache.get(hooks)
-    if sql is not None:
-        return sql
-    gates: list[str] = []
-    writes: list[str] = []
-    offset = _APPEND_ARGS
-    for n, (hook_sql, is_gate) in enumerate(hooks):
-        shifted = _PARAMETER.sub(lambda m, base=offset: f"${int(m.group(1)) + base}", hook_sql)  # type: ignore[misc]
-        offset += max((int(m) for m in _PARAMETER.findall(hook_sql)), default=0)
-        if is_gate:
-            condition = "(SELECT version = $2 FROM current_version)"
-            gates.append(f", gate_{n} AS (\n{shifted.replace(PROCEED, condition)}\n)")
-        else:
-            writes.append(f", hook_{n} AS (\n{shifted.replace(PROCEED, '(SELECT ok FROM proceed)')}\n)")
-    gate_names = [f"gate_{n}" for n, (_, is_gate) in enumerate(hooks) if is_gate]
-    passed = "".join(f" AND EXISTS (SELECT 1 FROM {g})" for g in gate_names)
-    flags = "".join(f", EXISTS (SELECT 1 FROM {g})" for g in gate_names)
-    proceed = f", proceed AS (SELECT version = $2{passed} AS ok FROM current_version)"
-    tail = f"\nSELECT (SELECT version FROM current_version){flags}"
-    sql = "".join([_APPEND_HEAD, *gates, proceed, _APPEND_BODY, *writes, tail])
-    _append_cache[hooks] = sql
-    return sql
-
-
-def _standalone(sql: str) -> str:
-    """A statement hook's SQL run on its own: nothing to wait for."""
-    return sql.replace(PROCEED, "true")
+def _append_args(
+    stream_id: str,
+    expected_version: int,
+    aggregate_type: str,
+    events: Sequence[NewEvent],
+    outbox: Sequence[OutboxMessage],
+    *,
+    by_row: bool,
+) -> list[Any]:
+    """The append statement's parameters before the hooks' (see :mod:`shared.eventsourcing.append_sql`):
+    the head, then the events' and the messages' columns, row by row or one array per column."""
+    event_columns = (
+        [e.event_id for e in events],
+        [e.event_type for e in events],
+        [e.schema_version for e in events],
+        [e.occurred_at for e in events],
+        [json.dumps(e.data, separators=(",", ":")) for e in events],
+        [json.dumps(e.metadata, separators=(",", ":")) for e in events],
+    )
+    message_columns = outbox_columns(outbox)
+    args: list[Any] = [stream_id, expected_version, aggregate_type]
+    if by_row:
+        for columns in (event_columns, message_columns):
+            for row in zip(*columns, strict=True):
+                args.extend(row)
+    else:
+        args.extend(event_columns)
+        args.extend(message_columns)
+    return args
 
 
 _READ_STREAM = (

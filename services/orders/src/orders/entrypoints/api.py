@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from orders.adapters.ledger import PostgresCreditLedger
@@ -20,7 +20,7 @@ from orders.application.commands import CancelOrder, PlaceOrder, ReceivePayment,
 from orders.application.handlers import OrderHandlers
 from orders.domain import credit as rules
 from orders.domain.errors import FieldRuleViolation
-from orders.domain.order import OrderLine, ReturnedUnits
+from orders.domain.order import Order, OrderLine, ReturnedUnits
 from orders.entrypoints.schemas import (
     CancelOrderIn,
     CreditReleaseIn,
@@ -34,10 +34,10 @@ from orders.entrypoints.schemas import (
     UnpaidOut,
 )
 from shared.api import (
-    CorrelationId,
     ExpectedVersion,
     NotFound,
     StoredEventOut,
+    correlation_id_of,
     create_app,
     database_check,
     kafka_check,
@@ -51,6 +51,13 @@ async def field_error(_request: Request, exc: Exception) -> JSONResponse:
     value = exc.value if exc.value is None or isinstance(exc.value, str | int) else str(exc.value)
     error = {"type": exc.code, "loc": ["body", exc.field], "msg": str(exc), "input": value}
     return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
+
+
+def answer(order: Order, response: Response) -> OrderOut:
+    """The answer about one order, its version set as ``ETag`` here (the ETag middleware would otherwise
+    hold the answer back and parse it to find it)."""
+    response.headers["ETag"] = f'"{order.version}"'
+    return OrderOut.of(order)
 
 
 def build_api(container: Container) -> FastAPI:
@@ -73,7 +80,7 @@ def build_api(container: Container) -> FastAPI:
         summary="Place an order (held when the credit check fails)",
         responses={**unprocessable, 409: {"description": "an order with this id exists"}},
     )
-    async def place_order(body: PlaceOrderIn, cid: CorrelationId) -> OrderOut:
+    async def place_order(body: PlaceOrderIn, request: Request, response: Response) -> OrderOut:
         lines = [
             OrderLine(
                 sku=line.sku,
@@ -85,14 +92,14 @@ def build_api(container: Container) -> FastAPI:
             for line in body.lines
         ]
         cmd = PlaceOrder(body.customer_id, lines, body.currency, body.order_id, body.placed_at)
-        return OrderOut.of(await handlers.place_order(cmd, cid))
+        return answer(await handlers.place_order(cmd, correlation_id_of(request)), response)
 
     @orders.get("/{order_id}", response_model=OrderOut, summary="Current state of an order")
-    async def get_order(order_id: str) -> OrderOut:
+    async def get_order(order_id: str, response: Response) -> OrderOut:
         order = await handlers.orders.get(order_id)
         if order is None:
             raise NotFound("order", order_id)
-        return OrderOut.of(order)
+        return answer(order, response)
 
     @orders.get("/{order_id}/events", response_model=list[StoredEventOut], summary="The order's event stream")
     async def order_events(order_id: str) -> list[StoredEventOut]:
@@ -108,10 +115,10 @@ def build_api(container: Container) -> FastAPI:
         responses={**unprocessable, **conflict},
     )
     async def receive_payment(
-        order_id: str, body: PaymentIn, cid: CorrelationId, expected: ExpectedVersion
+        order_id: str, body: PaymentIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         cmd = ReceivePayment(order_id, Decimal(body.amount), body.payment_id, body.currency, expected)
-        return OrderOut.of(await handlers.receive_payment(cmd, cid))
+        return answer(await handlers.receive_payment(cmd, correlation_id_of(request)), response)
 
     @orders.post(
         "/{order_id}/credit-release",
@@ -120,16 +127,17 @@ def build_api(container: Container) -> FastAPI:
         responses=conflict,
     )
     async def release_credit(
-        order_id: str, body: CreditReleaseIn, cid: CorrelationId, expected: ExpectedVersion
+        order_id: str, body: CreditReleaseIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         cmd = ReleaseCredit(order_id, body.released_by, body.note, expected)
-        return OrderOut.of(await handlers.release_credit(cmd, cid))
+        return answer(await handlers.release_credit(cmd, correlation_id_of(request)), response)
 
     @orders.post("/{order_id}/cancellation", response_model=OrderOut, summary="Cancel an order", responses=conflict)
     async def cancel_order(
-        order_id: str, body: CancelOrderIn, cid: CorrelationId, expected: ExpectedVersion
+        order_id: str, body: CancelOrderIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
-        return OrderOut.of(await handlers.cancel_order(CancelOrder(order_id, body.reason, expected), cid))
+        cmd = CancelOrder(order_id, body.reason, expected)
+        return answer(await handlers.cancel_order(cmd, correlation_id_of(request)), response)
 
     @orders.post(
         "/{order_id}/returns",
@@ -138,12 +146,12 @@ def build_api(container: Container) -> FastAPI:
         responses={**unprocessable, **conflict},
     )
     async def return_goods(
-        order_id: str, body: ReturnGoodsIn, cid: CorrelationId, expected: ExpectedVersion
+        order_id: str, body: ReturnGoodsIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         units = [ReturnedUnits(line.sku, line.quantity) for line in body.lines] if body.lines else None
         amount = None if body.amount is None else Decimal(body.amount)
         cmd = ReturnGoods(order_id, amount, body.reason, body.return_id, expected, units)
-        return OrderOut.of(await handlers.return_goods(cmd, cid))
+        return answer(await handlers.return_goods(cmd, correlation_id_of(request)), response)
 
     @customers.get("/{customer_id}/orders", response_model=OrderPage, summary="A customer's orders, newest first")
     async def customer_orders(

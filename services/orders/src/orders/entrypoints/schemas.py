@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Self
+from decimal import Decimal
+from typing import Annotated, Any, Self, get_args
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -11,8 +12,12 @@ from orders.domain.order import Order
 from shared.api import Identifier
 from shared.events.envelope import DecimalString, Money
 
-Amount = Annotated[DecimalString, Field(ge=0, max_digits=18, decimal_places=4)]
-PositiveAmount = Annotated[DecimalString, Field(gt=0, max_digits=18, decimal_places=4)]
+# Amounts are DecimalStrings whose bounds come first, so that pydantic-core's decimal validator checks
+# them: after DecimalString's own before-validator (``Annotated[DecimalString, Field(...)]``) pydantic
+# can only check them in Python, ~2 µs per amount. Same errors, same JSON schema.
+_DECIMAL_STRING = get_args(DecimalString)[1:]
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4), *_DECIMAL_STRING]
+PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=4), *_DECIMAL_STRING]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ReasonText = Annotated[str, Field(min_length=1, max_length=500)]
 
