@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, AwareDatetime, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -237,4 +237,19 @@ class ServiceSettings(ApiSettings):
                 f"{self.model_config.get('env_prefix', '')}DATABASE_URL uses the development password; "
                 "set real credentials in production"
             )
+        return self
+
+
+class SimulatedClockSettings(ServiceSettings):
+    """Settings of a service whose time-driven work can run on a clock that starts in the past
+    (``<SERVICE>_CLOCK_START``: demos of historical data, tests; see :func:`shared.clock.running_from`).
+    Each service redeclares ``clock_start`` to say which of its clocks it moves; none is allowed in
+    production, where time is the wall clock's."""
+
+    clock_start: AwareDatetime | None = Field(default=None, description="start a simulated clock at this instant")
+
+    @model_validator(mode="after")
+    def _no_simulated_clock_in_production(self) -> SimulatedClockSettings:
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError(f"{self.env_name('clock_start')} is for demos and tests; refused in production")
         return self

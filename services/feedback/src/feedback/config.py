@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field
 from pydantic_settings import SettingsConfigDict
 
 from feedback.domain.sla import SlaPolicy
-from shared.settings import ServiceSettings
+from shared.settings import SimulatedClockSettings
 
 
-class FeedbackSettings(ServiceSettings):
+class FeedbackSettings(SimulatedClockSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDBACK_", env_nested_delimiter="__", extra="ignore")
     service_name: ClassVar[str] = "feedback"
     http_port: int = 8003
@@ -31,9 +31,3 @@ class FeedbackSettings(ServiceSettings):
         description="run the SLA sweep's clock from this instant onwards (demos of historical data such as "
         "the Online Retail set, 2010–2011); refused in production",
     )
-
-    @model_validator(mode="after")
-    def _no_simulated_clock_in_production(self) -> FeedbackSettings:
-        if self.environment == "production" and self.clock_start is not None:
-            raise ValueError("FEEDBACK_CLOCK_START is for demos and tests; refused in production")
-        return self

@@ -5,14 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field
 from pydantic_settings import SettingsConfigDict
 
 from orders.domain.credit import CreditPolicy
-from shared.settings import ServiceSettings
+from shared.settings import SimulatedClockSettings
 
 
-class OrdersSettings(ServiceSettings):
+class OrdersSettings(SimulatedClockSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
     service_name: ClassVar[str] = "orders"
     http_port: int = 8002
@@ -31,12 +31,6 @@ class OrdersSettings(ServiceSettings):
         description="run the overdue sweep's clock from this instant onwards (demos of historical data such as "
         "the Online Retail set, 2010–2011); refused in production",
     )
-
-    @model_validator(mode="after")
-    def _no_simulated_clock_in_production(self) -> OrdersSettings:
-        if self.environment == "production" and self.clock_start is not None:
-            raise ValueError("ORDERS_CLOCK_START is for demos and tests; refused in production")
-        return self
 
     def credit_policy(self) -> CreditPolicy:
         return CreditPolicy(

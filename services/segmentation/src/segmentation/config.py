@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import SimulatedClockSettings
 
 
-class SegmentationSettings(ServiceSettings):
+class SegmentationSettings(SimulatedClockSettings):
     model_config = SettingsConfigDict(env_prefix="SEGMENTATION_", extra="ignore")
     service_name: ClassVar[str] = "segmentation"
     http_port: int = 8004
@@ -33,9 +33,3 @@ class SegmentationSettings(ServiceSettings):
         description="run the engine's clock from this instant onwards (demos of historical data such as the "
         "Online Retail set, 2010–2011); refused in production",
     )
-
-    @model_validator(mode="after")
-    def _no_simulated_clock_in_production(self) -> SegmentationSettings:
-        if self.environment == "production" and self.clock_start is not None:
-            raise ValueError("SEGMENTATION_CLOCK_START is for demos and tests; refused in production")
-        return self
