@@ -8,7 +8,8 @@ its own (the caller-facing contract is docs/api.md):
 * ``ETag: "<version>"`` on every JSON object answer that has an integer ``version`` field, and
   ``If-Match`` on commands (:data:`ExpectedVersion`) → 409 when the aggregate moved on;
 * errors: request validation → 422 with field errors (FastAPI's shape); :class:`NotFound` → 404;
-  :class:`ConcurrencyConflict` and :class:`DomainError` → 409; the database unreachable → 503 with
+  :class:`ConcurrencyConflict` and :class:`DomainError` → 409, a :class:`FieldRuleViolation` (a domain rule
+  about one input field) → 422 with that field's error; the database unreachable → 503 with
   ``Retry-After`` (the command was not applied: its transaction never committed); anything else → 500.
   The last two are mapped by a middleware inside the correlation-id one, so even they carry
   ``X-Correlation-ID`` and are counted in the metrics, and the server does not log them twice.
@@ -41,7 +42,7 @@ from shared.auth import (
     is_public,
     required_scope,
 )
-from shared.eventsourcing.aggregate import DomainError
+from shared.eventsourcing.aggregate import DomainError, FieldRuleViolation
 from shared.eventsourcing.store import ConcurrencyConflict, StoredEvent
 from shared.idempotency import IdempotencyMiddleware, IdempotencyStore, KeyStore, purge_periodically
 from shared.logging import get_logger
@@ -209,6 +210,12 @@ def _add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "code": "rule_violated"}, status_code=409)
+
+    @app.exception_handler(FieldRuleViolation)
+    async def field_rule_violation(_request: Request, exc: FieldRuleViolation) -> JSONResponse:
+        value = exc.value if exc.value is None or isinstance(exc.value, str | int) else str(exc.value)
+        error = {"type": exc.code, "loc": ["body", *exc.loc], "msg": str(exc), "input": value}
+        return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
 
 
 def operations_router(

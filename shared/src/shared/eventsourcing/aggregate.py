@@ -8,7 +8,7 @@ appends them. ``version`` is the number of events the aggregate has seen, stored
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel
 
@@ -17,6 +17,25 @@ from shared.events.registry import EventRegistry
 
 class DomainError(Exception):
     """A command that the rules refuse; the API maps it to 409/422 with the message."""
+
+
+class FieldRuleViolation(DomainError):
+    """A refusal caused by one input field (an overpayment, an unknown customer, a date in the future),
+    where a plain :class:`DomainError` is a rule about the aggregate's *state*: HTTP 422 with a field
+    error in FastAPI's shape whose ``type`` is :attr:`code` at :attr:`loc` (the field, or its path in the
+    body, e.g. ``("steps", 2, "at")``), instead of 409."""
+
+    def __init__(self, message: str, *, field: str, code: str, value: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.code = code
+        self.value = value
+        self.loc: tuple[str | int, ...] = (field,)
+
+    def inside(self, *outer: str | int) -> FieldRuleViolation:
+        """The same refusal about a field nested in ``outer`` (e.g. ``"steps", 2``)."""
+        self.loc = (*outer, *self.loc)
+        return self
 
 
 class Aggregate:

@@ -16,29 +16,11 @@ error (a rule about the complaint's *status* stays a plain ``DomainError``, a 40
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from shared.eventsourcing.aggregate import DomainError
+from shared.eventsourcing.aggregate import FieldRuleViolation
 
 #: How far ahead of the service's clock a given instant may be (callers' clocks drift a little).
 CLOCK_SKEW = timedelta(minutes=5)
-
-
-class FieldRuleViolation(DomainError):
-    """A refusal caused by one input field: HTTP 422 with a field error whose ``type`` is :attr:`code` at
-    :attr:`loc` (the field, or its path in the body, e.g. ``("steps", 2, "at")``)."""
-
-    def __init__(self, message: str, *, field: str, code: str, value: Any = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.code = code
-        self.value = value
-        self.loc: tuple[str | int, ...] = (field,)
-
-    def inside(self, *outer: str | int) -> FieldRuleViolation:
-        """The same refusal about a field nested in ``outer`` (e.g. ``"steps", 2``)."""
-        self.loc = (*outer, *self.loc)
-        return self
 
 
 class InTheFuture(FieldRuleViolation):

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi import APIRouter, FastAPI, Query, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from feedback.application.handlers import (
     AcknowledgeComplaint,
@@ -29,7 +28,6 @@ from feedback.application.handlers import (
 )
 from feedback.application.ports import Complaints
 from feedback.domain.complaint import ComplaintStatus
-from feedback.domain.instants import FieldRuleViolation
 from feedback.entrypoints.schemas import (
     AcknowledgeIn,
     AnswerSurveyIn,
@@ -60,13 +58,6 @@ def _require_a_score(body: AnswerSurveyIn) -> None:
         raise RequestValidationError(
             [{"type": "missing", "loc": ("body", name), "msg": msg, "input": None} for name in ("csat", "nps")]
         )
-
-
-async def field_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A :class:`FieldRuleViolation` as a 422 field error (the shape of orders' and FastAPI's)."""
-    assert isinstance(exc, FieldRuleViolation)
-    error = {"type": exc.code, "loc": ["body", *exc.loc], "msg": str(exc), "input": exc.value}
-    return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
 
 
 # -- routes -----------------------------------------------------------------------------------------
@@ -194,5 +185,4 @@ def build_api(container: Container) -> FastAPI:
             "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
         },
     )
-    app.add_exception_handler(FieldRuleViolation, field_error)
     return app

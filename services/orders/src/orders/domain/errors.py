@@ -8,17 +8,7 @@ input field (an overpayment, an unknown customer) and becomes HTTP 422 with a fi
 
 from __future__ import annotations
 
-from typing import Any
-
-from shared.eventsourcing.aggregate import DomainError
-
-
-class FieldRuleViolation(DomainError):
-    def __init__(self, message: str, *, field: str, code: str, value: Any = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.code = code
-        self.value = value
+from shared.eventsourcing.aggregate import FieldRuleViolation
 
 
 class UnknownCustomer(FieldRuleViolation):

@@ -13,13 +13,11 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from orders.adapters.ledger import PostgresCreditLedger
 from orders.application.commands import CancelOrder, PlaceOrder, ReceivePayment, ReleaseCredit, ReturnGoods
 from orders.application.handlers import OrderHandlers
 from orders.domain import credit as rules
-from orders.domain.errors import FieldRuleViolation
 from orders.domain.order import Order, OrderLine, ReturnedUnits
 from orders.entrypoints.schemas import (
     CancelOrderIn,
@@ -44,13 +42,6 @@ from shared.api import (
 )
 from shared.events.envelope import Money
 from shared.runtime import Container
-
-
-async def field_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FieldRuleViolation)
-    value = exc.value if exc.value is None or isinstance(exc.value, str | int) else str(exc.value)
-    error = {"type": exc.code, "loc": ["body", exc.field], "msg": str(exc), "input": value}
-    return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
 
 
 def answer(order: Order, response: Response) -> OrderOut:
@@ -206,5 +197,4 @@ def build_api(container: Container) -> FastAPI:
             "kafka": kafka_check(settings.kafka_bootstrap_servers),
         },
     )
-    app.add_exception_handler(FieldRuleViolation, field_error)
     return app
