@@ -1,11 +1,14 @@
 """What "now" is for a service: the wall clock, or — for demos of historical data and for tests — a clock
-that starts at a given instant and runs in real time from there (``<SERVICE>_CLOCK_START``)."""
+that starts at a given instant and runs in real time from there (``<SERVICE>_CLOCK_START``); and the rule
+for instants a caller gives (an order's ``placed_at``, a complaint's ``filed_at``, …): not in the future."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from shared.eventsourcing.aggregate import FieldRuleViolation
 
 Clock = Callable[[], datetime]
 
@@ -14,3 +17,34 @@ def running_from(start: datetime) -> Clock:
     """A clock that reads ``start`` now and advances in real time (monotonic: immune to wall-clock steps)."""
     origin = time.monotonic()
     return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+#: How far ahead of the service's clock an instant a caller gives may be (callers' clocks drift a little).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class InTheFuture(FieldRuleViolation):
+    """An instant a caller gave (when something happened) lies ahead of the service's clock."""
+
+    def __init__(self, field: str, at: datetime, now: datetime) -> None:
+        super().__init__(
+            f"{field} {iso(at)} is in the future (the service's clock reads {iso(now)}; "
+            f"{CLOCK_SKEW.total_seconds() / 60:g} minutes of clock skew are tolerated)",
+            field=field,
+            code="in_the_future",
+            value=iso(at),
+        )
+
+
+def dated(given: datetime | None, now: datetime, *, field: str) -> datetime:
+    """When something happened: ``given`` (history entered after the fact) unless it lies beyond
+    :data:`CLOCK_SKEW` ahead of ``now`` (:class:`InTheFuture`, a 422 naming ``field``); ``now`` if absent."""
+    if given is None:
+        return now
+    if given > now + CLOCK_SKEW:
+        raise InTheFuture(field, given, now)
+    return given
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -5,6 +5,7 @@ overdue — as a caller sees it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -61,6 +62,10 @@ async def test_a_customer_order_life_through_the_api(
         return (await client.get("/customers/c-1/credit")).status_code == 200
 
     await eventually(known)
+
+    # an order dated in the future cannot have happened yet: 422 naming placed_at
+    late = {**order_body("c-1", "o-0", ("A", 1, "1.00")), "placed_at": (clock() + timedelta(hours=1)).isoformat()}
+    assert field_error(await client.post("/orders", json=late)) == (422, "in_the_future", ("body", "placed_at"))
 
     # within the limit → placed; totals computed from the lines; over the limit → held
     response = await client.post("/orders", json=order_body("c-1", "o-1", ("A", 2, "100.00"), ("B", 3, "50.00")))

@@ -17,6 +17,7 @@ from orders.domain.credit import CreditPolicy, CreditTerms
 from orders.domain.customer_credit import CustomerCredit
 from orders.domain.errors import CreditCheckStale, CustomerDeactivated, UnknownCustomer
 from orders.domain.order import Order, OrderLine
+from shared.clock import InTheFuture
 from shared.events.registry import parse_envelope
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
@@ -58,6 +59,23 @@ class Setup:
     def published(self) -> list[tuple[str, str, str]]:
         envelopes = [parse_envelope(m.value) for m in self.store.outbox]
         return [(e.event_type, e.aggregate_id, str(getattr(e.data, "bucket", ""))) for e in envelopes]
+
+
+async def test_an_order_dated_in_the_future_is_refused_naming_placed_at_and_nothing_is_stored() -> None:
+    s = Setup()
+    s.customer()
+    line = OrderLine(sku="S", description="goods", quantity=1, unit_price=Decimal("10"))
+
+    def placing(order_id: str, at: datetime) -> PlaceOrder:
+        return PlaceOrder("c-1", [line], "CNY", order_id, placed_at=at)
+
+    with pytest.raises(InTheFuture) as refused:
+        await s.handlers.place_order(placing("o-late", START + timedelta(minutes=6)), "corr")
+    assert (refused.value.code, refused.value.loc) == ("in_the_future", ("placed_at",))
+    assert s.published() == []
+    past = await s.handlers.place_order(placing("o-past", START - timedelta(days=400)), "corr")
+    skewed = await s.handlers.place_order(placing("o-skew", START + timedelta(minutes=4)), "corr")
+    assert [past.placed_at, skewed.placed_at] == [START - timedelta(days=400), START + timedelta(minutes=4)]
 
 
 async def test_orders_within_the_limit_pass_and_the_one_that_exceeds_it_is_held() -> None:

@@ -15,23 +15,12 @@ error (a rule about the complaint's *status* stays a plain ``DomainError``, a 40
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
+from shared.clock import CLOCK_SKEW, InTheFuture, dated, iso
 from shared.eventsourcing.aggregate import FieldRuleViolation
 
-#: How far ahead of the service's clock a given instant may be (callers' clocks drift a little).
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-class InTheFuture(FieldRuleViolation):
-    def __init__(self, field: str, at: datetime, now: datetime) -> None:
-        super().__init__(
-            f"{field} {iso(at)} is in the future (the service's clock reads {iso(now)}; "
-            f"{CLOCK_SKEW.total_seconds() / 60:g} minutes of clock skew are tolerated)",
-            field=field,
-            code="in_the_future",
-            value=iso(at),
-        )
+__all__ = ["CLOCK_SKEW", "BeforePreviousStep", "FieldRuleViolation", "InTheFuture", "dated", "iso"]
 
 
 class BeforePreviousStep(FieldRuleViolation):
@@ -42,16 +31,3 @@ class BeforePreviousStep(FieldRuleViolation):
             code="before_previous_step",
             value=iso(at),
         )
-
-
-def dated(given: datetime | None, now: datetime, *, field: str) -> datetime:
-    """``given`` if it is not in the future (beyond :data:`CLOCK_SKEW`), else refused; ``now`` if absent."""
-    if given is None:
-        return now
-    if given > now + CLOCK_SKEW:
-        raise InTheFuture(field, given, now)
-    return given
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -25,6 +25,7 @@ from orders.domain.errors import CreditCheckStale
 from orders.domain.order import Order
 from orders.domain.placing import place_order
 from shared.api import NotFound
+from shared.clock import dated
 from shared.events.envelope import utc_now
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
@@ -58,7 +59,7 @@ class OrderHandlers:
 
     async def _place_order(self, cmd: PlaceOrder, correlation_id: str) -> Order:
         order_id = cmd.order_id or str(uuid.uuid4())
-        placed_at = cmd.placed_at or self.clock()
+        placed_at = dated(cmd.placed_at, self.clock(), field="placed_at")
         for attempt in range(1, self.place_attempts + 1):
             try:
                 # One connection: the credit check reads the position, the append (one statement, atomic)
