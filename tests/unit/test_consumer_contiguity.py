@@ -96,6 +96,8 @@ class FakeKafka:
         self.paused.difference_update(tps)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp != TP:
+            return  # another partition of the assignment (one with no log here)
         self.seeks.append(offset)
         self.position = offset
 
@@ -455,7 +457,7 @@ async def test_a_replaced_log_longer_than_the_stored_offset_is_read_again_from_i
     store = FakeStore(5, fingerprint(record(4)))  # a record of the old log: another event id
     applied, kafka, log = await consume(range(12), stored=store, monkeypatch=monkeypatch)
     assert applied == list(range(12))
-    assert kafka.seeks == [4]
+    assert kafka.seeks == [4, 0]  # the record before the stored offset, then the new log from its beginning
     errors = events(log, "consumer.record_before_stored_offset_differs")
     assert [(level, kw["stored_offset"]) for level, kw in errors] == [("error", 5)]
     assert store.resets == [(TP, 5)] and store.row == StoredOffset(0)  # GREATEST would keep 5 otherwise
@@ -586,3 +588,86 @@ async def test_a_revocation_does_not_wait_beyond_its_budget_for_a_batch_stuck_on
     async with consumer._processing:  # a batch in flight that does not finish
         await asyncio.wait_for(listener.on_partitions_revoked([TP]), 2)  # a guard against waiting forever
     assert consumer.positions.rebalancing
+
+
+# -- found in review: the end of an assignment, and a batch that commits during it ----------------------
+TP2 = TopicPartition(TOPIC, 1)  # a partition that never had a record: no row, read from its beginning
+
+
+async def assigned_with_a_fresh_partition(
+    monkeypatch: pytest.MonkeyPatch, row: StoredOffset
+) -> tuple[FakeKafka, ProjectionConsumer, RecordingLog]:
+    """TP (stored ``row``) and TP2 (nothing stored) assigned; Kafka's committed position is 0."""
+    kafka = FakeKafka(range(12), asyncio.Event())
+    kafka.assigned = {TP, TP2}
+    kafka.position = 0
+    network = asyncio.Event()
+
+    async def seek_to_beginning(*tps: TopicPartition) -> None:  # aiokafka: a round trip to the broker
+        await network.wait()
+
+    kafka.seek_to_beginning = seek_to_beginning  # type: ignore[method-assign]
+    consumer = projection_consumer(kafka, monkeypatch, batch_size=3)
+    store = FakeStore(0)
+    store.row = row
+    use_store(consumer, store)
+    recording = RecordingLog()
+    monkeypatch.setattr(consumer_module, "log", recording)
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    await listener.on_partitions_revoked([])
+    # Ends without waiting on the broker after its first seek: nothing can be judged between a seek and the
+    # end of the assignment (it used to await seek_to_beginning for TP2 after seeking TP).
+    await asyncio.wait_for(listener.on_partitions_assigned([TP, TP2]), 1)
+    return kafka, consumer, recording
+
+
+async def test_records_fetched_right_after_the_assignments_seek_are_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka, consumer, _ = await assigned_with_a_fresh_partition(monkeypatch, StoredOffset(5))
+    assert kafka.seeks == [5]
+    poll = await consumer._fetch()
+    assert offsets_of(consumer.positions.applicable(poll.records, poll.number)) == [5, 6, 7]
+
+
+async def test_the_record_fetched_right_after_the_assignments_seek_is_compared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    replaced = fingerprint(record(4)) ^ 1  # the record at 4 of a log since deleted and created again
+    kafka, consumer, log = await assigned_with_a_fresh_partition(monkeypatch, StoredOffset(5, replaced))
+    assert kafka.seeks == [4]
+    poll = await consumer._fetch()
+    assert offsets_of(consumer.positions.applicable(poll.records, poll.number)) == []
+    assert [level for level, _ in events(log, "consumer.record_before_stored_offset_differs")] == ["error"]
+    assert consumer.positions.pending == [TP]  # to be read again from its beginning
+
+
+async def test_a_batch_committing_after_the_offsets_were_loaded_is_no_replaced_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The revocation waits for the batch in flight only so long; it commits after the assignment loaded
+    (5, fingerprint of 4) and the floor moves to 8. The record before 8 is not the one stored for 5."""
+    kafka = FakeKafka(range(12), asyncio.Event())
+    kafka.position = 5
+    consumer = projection_consumer(kafka, monkeypatch, batch_size=3)
+    store = FakeStore(5, fingerprint(kafka.records[4]))  # the same log: nothing was replaced
+    use_store(consumer, store)
+    recording = RecordingLog()
+    monkeypatch.setattr(consumer_module, "log", recording)
+    consumer.positions.floors[TP] = 5
+    consumer.positions.rebalancing = False
+    in_flight = await consumer._fetch()  # 5..7, its transaction slow
+    listener = consumer_module._SeekToStoredOffsets(consumer)
+    consumer._listener_budget_s = 0.01
+    async with consumer._processing:  # the batch is still in its transaction
+        await listener.on_partitions_revoked([TP])
+        await listener.on_partitions_assigned([TP])  # loads (5, fingerprint of 4): seeks 4
+    store.row = StoredOffset(8, fingerprint(kafka.records[7]))  # the batch commits
+    consumer.positions.advance(in_flight.records)
+    applied: list[int] = []
+    for _ in range(4):
+        poll = await consumer._fetch()
+        batch = consumer.positions.applicable(poll.records, poll.number)
+        applied += offsets_of(batch)
+        consumer.positions.advance(batch)
+    assert events(recording, "consumer.record_before_stored_offset_differs") == []
+    assert store.resets == [] and consumer.positions.pending == []
+    assert applied == [8, 9, 10, 11]

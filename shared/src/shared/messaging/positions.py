@@ -71,6 +71,14 @@ class StoredOffset(NamedTuple):
     fingerprint: int | None = None
 
 
+class _Verification(NamedTuple):
+    """A partition sought to the record before its stored offset, to compare it with the one stored."""
+
+    fingerprint: int
+    sought: int  # fetches started when it was sought (a poll numbered above was fetched after the seek)
+    stored: int  # the stored offset loaded (the record compared is the one before it)
+
+
 class StoredOffsets(Protocol):
     """The offsets stored next per partition, kept with the projection's effects (the consumer's table)."""
 
@@ -117,9 +125,9 @@ class PartitionPositions:
         self._fetches = 0
         #: partitions sought back to their floor over a gap → ``_fetches`` at that seek
         self._rereads: dict[TopicPartition, int] = {}
-        #: partitions sought to the record before their floor on assignment, nothing of them applied until
-        #: it is compared → (its stored fingerprint, ``_fetches`` at that seek); see ``verified``
-        self._verifying: dict[TopicPartition, tuple[int, int]] = {}
+        #: partitions sought to the record before their stored offset on assignment, nothing of them applied
+        #: until it is compared; see ``verified``
+        self._verifying: dict[TopicPartition, _Verification] = {}
         #: partitions whose record before the floor differed → the stored offset it was compared at (read
         #: again from the beginning by ``take_positions``, through ``pending``)
         self._replaced: dict[TopicPartition, int] = {}
@@ -199,33 +207,40 @@ class PartitionPositions:
             if tp not in self._verifying:
                 kept[tp] = records
                 continue
-            expected, sought = self._verifying[tp]
-            floor = self.floors.get(tp, 0)
-            at = next((d.record for d in records if d.record.offset >= floor - 1), None)
+            expected, sought, stored = self._verifying[tp]
             if self.rebalancing:
                 continue  # nothing applied: the assignment's seek will be read
+            if self.floors.get(tp, 0) != stored:
+                # A batch read before the rebalance committed after the offsets were loaded (a revocation
+                # waits for it only so long): its records came from the log as it is, so that log is
+                # the one the stored offset belongs to; comparing its fingerprint with the record before
+                # the *loaded* offset would report a replaced log that is not.
+                del self._verifying[tp]
+                kept[tp] = records
+                continue
             if poll_number <= sought:
                 # Fetched before the seek, or with a number taken before it (aiokafka's getmany waits for
                 # the assignment, and its listener, inside a fetch already numbered): sought again, so
                 # that the record is read again — else these records, dropped, would be read no more.
-                self.kafka.seek(tp, floor - 1)
-                self._verifying[tp] = (expected, self._fetches)
+                self.kafka.seek(tp, stored - 1)
+                self._verifying[tp] = _Verification(expected, self._fetches, stored)
                 continue
+            at = next((d.record for d in records if d.record.offset >= stored - 1), None)
             if at is None:
                 continue  # still below the record to compare (all of them below the floor too)
             del self._verifying[tp]
-            if at.offset >= floor:
-                self.log.info("consumer.record_before_stored_offset_gone", partition=_name(tp), stored_offset=floor)
+            if at.offset >= stored:
+                self.log.info("consumer.record_before_stored_offset_gone", partition=_name(tp), stored_offset=stored)
             elif fingerprint(at) == expected:
-                self.log.debug("consumer.stored_offset_verified", partition=_name(tp), stored_offset=floor)
+                self.log.debug("consumer.stored_offset_verified", partition=_name(tp), stored_offset=stored)
             else:
                 self.log.error(
                     "consumer.record_before_stored_offset_differs",
                     partition=_name(tp),
-                    stored_offset=floor,
+                    stored_offset=stored,
                     action="reading the partition again from its beginning",
                 )
-                self._replaced[tp] = floor
+                self._replaced[tp] = stored
                 self.pending.append(tp)
                 self.kafka.pause(tp)
                 continue
@@ -379,10 +394,9 @@ class PartitionPositions:
         one stored (``verified`` logged it), as long as its stored offset is still the one compared."""
         stored = await self.store.load_offsets()
         ends = await self.log_ends([tp for tp in assigned if tp in stored])
-        fresh = []
+        rows: dict[TopicPartition, StoredOffset | None] = {}
         for tp in assigned:
             row, replaced = stored.get(tp), self._replaced.pop(tp, None)
-            self._verifying.pop(tp, None)
             if row is not None and tp in ends and row.next_offset > ends[tp]:
                 self.log.error(
                     "consumer.stored_offset_beyond_log_end",
@@ -395,18 +409,24 @@ class PartitionPositions:
             if row is not None and replaced == row.next_offset:
                 await self.store.reset_stored_offset(tp, row.next_offset)
                 row = None
-            if row is None:
+            rows[tp] = row
+        # No await from here on: floors, seeks and the end of the rebalance happen at once. A poll judged
+        # between a seek and the end of ``_taking`` / ``rebalancing`` would be dropped although fetched
+        # from the new position, and nothing would read those records again on a quiet partition.
+        for tp, row in rows.items():
+            self._verifying.pop(tp, None)
+            if row is None:  # offset 0 → the log's first record (auto_offset_reset="earliest" when cut)
                 self.floors[tp] = 0
-                fresh.append(tp)
+                self.kafka.seek(tp, 0)
             elif row.fingerprint is None or row.next_offset == 0:
                 self.floors[tp] = row.next_offset
                 self.kafka.seek(tp, row.next_offset)
             else:
                 self.floors[tp] = row.next_offset
                 self.kafka.seek(tp, row.next_offset - 1)
-                self._verifying[tp] = (row.fingerprint, self._fetches)
-        if fresh:
-            await self.kafka.seek_to_beginning(*fresh)
+                self._verifying[tp] = _Verification(row.fingerprint, self._fetches, row.next_offset)
+        self._taking = self._taking.difference(assigned)
+        self.rebalancing = False
 
     async def log_ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Each partition's end offset (last stable offset under read_committed), or nothing if the
