@@ -162,7 +162,7 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[Transaction]:
             await tx._release()
         else:
             shared.busy = False
-            if tx.broken:
+            if tx.broken and shared.tx is tx:  # not if the shared block has handed it back already
                 shared.tx = None
                 await tx._release()
 
