@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from dashboard_data import AT_RISK, CUSTOMERS, RISK_REASONS, T0, TOTAL_REVENUE, contract_events
 from playwright.sync_api import expect, sync_playwright
+from running_stack import free_port
 
 from shared.events.topics import Topics
 from shared.messaging.kafka import ensure_topics
@@ -36,12 +36,6 @@ CHROMIUM = os.environ.get("TIERSTREAM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ADMIN, READ_ONLY = "dev-admin", "dev-dashboard"
 SCREENSHOT = stack.repo_root() / ".build" / "dashboard-overview.png"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api:

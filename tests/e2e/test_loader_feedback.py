@@ -11,7 +11,6 @@ from the plan with segmentation's pure rules, independently of the services).
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from running_stack import free_port, services_running
 
 from segmentation.domain import churn
 from segmentation.domain.facts import CustomerFacts
@@ -70,12 +70,6 @@ def _row(invoice: str, customer: str, when: datetime, quantity: int, price: str)
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def load_plan() -> LoadPlan:
     return plan(rows())
@@ -96,18 +90,8 @@ def demo_stack(
         state_dir=Path(tmp_path_factory.mktemp("stack")),
         extra_env={"SEGMENTATION_CLOCK_START": as_of, "ORDERS_CLOCK_START": as_of, "FEEDBACK_CLOCK_START": as_of},
     )
-    infra = stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)
-    try:
-        for service in stack.SERVICES:
-            stack.start_service(config, infra, service)
-        for service in stack.SERVICES:
-            stack.wait_ready(config, service)
+    with services_running(config, stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)):
         yield config
-    finally:
-        for service in stack.SERVICES:
-            stack.stop_service(config, service)
-        for log in sorted(config.log_dir.glob("*.log")):
-            print(f"--- {log.name} (tail)\n" + "\n".join(log.read_text().splitlines()[-15:]))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from running_stack import free_port, services_running
 
 from tierstream import stack
 
@@ -28,12 +28,6 @@ def api_post(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.post(url, headers=AUTH, **kwargs)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def running_stack(
     kafka_bootstrap: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory
@@ -45,18 +39,8 @@ def running_stack(
         database_prefix=f"e2e_{tag}_",
         state_dir=Path(tmp_path_factory.mktemp("stack")),
     )
-    infra = stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)
-    try:
-        for service in stack.SERVICES:
-            stack.start_service(config, infra, service)
-        for service in stack.SERVICES:
-            stack.wait_ready(config, service)
+    with services_running(config, stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)):
         yield config
-    finally:
-        for service in stack.SERVICES:
-            stack.stop_service(config, service)
-        for log in sorted(config.log_dir.glob("*.log")):
-            print(f"--- {log.name} (tail)\n" + "\n".join(log.read_text().splitlines()[-15:]))
 
 
 def wait_for(url: str, predicate, timeout_s: float = 30) -> dict:  # type: ignore[no-untyped-def]
