@@ -28,6 +28,7 @@ from segmentation.domain.facts import CustomerFacts
 from segmentation.domain.grading import signals
 from segmentation.domain.measures import measure
 from segmentation.domain.policy import Policy
+from shared.testing.online_retail import invoice_row
 from tierstream import stack
 from tierstream.assumed_feedback import FeedbackPlan, feedback_for
 from tierstream.dataset import LoadPlan, contract_events, day_after_last_order, payments_for, plan
@@ -50,24 +51,11 @@ def rows() -> list[dict[str, str]]:
         while when <= stop:
             k += 1
             invoice = f"5{n:02d}{k:03d}"
-            found.append(_row(invoice, customer, when, 24, "4.25"))
+            found.append(invoice_row(invoice, customer, when, 24, "4.25"))
             if k % 3 == 0:
-                found.append(_row(f"C{invoice}", customer, when + timedelta(days=2), -(4 + n % 20), "4.25"))
+                found.append(invoice_row(f"C{invoice}", customer, when + timedelta(days=2), -(4 + n % 20), "4.25"))
             when += timedelta(days=21)
     return found
-
-
-def _row(invoice: str, customer: str, when: datetime, quantity: int, price: str) -> dict[str, str]:
-    return {
-        "InvoiceNo": invoice,
-        "StockCode": "85123A",
-        "Description": "WHITE HANGING HEART T-LIGHT HOLDER",
-        "Quantity": str(quantity),
-        "InvoiceDate": when.strftime("%Y-%m-%d %H:%M:%S"),
-        "UnitPrice": price,
-        "CustomerID": f"{customer}.0",
-        "Country": "United Kingdom",
-    }
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from shared.events.registry import parse_envelope
 from shared.events.topics import Topics
 from shared.eventsourcing.store import InMemoryEventStore
 from shared.runtime import Container
+from shared.testing.online_retail import invoice_row
 from tierstream.assumed_feedback import FEES, SWEEP_TICK, FeedbackPlan, Step, feedback_for
 from tierstream.dataset import LoadPlan, contract_events, plan
 from tierstream.loader import LoadReport, load_feedback
@@ -62,26 +63,15 @@ def history(customers: int = 400, seed: int = 7) -> list[dict[str, str]]:
             invoice += 1
             when = START + timedelta(days=day, minutes=rng.randint(0, 480))
             quantity, price = rng.randint(1, 60), rng.choice(("0.85", "2.55", "12.75", "165.00"))
-            rows.append(_row(str(invoice), customer, when, "85123A", quantity, price))
+            rows.append(invoice_row(str(invoice), customer, when, quantity, price))
             if rng.random() < 0.35:
                 charges = rng.choice(CHARGE_MIX)
                 code = charges[0] if charges else "22423"
                 cancelled = when + timedelta(days=rng.randint(1, 20))
-                rows.append(_row(f"C{invoice}", customer, cancelled, code, -rng.randint(1, quantity), price))
+                rows.append(
+                    invoice_row(f"C{invoice}", customer, cancelled, -rng.randint(1, quantity), price, code=code)
+                )
     return rows
-
-
-def _row(invoice: str, customer: str, when: datetime, code: str, quantity: int, price: str) -> dict[str, str]:
-    return {
-        "InvoiceNo": invoice,
-        "StockCode": code,
-        "Description": "WHITE HANGING HEART T-LIGHT HOLDER" if code[0].isdigit() else code,
-        "Quantity": str(quantity),
-        "InvoiceDate": when.strftime("%Y-%m-%d %H:%M:%S"),
-        "UnitPrice": price,
-        "CustomerID": f"{customer}.0",
-        "Country": "United Kingdom",
-    }
 
 
 @pytest.fixture(scope="module")
