@@ -7,6 +7,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
 
 from shared.eventsourcing.aggregate import FieldRuleViolation
 
@@ -44,6 +47,26 @@ def dated(given: datetime | None, now: datetime, *, field: str) -> datetime:
     if given > now + CLOCK_SKEW:
         raise InTheFuture(field, given, now)
     return given
+
+
+#: The earliest instant a caller may give: anything before is a typing mistake (an order of 0001-01-01 would
+#: be 734,000 days overdue), not history a wholesale system holds.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _given_instant(value: datetime) -> datetime:
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 or 9999-12-31T23:00:00-05:00: no such instant in UTC
+        raise ValueError("the instant is out of the range of dates") from None
+    if value < EARLIEST:
+        raise ValueError(f"the instant is before {iso(EARLIEST)}, the earliest accepted")
+    return value
+
+
+#: An instant a caller gives in a request (with its UTC offset), kept in UTC, from :data:`EARLIEST` on (a
+#: 422 naming the field otherwise). Whether it may lie in the future is the command's rule (:func:`dated`).
+GivenInstant = Annotated[AwareDatetime, AfterValidator(_given_instant)]
 
 
 def iso(at: datetime) -> str:

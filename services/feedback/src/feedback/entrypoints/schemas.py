@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from feedback.application.ports import ComplaintPage, ComplaintSummary
 from feedback.domain.complaint import Complaint, ComplaintStatus, Step, StepTaken
 from feedback.domain.instants import CLOCK_SKEW
 from feedback.domain.survey import NpsGroup, Survey
 from shared.api import Identifier
+from shared.clock import GivenInstant
 from shared.events.vocabulary import ActorId, ComplaintCategory, LongText, Severity
 
 # -- request bodies ---------------------------------------------------------------------------------
 
 
-def _in_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00: no such instant in UTC
-        raise ValueError("the instant is out of the range of dates") from None
-
-
-#: An instant a caller gives (with its UTC offset), kept in UTC. Not in the future beyond a little clock
-#: skew — that rule needs the service's clock, so the domain checks it (feedback.domain.instants).
-GivenInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 NOT_IN_THE_FUTURE = f"not in the future ({CLOCK_SKEW.total_seconds() / 60:g} minutes of clock skew tolerated)"
 STEP_AT = (
     f"when the step happened (history entered after the fact): {NOT_IN_THE_FUTURE}, not before the "
