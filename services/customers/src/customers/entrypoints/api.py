@@ -28,7 +28,7 @@ from customers.entrypoints.schemas import (
     ReasonIn,
     RegisterCustomerIn,
 )
-from shared.api import CorrelationId, ExpectedVersion, StoredEventOut, create_app, database_check, kafka_check
+from shared.api import CorrelationId, ExpectedVersion, Offset, StoredEventOut, create_app, database_check, kafka_check
 from shared.events.vocabulary import SalesStage
 from shared.runtime import Container
 
@@ -60,7 +60,7 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
         stage: SalesStage | None = None,
         active: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> CustomerPageOut:
         page = await handlers.search(
             region=region, stage=stage.value if stage else None, active=active, limit=limit, offset=offset

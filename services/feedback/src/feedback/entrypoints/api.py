@@ -43,6 +43,7 @@ from shared.api import (
     CorrelationId,
     ExpectedVersion,
     NotFound,
+    Offset,
     StoredEventOut,
     create_app,
     database_check,
@@ -129,7 +130,7 @@ def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list
         customer_id: str,
         status: Annotated[ComplaintStatus | None, Query(description="only complaints in this status")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> ComplaintPageOut:
         page = await complaints.for_customer(customer_id, status=status, limit=limit, offset=offset)
         return ComplaintPageOut.of(page)

@@ -34,6 +34,7 @@ from orders.entrypoints.schemas import (
 from shared.api import (
     ExpectedVersion,
     NotFound,
+    Offset,
     StoredEventOut,
     correlation_id_of,
     create_app,
@@ -148,7 +149,7 @@ def build_api(container: Container) -> FastAPI:
     async def customer_orders(
         customer_id: str,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> OrderPage:
         rows, total = await ledger.customer_orders(customer_id, limit=limit, offset=offset)
         return OrderPage(items=[OrderSummaryOut.of(r) for r in rows], total=total, limit=limit, offset=offset)

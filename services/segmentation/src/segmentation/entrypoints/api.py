@@ -16,7 +16,7 @@ from segmentation.entrypoints.dashboard import PUBLIC_PATHS, caller_router, moun
 from segmentation.projections import queries
 from segmentation.projections.calibrations import latest_calibration, list_calibrations
 from segmentation.projections.read_model import customer_segments, get_view
-from shared.api import CorrelationId, NotFound, create_app, database_check, kafka_check
+from shared.api import CorrelationId, NotFound, Offset, create_app, database_check, kafka_check
 from shared.runtime import Container
 
 HISTORY_KINDS = ("tier", "rfm_segment", "activity", "churn_score", "lifecycle")
@@ -73,7 +73,7 @@ def build_api(container: Container) -> FastAPI:
         region: str | None = None,
         sort: Literal["risk", "contribution", "recency", "customer"] = "risk",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         where = queries.CustomerFilter(tier, segment, status_, risk_band, region)
         async with engine.connect() as conn:
@@ -122,7 +122,7 @@ def build_api(container: Container) -> FastAPI:
             Query(description="live = open, acknowledged or snoozed"),
         ] = "live",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         async with engine.connect() as conn:
             total, rows = await queries.list_alerts(conn, state, limit=limit, offset=offset)
