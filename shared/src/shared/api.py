@@ -272,7 +272,8 @@ def _lifespan(inner: Any, engine: AsyncEngine | None, settings: ApiSettings) -> 
 
 
 def _document_guarantees(app: FastAPI, service: str, public_paths: Iterable[str]) -> None:
-    """OpenAPI: the bearer scheme and scope per operation, Idempotency-Key on POST, 401/403/503."""
+    """OpenAPI: the bearer scheme and scope per operation, Idempotency-Key on POST, 401/403/503, and 404 on
+    operations addressing one resource by id."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -287,6 +288,10 @@ def _document_guarantees(app: FastAPI, service: str, public_paths: Iterable[str]
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
                 _document_operation(operation, service, method, public=is_public(path, public_paths))
+                if "{" in path:  # an operation on one resource: an unknown id answers 404 (NotFound)
+                    operation.setdefault("responses", {}).setdefault(
+                        "404", {"description": "no such resource (the body's detail names it)"}
+                    )
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -100,6 +100,7 @@ async def test_openapi_shows_the_bearer_scheme_the_scope_of_each_operation_and_t
     assert read["security"] == [{"bearerAuth": ["orders:read"]}]
     assert write["security"] == [{"bearerAuth": ["orders:write"]}]
     assert {"401", "403", "503"} <= set(write["responses"])
+    assert "404" in read["responses"] and "404" not in write["responses"]  # one resource by id vs a create
     assert [p["name"] for p in write["parameters"]] == ["Idempotency-Key"]
     assert schema["paths"]["/health/live"]["get"]["security"] == []
 
