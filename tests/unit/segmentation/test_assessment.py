@@ -133,3 +133,12 @@ def test_a_high_churn_score_raises_one_alert_and_recovery_clears_it() -> None:
     cleared = [e.data for e in events if e.event_type == "ChurnRiskCleared"]
     assert len(cleared) == 1 and cleared[0].alert_id == alert_id and "recovered" in cleared[0].reason
     assert changes.alerts[0]["state"] == "closed" and changes.alerts[0]["close_reason"] == "recovered"
+
+
+@pytest.mark.parametrize(("orders", "text"), [(1, "test: 1 order placed"), (2, "test: 2 orders placed")])
+def test_a_lifecycle_change_says_how_many_orders_were_placed_in_words_that_agree(orders: int, text: str) -> None:
+    record = record_of(*(b.placed(f"o-{n}", "400", n) for n in range(orders)))
+    record.published = Published(lifecycle="prospect")
+    changes, _ = assess(record, PROVISIONAL, orders)
+    [lifecycle] = [h for h in changes.history if h["kind"] == "lifecycle"]
+    assert lifecycle["reason"] == text

@@ -240,7 +240,8 @@ class _Run:
     def lifecycle(self) -> None:
         previous, new = self.record.published.lifecycle, str(self.g.lifecycle)
         if previous is not None and new != previous:
-            reason = f"{self.trigger.label}: {self.g.measures.orders_placed} orders placed"
+            placed = self.g.measures.orders_placed
+            reason = f"{self.trigger.label}: {placed} order{'' if placed == 1 else 's'} placed"
             self.history("lifecycle", previous, new, reason, {"orders_placed": self.g.measures.orders_placed})
 
     def churn(self) -> None:
