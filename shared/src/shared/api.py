@@ -7,7 +7,12 @@ its own (the caller-facing contract is docs/api.md):
 * ``Idempotency-Key`` on every POST (:mod:`shared.idempotency`);
 * ``ETag: "<version>"`` on every JSON object answer that has an integer ``version`` field, and
   ``If-Match`` on commands (:data:`ExpectedVersion`) → 409 when the aggregate moved on;
-* errors: request validation → 422 with field errors (FastAPI's shape); :class:`NotFound` → 404;
+* input no route can take, refused before any route runs (:class:`~shared.input_guard.InputGuardMiddleware`):
+  a NUL character in the path, a query parameter or a body string → 422 naming where; a body that is not
+  JSON → 415;
+* request bodies built on :class:`RequestBody` refuse unknown fields (422 ``extra_forbidden``);
+* errors: request validation → 422 with field errors (FastAPI's shape, the echoed ``input`` cut short:
+  :func:`~shared.input_guard.echoed_input`); :class:`NotFound` → 404;
   :class:`ConcurrencyConflict` and :class:`DomainError` → 409, a :class:`FieldRuleViolation` (a domain rule
   about one input field) → 422 with that field's error; the database unreachable → 503 with
   ``Retry-After`` (the command was not applied: its transaction never committed); anything else → 500.
@@ -25,11 +30,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,6 +52,7 @@ from shared.auth import (
 from shared.eventsourcing.aggregate import DomainError, FieldRuleViolation
 from shared.eventsourcing.store import ConcurrencyConflict, StoredEvent
 from shared.idempotency import IdempotencyMiddleware, IdempotencyStore, KeyStore, purge_periodically
+from shared.input_guard import InputGuardMiddleware, echoed_input
 from shared.logging import get_logger
 from shared.messaging.kafka import kafka_ready
 from shared.middleware import (
@@ -173,13 +181,15 @@ def create_app(
 
     _add_exception_handlers(app)
     # Starlette wraps the last added middleware outermost. Request path, outside in: correlation id +
-    # metrics → errors mapped to 500/503 → bearer auth → ETag from "version" → Idempotency-Key → routes.
+    # metrics → errors mapped to 500/503 → bearer auth → NUL / non-JSON input refused → ETag from "version"
+    # → Idempotency-Key → routes.
     store = idempotency_store or (IdempotencyStore(engine) if engine is not None else None)
     if store is not None:
         app.add_middleware(IdempotencyMiddleware, service=service, store=store)
     else:
         log.warning("api.idempotency_disabled", service=service, reason="no database engine")
     app.add_middleware(VersionETagMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(
         BearerAuthMiddleware,
         service=service,
@@ -198,6 +208,14 @@ def create_app(
 
 
 def _add_exception_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(exc.errors())
+        for error in errors:
+            if "input" in error:
+                error["input"] = echoed_input(error["input"])
+        return JSONResponse({"detail": errors}, status_code=422)
+
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
@@ -213,8 +231,9 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FieldRuleViolation)
     async def field_rule_violation(_request: Request, exc: FieldRuleViolation) -> JSONResponse:
-        value = exc.value if exc.value is None or isinstance(exc.value, str | int) else str(exc.value)
-        error = {"type": exc.code, "loc": ["body", *exc.loc], "msg": str(exc), "input": value}
+        plain = exc.value is None or isinstance(exc.value, str | int | list | dict)  # lists of what the caller gave
+        value = exc.value if plain else str(exc.value)
+        error = {"type": exc.code, "loc": ["body", *exc.loc], "msg": str(exc), "input": echoed_input(value)}
         return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
 
 
@@ -357,3 +376,21 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-
 #: parameter instead of an integer overflow in the database (a list that long is paged by filters).
 MAX_OFFSET = 10_000_000
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip before the page")]
+
+
+class RequestBody(BaseModel):
+    """Base of every request body of the write APIs: a field the body does not define is a 422
+    (``extra_forbidden``) naming it, never silently dropped — a typo such as ``placedAt`` would otherwise
+    date an order "now", an unknown ``discount`` on a line would vanish."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _not_blank(value: str) -> str:
+    if value and not value.strip():
+        raise PydanticCustomError("string_blank", "String should hold more than whitespace")
+    return value
+
+
+#: A text field that must hold more than whitespace (422 ``string_blank``): ``Annotated[str, Field(...), NotBlank]``.
+NotBlank = AfterValidator(_not_blank)

@@ -53,7 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.db.engine import driver_connection, driver_of, shared_connection
 from shared.eventsourcing.store import StatementHook, TransactionHook, chain_hooks
 from shared.logging import get_logger
-from shared.middleware import RETRY_AFTER_S
+from shared.middleware import RETRY_AFTER_S, header, read_body, replay_body
 
 log = get_logger(__name__)
 
@@ -262,7 +262,7 @@ class IdempotencyMiddleware:
         self._in_flight: set[tuple[str, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _header(scope, b"idempotency-key") if scope["type"] == "http" and scope["method"] == "POST" else None
+        key = header(scope, b"idempotency-key") if scope["type"] == "http" and scope["method"] == "POST" else None
         if key is None:
             await self.app(scope, receive, send)
             return
@@ -270,7 +270,7 @@ class IdempotencyMiddleware:
         if problem is not None:
             await _send_buffered(send, _json(422, {"detail": [_header_error(problem, key)]}))
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         claim = IdempotencyClaim(
             scope=f"{self.service}:POST:{scope['path']}",
             key=key,
@@ -286,7 +286,7 @@ class IdempotencyMiddleware:
         try:
             try:
                 async with sharing() if sharing is not None else contextlib.nullcontext():
-                    answer = await self._serve(scope, _replay_body(body, receive), claim)
+                    answer = await self._serve(scope, replay_body(body, receive), claim)
             except Exception as exc:
                 if answer is None:
                     raise
@@ -394,38 +394,6 @@ def _in_flight_body(key: str, since: datetime | None = None) -> dict[str, Any]:
 
 def _header_error(msg: str, key: str) -> dict[str, Any]:
     return {"type": "value_error", "loc": ["header", HEADER.lower()], "msg": f"{HEADER} {msg}", "input": key}
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for k, v in scope.get("headers", ()):
-        if k.lower() == name:
-            return v.decode("latin-1")
-    return None
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # client went away
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay_body(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _send_buffered(send: Send, response: _Buffered) -> None:

@@ -1,8 +1,10 @@
 """The ASGI middlewares ``create_app`` stacks around every service's routes (pure ASGI, no task per request).
 
 Outside in: :class:`CorrelationMiddleware` (correlation id, request metrics) → :class:`ErrorMappingMiddleware`
-(unhandled errors → 503 / 500 JSON) → bearer auth (:mod:`shared.auth`) → :class:`VersionETagMiddleware` →
-``Idempotency-Key`` (:mod:`shared.idempotency`) → FastAPI's exception handlers and routes.
+(unhandled errors → 503 / 500 JSON) → bearer auth (:mod:`shared.auth`) →
+:class:`~shared.input_guard.InputGuardMiddleware` (NUL characters → 422, bodies that are not JSON → 415) →
+:class:`VersionETagMiddleware` → ``Idempotency-Key``
+(:mod:`shared.idempotency`) → FastAPI's exception handlers and routes.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class CorrelationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = _header(scope, b"x-correlation-id") or str(uuid.uuid4())
+        cid = header(scope, b"x-correlation-id") or str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = cid
         status = 500
         started = time.perf_counter()
@@ -150,6 +152,33 @@ class VersionETagMiddleware:
         await self.app(scope, receive, tag)
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (what a route would read), from the ASGI ``receive`` channel."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # client went away
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` channel that hands the app ``body`` (already read) once, then listens to ``receive``."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 def _may_carry_version(start: Message) -> bool:
     if start["status"] not in (200, 201):
         return False
@@ -172,7 +201,8 @@ def _version_of(body: bytes) -> int | None:
     return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (the first of that name), or None."""
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return value.decode("latin-1")

@@ -196,8 +196,9 @@ async def test_a_stored_key_without_a_response_is_in_flight_then_reported_lost(
     now = datetime.now(UTC)
     store.rows[("things:POST:/things", "k-6")] = StoredResponse(digest, None, None, now)
     store.rows[("things:POST:/things", "k-7")] = StoredResponse(digest, None, None, now - timedelta(minutes=5))
-    fresh = await client.post("/things", content=body, headers=key("k-6"))
-    stale = await client.post("/things", content=body, headers=key("k-7"))
+    json_body = {"Content-Type": "application/json"}
+    fresh = await client.post("/things", content=body, headers={**key("k-6"), **json_body})
+    stale = await client.post("/things", content=body, headers={**key("k-7"), **json_body})
     assert (fresh.status_code, fresh.json()["code"]) == (409, "idempotency_key_in_flight")
     assert (stale.status_code, stale.json()["code"]) == (409, "idempotency_response_lost")
 

@@ -364,3 +364,96 @@ async def test_an_invalid_survey_gets_422_naming_each_field(
     client: httpx.AsyncClient, body: dict, expected: set[tuple]
 ) -> None:
     assert fields(await client.post("/surveys", json={"customer_id": "c-1", **body})) == expected
+
+
+@pytest.mark.parametrize(("field", "score"), [("nps", True), ("csat", "3"), ("csat", 1.0), ("nps", 7.0)])
+async def test_a_score_must_be_a_json_integer(client: httpx.AsyncClient, field: str, score: object) -> None:
+    response = await client.post("/surveys", json={"customer_id": "c-1", field: score})
+
+    assert fields(response) == {("body", field)}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("resolution", {"resolution": "   "}, "resolution"),
+        ("reopening", {"reason": " "}, "reason"),
+        ("acknowledgement", {"acknowledged_by": "  "}, "acknowledged_by"),
+    ],
+)
+async def test_blank_text_on_a_step_is_a_422(
+    client: httpx.AsyncClient, path: str, body: dict[str, str], field: str
+) -> None:
+    await file(client, "k-1")
+
+    response = await client.post(f"/complaints/k-1/{path}", json=body)
+
+    assert fields(response) == {("body", field)}
+    assert response.json()["detail"][0]["type"] == "string_blank"
+
+
+async def test_a_blank_summary_is_a_422(client: httpx.AsyncClient) -> None:
+    body = {"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": " \n "}
+
+    assert fields(await client.post("/complaints", json=body)) == {("body", "summary")}
+
+
+async def test_an_acknowledgement_without_a_body_is_taken_as_an_empty_one(client: httpx.AsyncClient) -> None:
+    await file(client, "k-1")
+
+    response = await client.post("/complaints/k-1/acknowledgement")
+
+    assert (response.status_code, response.json()["status"]) == (200, "acknowledged")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "unknown"),
+    [
+        ("/surveys", {"customer_id": "c-1", "nps": 9, "score": 3}, ("body", "score")),
+        (
+            "/complaints",
+            {"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": "x", "filedAt": "x"},
+            ("body", "filedAt"),
+        ),
+        (
+            "/complaints",
+            {
+                "customer_id": "c-1",
+                "category": "delivery",
+                "severity": "high",
+                "summary": "x",
+                "filed_at": "2026-05-01T00:00:00Z",
+                "steps": [{"step": "confirmation", "at": "2026-05-02T00:00:00Z", "by": "me"}],
+            },
+            ("body", "steps", 0, "confirmation", "by"),
+        ),
+    ],
+)
+async def test_an_unknown_body_field_is_a_422_naming_it(
+    client: httpx.AsyncClient, path: str, body: dict[str, object], unknown: tuple
+) -> None:
+    response = await client.post(path, json=body)
+
+    assert fields(response) == {unknown}
+    assert response.json()["detail"][0]["type"] == "extra_forbidden"
+
+
+async def test_an_unknown_field_of_a_step_command_is_a_422(client: httpx.AsyncClient) -> None:
+    await file(client, "k-1")
+
+    assert fields(await client.post("/complaints/k-1/acknowledgement", json={"acknowledgedBy": "a"})) == {
+        ("body", "acknowledgedBy")
+    }
+
+
+async def test_a_nul_in_a_comment_summary_or_id_is_a_422_naming_where(client: httpx.AsyncClient) -> None:
+    survey = await client.post("/surveys", json={"customer_id": "c-1", "nps": 9, "comment": "ok\u0000"})
+    complaint = await client.post(
+        "/complaints", json={"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": "\u0000"}
+    )
+
+    assert fields(survey) == {("body", "comment")}
+    assert fields(complaint) == {("body", "summary")}
+    assert fields(await client.get("/complaints/a%00b")) == {("path",)}
+    assert fields(await client.get("/customers/c-1/complaints?status=open%00")) == {("query", "status")}
+    assert fields(await client.get("/surveys/a%20b")) == {("path", "survey_id")}

@@ -28,7 +28,17 @@ from customers.entrypoints.schemas import (
     ReasonIn,
     RegisterCustomerIn,
 )
-from shared.api import CorrelationId, ExpectedVersion, Offset, StoredEventOut, create_app, database_check, kafka_check
+from shared.api import (
+    CorrelationId,
+    ExpectedVersion,
+    Identifier,
+    NotBlank,
+    Offset,
+    StoredEventOut,
+    create_app,
+    database_check,
+    kafka_check,
+)
 from shared.events.vocabulary import SalesStage
 from shared.runtime import Container
 
@@ -68,18 +78,18 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
         return CustomerPageOut.of(page, limit=limit, offset=offset)
 
     @router.get("/{customer_id}", response_model=CustomerOut, responses=MISSING)
-    async def get_customer(customer_id: str) -> CustomerOut:
+    async def get_customer(customer_id: Identifier) -> CustomerOut:
         """Current state, with contacts' personal data decrypted — or null with ``erased: true``."""
         return _answer(await handlers.customer(customer_id), with_personal_data=True)
 
     @router.get("/{customer_id}/events", response_model=list[StoredEventOut], responses=MISSING)
-    async def customer_events(customer_id: str) -> list[StoredEventOut]:
+    async def customer_events(customer_id: Identifier) -> list[StoredEventOut]:
         """The stored stream; personal data appears only as ``{"status": "encrypted" | "erased"}``."""
         return [StoredEventOut.from_stored(e) for e in await handlers.events(customer_id)]
 
     @router.patch("/{customer_id}/profile", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
     async def update_profile(
-        customer_id: str, body: ProfilePatchIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: ProfilePatchIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Change profile fields (only those present; unchanged values record nothing)."""
         return await run(cmd.UpdateProfile(customer_id, body.changes(), expected_version=expected), cid)
@@ -91,7 +101,7 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
         responses={**MISSING, **CONFLICT},
     )
     async def add_contact(
-        customer_id: str, body: AddContactIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: AddContactIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Add a contact person; the answer withholds the personal data just stored."""
         command = cmd.AddContact(
@@ -110,11 +120,11 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
         "/{customer_id}/contacts/{contact_id}", response_model=CustomerOut, responses={**MISSING, **CONFLICT}
     )
     async def remove_contact(
-        customer_id: str,
-        contact_id: str,
+        customer_id: Identifier,
+        contact_id: Identifier,
         cid: CorrelationId,
         expected: ExpectedVersion,
-        reason: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+        reason: Annotated[str | None, Query(min_length=1, max_length=500), NotBlank] = None,
     ) -> CustomerOut:
         """Remove a contact (its personal data stays encrypted in the stream until erasure)."""
         command = cmd.RemoveContact(customer_id, contact_id, reason, expected_version=expected)
@@ -122,14 +132,14 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
 
     @router.post("/{customer_id}/stage", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
     async def advance_stage(
-        customer_id: str, body: AdvanceStageIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: AdvanceStageIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Advance the sales stage (prospect → lead → customer); backwards or sideways is 409."""
         return await run(cmd.AdvanceStage(customer_id, body.stage, expected_version=expected), cid)
 
     @router.put("/{customer_id}/credit-terms", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
     async def set_credit_terms(
-        customer_id: str, body: CreditTermsIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: CreditTermsIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Set the credit limit, payment days and rating (the same terms again record nothing)."""
         command = cmd.SetCreditTerms(
@@ -139,21 +149,21 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
 
     @router.post("/{customer_id}/deactivation", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
     async def deactivate_customer(
-        customer_id: str, body: ReasonIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: ReasonIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Deactivate an active customer (409 if already deactivated)."""
         return await run(cmd.DeactivateCustomer(customer_id, body.reason, expected_version=expected), cid)
 
     @router.post("/{customer_id}/reactivation", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
     async def reactivate_customer(
-        customer_id: str, body: ReasonIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: ReasonIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Reactivate a deactivated customer (409 if active)."""
         return await run(cmd.ReactivateCustomer(customer_id, body.reason, expected_version=expected), cid)
 
     @router.post("/{customer_id}/erasure", response_model=CustomerOut, responses={**MISSING, **CONFLICT})
     async def erase_personal_data(
-        customer_id: str, body: ErasureIn, cid: CorrelationId, expected: ExpectedVersion
+        customer_id: Identifier, body: ErasureIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> CustomerOut:
         """Erase every contact's personal data by deleting the customer's key (409 if it holds none)."""
         command = cmd.ErasePersonalData(customer_id, body.requested_by, body.reason, expected_version=expected)

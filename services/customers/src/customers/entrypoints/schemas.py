@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from customers.adapters.directory import DirectoryEntry, DirectoryPage
 from customers.domain.customer import Contact, Customer
-from shared.api import Identifier
+from shared.api import Identifier, NotBlank, RequestBody
 from shared.events.envelope import Money
 from shared.events.vocabulary import (
     ActorId,
@@ -24,14 +25,31 @@ from shared.events.vocabulary import (
     SizeBand,
 )
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(min_length=1, max_length=200), NotBlank]
+ReasonText = Annotated[Reason, NotBlank]
+Operator = Annotated[ActorId, NotBlank]
+#: The latest calendar date anywhere on Earth (UTC+14) is "today" for some caller.
+_EARLIEST_TIME_ZONE = timedelta(hours=14)
+
+
+def _not_in_the_future(day: date) -> date:
+    today = (datetime.now(UTC) + _EARLIEST_TIME_ZONE).date()
+    if day > today:
+        raise PydanticCustomError(
+            "date_in_the_future", "Date should not be in the future (today is {today})", {"today": today.isoformat()}
+        )
+    return day
+
+
+#: A day that has happened (a founding day, a birthday): today at the latest.
+PastDay = Annotated[date, AfterValidator(_not_in_the_future)]
 Phone = Annotated[
     str, Field(min_length=3, max_length=50, pattern=r"^\+?[0-9][0-9 ()./-]*[0-9]$", examples=["+86-138-0000-1234"])
 ]
 Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", examples=["buyer@example.com"])]
 
 
-class RegisterCustomerIn(BaseModel):
+class RegisterCustomerIn(RequestBody):
     customer_id: Identifier | None = Field(default=None, description="caller-chosen id; generated when absent")
     company_name: Text
     region: Text
@@ -40,14 +58,12 @@ class RegisterCustomerIn(BaseModel):
     country: Text | None = None
     channel: Channel | None = None
     need_profile: NeedProfile | None = None
-    founded_on: date | None = Field(default=None, description="founding day (a care date)")
+    founded_on: PastDay | None = Field(default=None, description="founding day (a care date), not in the future")
     stage: SalesStage = SalesStage.PROSPECT
 
 
-class ProfilePatchIn(BaseModel):
+class ProfilePatchIn(RequestBody):
     """Only the fields present change; ``null`` clears a field (not company_name or region)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     company_name: Text | None = None
     region: Text | None = None
@@ -56,20 +72,22 @@ class ProfilePatchIn(BaseModel):
     country: Text | None = None
     channel: Channel | None = None
     need_profile: NeedProfile | None = None
-    founded_on: date | None = None
+    founded_on: PastDay | None = None
 
-    @model_validator(mode="after")
-    def _required_fields_are_not_cleared(self) -> Self:
-        for name in ("company_name", "region"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} can be changed but not cleared")
-        return self
+    @field_validator("company_name", "region")  # runs only on fields present: each cleared one is named
+    @classmethod
+    def _required_fields_are_not_cleared(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            raise PydanticCustomError(
+                "not_clearable", "{field} can be changed but not cleared", {"field": info.field_name}
+            )
+        return value
 
     def changes(self) -> dict[ProfileField, Any]:
         return {ProfileField(name): getattr(self, name) for name in self.model_fields_set}
 
 
-class AddContactIn(BaseModel):
+class AddContactIn(RequestBody):
     """A contact person. Name, phone, email and birthday are personal data: stored encrypted, never published."""
 
     contact_id: Identifier | None = Field(default=None, description="caller-chosen id; generated when absent")
@@ -77,26 +95,26 @@ class AddContactIn(BaseModel):
     name: Text
     phone: Phone | None = None
     email: Email | None = None
-    birthday: date | None = Field(default=None, description="a care date")
+    birthday: PastDay | None = Field(default=None, description="a care date, not in the future")
 
 
-class AdvanceStageIn(BaseModel):
+class AdvanceStageIn(RequestBody):
     stage: SalesStage = Field(description="the new stage; must be later than the current one")
 
 
-class CreditTermsIn(BaseModel):
+class CreditTermsIn(RequestBody):
     credit_limit: NonNegativeMoney = Field(description="maximum unpaid exposure; 0 = cash only")
-    payment_days: int = Field(ge=0, le=365)
+    payment_days: int = Field(strict=True, ge=0, le=365, description="a JSON integer, 0 to 365")
     rating: CreditRating
 
 
-class ReasonIn(BaseModel):
-    reason: Reason
+class ReasonIn(RequestBody):
+    reason: ReasonText
 
 
-class ErasureIn(BaseModel):
-    requested_by: ActorId | None = Field(default=None, description="operator or process asking (no names)")
-    reason: Reason | None = Field(default=None, description="legal basis or ticket reference")
+class ErasureIn(RequestBody):
+    requested_by: Operator | None = Field(default=None, description="operator or process asking (no names)")
+    reason: ReasonText | None = Field(default=None, description="legal basis or ticket reference")
 
 
 class ContactOut(BaseModel):

@@ -42,6 +42,7 @@ from feedback.entrypoints.schemas import (
 from shared.api import (
     CorrelationId,
     ExpectedVersion,
+    Identifier,
     NotFound,
     Offset,
     StoredEventOut,
@@ -82,14 +83,14 @@ def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list
         return ComplaintOut.of(await handlers.file_complaint(cmd, cid))
 
     @router.get("/{complaint_id}", response_model=ComplaintOut, summary="Current state of a complaint")
-    async def get_complaint(complaint_id: str) -> ComplaintOut:
+    async def get_complaint(complaint_id: Identifier) -> ComplaintOut:
         complaint = await complaints.get(complaint_id)
         if complaint is None:
             raise NotFound("complaint", complaint_id)
         return ComplaintOut.of(complaint)
 
     @router.get("/{complaint_id}/events", response_model=list[StoredEventOut], summary="The complaint's events")
-    async def complaint_events(complaint_id: str) -> list[StoredEventOut]:
+    async def complaint_events(complaint_id: Identifier) -> list[StoredEventOut]:
         history = await complaints.history(complaint_id)
         if not history:
             raise NotFound("complaint", complaint_id)
@@ -97,27 +98,30 @@ def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list
 
     @router.post("/{complaint_id}/acknowledgement", response_model=ComplaintOut, summary="Acknowledge (take ownership)")
     async def acknowledge(
-        complaint_id: str, body: AcknowledgeIn, cid: CorrelationId, expected: ExpectedVersion
+        complaint_id: Identifier, cid: CorrelationId, expected: ExpectedVersion, body: AcknowledgeIn | None = None
     ) -> ComplaintOut:
+        body = body or AcknowledgeIn()  # every field is optional: no body at all is the same as {}
         cmd = AcknowledgeComplaint(complaint_id, body.acknowledged_by, expected, body.at)
         return ComplaintOut.of(await handlers.acknowledge(cmd, cid))
 
     @router.post("/{complaint_id}/resolution", response_model=ComplaintOut, summary="Resolve")
     async def resolve(
-        complaint_id: str, body: ResolveIn, cid: CorrelationId, expected: ExpectedVersion
+        complaint_id: Identifier, body: ResolveIn, cid: CorrelationId, expected: ExpectedVersion
     ) -> ComplaintOut:
         cmd = ResolveComplaint(complaint_id, body.resolution, expected, body.at)
         return ComplaintOut.of(await handlers.resolve(cmd, cid))
 
     @router.post("/{complaint_id}/confirmation", response_model=ComplaintOut, summary="Customer confirms: closed")
     async def confirm(
-        complaint_id: str, cid: CorrelationId, expected: ExpectedVersion, body: ConfirmIn | None = None
+        complaint_id: Identifier, cid: CorrelationId, expected: ExpectedVersion, body: ConfirmIn | None = None
     ) -> ComplaintOut:
         cmd = ConfirmResolution(complaint_id, expected, body.at if body else None)
         return ComplaintOut.of(await handlers.confirm(cmd, cid))
 
     @router.post("/{complaint_id}/reopening", response_model=ComplaintOut, summary="Customer rejects: reopened")
-    async def reopen(complaint_id: str, body: ReopenIn, cid: CorrelationId, expected: ExpectedVersion) -> ComplaintOut:
+    async def reopen(
+        complaint_id: Identifier, body: ReopenIn, cid: CorrelationId, expected: ExpectedVersion
+    ) -> ComplaintOut:
         cmd = ReopenComplaint(complaint_id, body.reason, expected, body.at)
         return ComplaintOut.of(await handlers.reopen(cmd, cid))
 
@@ -127,7 +131,7 @@ def complaint_routes(handlers: FeedbackHandlers, complaints: Complaints) -> list
         "/customers/{customer_id}/complaints", response_model=ComplaintPageOut, summary="A customer's complaints"
     )
     async def customer_complaints(
-        customer_id: str,
+        customer_id: Identifier,
         status: Annotated[ComplaintStatus | None, Query(description="only complaints in this status")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Offset = 0,
@@ -156,14 +160,14 @@ def survey_routes(handlers: FeedbackHandlers) -> APIRouter:
         return SurveyOut.of(await handlers.answer_survey(cmd, cid))
 
     @router.get("/{survey_id}", response_model=SurveyOut, summary="One survey answer")
-    async def get_survey(survey_id: str) -> SurveyOut:
+    async def get_survey(survey_id: Identifier) -> SurveyOut:
         survey = await handlers.surveys.get(survey_id)
         if survey is None:
             raise NotFound("survey", survey_id)
         return SurveyOut.of(survey)
 
     @router.get("/{survey_id}/events", response_model=list[StoredEventOut], summary="The survey's events")
-    async def survey_events(survey_id: str) -> list[StoredEventOut]:
+    async def survey_events(survey_id: Identifier) -> list[StoredEventOut]:
         history = await handlers.surveys.history(survey_id)
         if not history:
             raise NotFound("survey", survey_id)

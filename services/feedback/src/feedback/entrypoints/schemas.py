@@ -11,9 +11,14 @@ from feedback.application.ports import ComplaintPage, ComplaintSummary
 from feedback.domain.complaint import Complaint, ComplaintStatus, Step, StepTaken
 from feedback.domain.instants import CLOCK_SKEW
 from feedback.domain.survey import NpsGroup, Survey
-from shared.api import Identifier
+from shared.api import Identifier, NotBlank, RequestBody
 from shared.clock import GivenInstant
 from shared.events.vocabulary import ActorId, ComplaintCategory, LongText, Severity
+
+Text = Annotated[LongText, NotBlank]
+Operator = Annotated[ActorId, NotBlank]
+#: A score: a JSON integer (not ``true``, ``"3"`` or ``3.0``).
+Score = Annotated[int, Field(strict=True)]
 
 # -- request bodies ---------------------------------------------------------------------------------
 
@@ -25,34 +30,34 @@ STEP_AT = (
 )
 
 
-class AcknowledgementTaken(BaseModel):
+class AcknowledgementTaken(RequestBody):
     step: Literal["acknowledgement"]
     at: GivenInstant
-    acknowledged_by: ActorId | None = Field(default=None, description="operator id (not a person's name)")
+    acknowledged_by: Operator | None = Field(default=None, description="operator id (not a person's name)")
 
     def taken(self) -> StepTaken:
         return StepTaken(Step.ACKNOWLEDGEMENT, self.at, self.acknowledged_by)
 
 
-class ResolutionTaken(BaseModel):
+class ResolutionTaken(RequestBody):
     step: Literal["resolution"]
     at: GivenInstant
-    resolution: LongText = Field(description="what was done (no personal data)")
+    resolution: Text = Field(description="what was done (no personal data)")
 
     def taken(self) -> StepTaken:
         return StepTaken(Step.RESOLUTION, self.at, self.resolution)
 
 
-class ReopeningTaken(BaseModel):
+class ReopeningTaken(RequestBody):
     step: Literal["reopening"]
     at: GivenInstant
-    reason: LongText = Field(description="why the customer rejected the resolution")
+    reason: Text = Field(description="why the customer rejected the resolution")
 
     def taken(self) -> StepTaken:
         return StepTaken(Step.REOPENING, self.at, self.reason)
 
 
-class ConfirmationTaken(BaseModel):
+class ConfirmationTaken(RequestBody):
     step: Literal["confirmation"]
     at: GivenInstant
 
@@ -66,11 +71,13 @@ StepTakenIn = Annotated[
 ]
 
 
-class FileComplaintIn(BaseModel):
+class FileComplaintIn(RequestBody):
     customer_id: Identifier
     category: ComplaintCategory
     severity: Severity
-    summary: str = Field(min_length=1, max_length=500, description="what went wrong (no personal data)")
+    summary: Annotated[str, Field(min_length=1, max_length=500), NotBlank] = Field(
+        description="what went wrong (no personal data)"
+    )
     order_id: Identifier | None = None
     complaint_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
     filed_at: GivenInstant | None = Field(
@@ -86,32 +93,32 @@ class FileComplaintIn(BaseModel):
     )
 
 
-class AcknowledgeIn(BaseModel):
-    acknowledged_by: ActorId | None = Field(default=None, description="operator id (not a person's name)")
+class AcknowledgeIn(RequestBody):
+    acknowledged_by: Operator | None = Field(default=None, description="operator id (not a person's name)")
     at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
-class ResolveIn(BaseModel):
-    resolution: LongText = Field(description="what was done (no personal data)")
+class ResolveIn(RequestBody):
+    resolution: Text = Field(description="what was done (no personal data)")
     at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
-class ConfirmIn(BaseModel):
+class ConfirmIn(RequestBody):
     at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
-class ReopenIn(BaseModel):
-    reason: LongText = Field(description="why the customer rejected the resolution")
+class ReopenIn(RequestBody):
+    reason: Text = Field(description="why the customer rejected the resolution")
     at: GivenInstant | None = Field(default=None, description=STEP_AT)
 
 
-class AnswerSurveyIn(BaseModel):
+class AnswerSurveyIn(RequestBody):
     """A survey answer: ``csat`` (1–5) and/or ``nps`` (0–10) — at least one of them."""
 
     customer_id: Identifier
-    csat: int | None = Field(default=None, ge=1, le=5, description="customer satisfaction, 1 (worst) to 5")
-    nps: int | None = Field(default=None, ge=0, le=10, description="likelihood to recommend, 0 to 10")
-    comment: LongText | None = Field(default=None, description="free text (no personal data)")
+    csat: Score | None = Field(default=None, ge=1, le=5, description="customer satisfaction, 1 (worst) to 5")
+    nps: Score | None = Field(default=None, ge=0, le=10, description="likelihood to recommend, 0 to 10")
+    comment: Text | None = Field(default=None, description="free text (no personal data)")
     order_id: Identifier | None = None
     survey_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
     answered_at: GivenInstant | None = Field(

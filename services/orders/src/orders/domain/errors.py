@@ -34,5 +34,18 @@ class CustomerDeactivated(FieldRuleViolation):
         )
 
 
+class AmountOutOfRange(FieldRuleViolation):
+    """An order whose total — or the customer's exposure with it — is beyond the largest amount the
+    receivables hold (:data:`orders.domain.order.LARGEST_AMOUNT`); caused by its lines."""
+
+    def __init__(self, what: str, amount: object, largest: object) -> None:
+        super().__init__(
+            f"{what} {amount} is beyond the largest amount an order may carry ({largest})",
+            field="lines",
+            code="amount_out_of_range",
+            value=str(amount),
+        )
+
+
 class CreditCheckStale(Exception):
     """The customer's credit position changed between the credit check and the append (retry)."""

@@ -17,12 +17,16 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from orders.domain import credit as rules
-from orders.domain.errors import FieldRuleViolation
+from orders.domain.errors import AmountOutOfRange, FieldRuleViolation
 from shared.events import orders as contract
 from shared.events.envelope import Money
 from shared.events.registry import REGISTRY
 from shared.events.vocabulary import OrderStatus, OverdueBucket
 from shared.eventsourcing.aggregate import Aggregate, DomainError
+
+#: The largest amount an order, a payment or a return may carry: what the receivables' NUMERIC(18, 4) columns
+#: and the contract's amounts hold (14 digits before the point, 4 after).
+LARGEST_AMOUNT = Decimal("99999999999999.9999")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ class OrderLine:
     @property
     def amount(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+def order_total(lines: Sequence[OrderLine]) -> Decimal:
+    """The total of ``lines`` (quantity × unit price each); beyond :data:`LARGEST_AMOUNT` it is refused,
+    naming ``lines`` (:class:`AmountOutOfRange`), not left to overflow the receivables."""
+    total = sum((line.amount for line in lines), Decimal(0))
+    if total > LARGEST_AMOUNT:
+        raise AmountOutOfRange("the order's total", total, LARGEST_AMOUNT)
+    return total
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,8 @@ class Order(Aggregate):
         """Place an order; a credit decision with reasons places it on hold (OrderCreditHeld)."""
         if not lines:
             raise DomainError("an order needs at least one line")
+        total = order_total(lines)
         order = cls(order_id)
-        total = sum((line.amount for line in lines), Decimal(0))
         held = credit is not None and credit.held
         order._record(
             contract.OrderPlaced(
@@ -233,9 +246,9 @@ class Order(Aggregate):
         if amount > self.returnable:
             raise FieldRuleViolation(
                 f"return of {amount} exceeds the returnable {self.returnable} of order {self.id}",
-                field="amount",
+                field="lines" if lines else "amount",  # valued from the lines: they are what the caller gave
                 code="exceeds_returnable",
-                value=amount,
+                value=[{"sku": u.sku, "quantity": u.quantity} for u in lines] if lines else amount,
             )
         self._record(
             contract.OrderReturned(

@@ -33,6 +33,7 @@ from orders.entrypoints.schemas import (
 )
 from shared.api import (
     ExpectedVersion,
+    Identifier,
     NotFound,
     Offset,
     StoredEventOut,
@@ -87,14 +88,14 @@ def build_api(container: Container) -> FastAPI:
         return answer(await handlers.place_order(cmd, correlation_id_of(request)), response)
 
     @orders.get("/{order_id}", response_model=OrderOut, summary="Current state of an order")
-    async def get_order(order_id: str, response: Response) -> OrderOut:
+    async def get_order(order_id: Identifier, response: Response) -> OrderOut:
         order = await handlers.orders.get(order_id)
         if order is None:
             raise NotFound("order", order_id)
         return answer(order, response)
 
     @orders.get("/{order_id}/events", response_model=list[StoredEventOut], summary="The order's event stream")
-    async def order_events(order_id: str) -> list[StoredEventOut]:
+    async def order_events(order_id: Identifier) -> list[StoredEventOut]:
         history = await handlers.orders.history(order_id)
         if not history:
             raise NotFound("order", order_id)
@@ -107,7 +108,7 @@ def build_api(container: Container) -> FastAPI:
         responses={**unprocessable, **conflict},
     )
     async def receive_payment(
-        order_id: str, body: PaymentIn, expected: ExpectedVersion, request: Request, response: Response
+        order_id: Identifier, body: PaymentIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         cmd = ReceivePayment(order_id, Decimal(body.amount), body.payment_id, body.currency, expected)
         return answer(await handlers.receive_payment(cmd, correlation_id_of(request)), response)
@@ -119,14 +120,14 @@ def build_api(container: Container) -> FastAPI:
         responses=conflict,
     )
     async def release_credit(
-        order_id: str, body: CreditReleaseIn, expected: ExpectedVersion, request: Request, response: Response
+        order_id: Identifier, body: CreditReleaseIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         cmd = ReleaseCredit(order_id, body.released_by, body.note, expected)
         return answer(await handlers.release_credit(cmd, correlation_id_of(request)), response)
 
     @orders.post("/{order_id}/cancellation", response_model=OrderOut, summary="Cancel an order", responses=conflict)
     async def cancel_order(
-        order_id: str, body: CancelOrderIn, expected: ExpectedVersion, request: Request, response: Response
+        order_id: Identifier, body: CancelOrderIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         cmd = CancelOrder(order_id, body.reason, expected)
         return answer(await handlers.cancel_order(cmd, correlation_id_of(request)), response)
@@ -138,7 +139,7 @@ def build_api(container: Container) -> FastAPI:
         responses={**unprocessable, **conflict},
     )
     async def return_goods(
-        order_id: str, body: ReturnGoodsIn, expected: ExpectedVersion, request: Request, response: Response
+        order_id: Identifier, body: ReturnGoodsIn, expected: ExpectedVersion, request: Request, response: Response
     ) -> OrderOut:
         units = [ReturnedUnits(line.sku, line.quantity) for line in body.lines] if body.lines else None
         amount = None if body.amount is None else Decimal(body.amount)
@@ -147,7 +148,7 @@ def build_api(container: Container) -> FastAPI:
 
     @customers.get("/{customer_id}/orders", response_model=OrderPage, summary="A customer's orders, newest first")
     async def customer_orders(
-        customer_id: str,
+        customer_id: Identifier,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Offset = 0,
     ) -> OrderPage:
@@ -159,7 +160,7 @@ def build_api(container: Container) -> FastAPI:
         response_model=CustomerCreditOut,
         summary="The customer's credit terms as orders knows them, and what it owes",
     )
-    async def customer_credit(customer_id: str) -> CustomerCreditOut:
+    async def customer_credit(customer_id: Identifier) -> CustomerCreditOut:
         today: date = handlers.clock().date()
         found = await ledger.customer_credit(customer_id, today)
         if found is None:

@@ -6,10 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self, get_args
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from orders.domain.order import Order
-from shared.api import Identifier
+from shared.api import Identifier, NotBlank, RequestBody
+from shared.clock import GivenInstant
 from shared.events.envelope import DecimalString, Money
 
 # Amounts are DecimalStrings whose bounds come first, so that pydantic-core's decimal validator checks
@@ -19,47 +20,54 @@ _DECIMAL_STRING = get_args(DecimalString)[1:]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4), *_DECIMAL_STRING]
 PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=4), *_DECIMAL_STRING]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-ReasonText = Annotated[str, Field(min_length=1, max_length=500)]
+ReasonText = Annotated[str, Field(min_length=1, max_length=500), NotBlank]
+Sku = Annotated[str, Field(min_length=1, max_length=64), NotBlank]
+#: A count of units: a JSON integer (not ``true``, ``"3"`` or ``3.0``), 1 to 1,000,000.
+Quantity = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 
 
 # -- commands -----------------------------------------------------------------------------------------
-class OrderLineIn(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
+class OrderLineIn(RequestBody):
+    sku: Sku
     description: str = Field(default="", max_length=300)
-    category: str | None = Field(default=None, min_length=1, max_length=64)
-    quantity: int = Field(gt=0, le=1_000_000)
+    category: Annotated[str, Field(min_length=1, max_length=64), NotBlank] | None = None
+    quantity: Quantity
     unit_price: Amount
 
 
-class PlaceOrderIn(BaseModel):
+class PlaceOrderIn(RequestBody):
     customer_id: Identifier
     order_id: Identifier | None = Field(default=None, description="caller-chosen id (e.g. an invoice number)")
     currency: Currency = "CNY"
-    placed_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    placed_at: GivenInstant | None = Field(
+        default=None, description="when it was placed (with its UTC offset; from 1970, not in the future); default now"
+    )
     lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
 
 
-class PaymentIn(BaseModel):
+class PaymentIn(RequestBody):
     amount: PositiveAmount
     currency: Currency | None = Field(default=None, description="must be the order's currency when given")
     payment_id: Identifier | None = Field(default=None, description="caller-chosen id, unique per order")
 
 
-class CreditReleaseIn(BaseModel):
-    released_by: str = Field(min_length=1, max_length=100, description="operator id (never a person's name)")
+class CreditReleaseIn(RequestBody):
+    released_by: Annotated[str, Field(min_length=1, max_length=100), NotBlank] = Field(
+        description="operator id (never a person's name)"
+    )
     note: ReasonText | None = None
 
 
-class CancelOrderIn(BaseModel):
+class CancelOrderIn(RequestBody):
     reason: ReasonText
 
 
-class ReturnedLineIn(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(gt=0, le=1_000_000)
+class ReturnedLineIn(RequestBody):
+    sku: Sku
+    quantity: Quantity
 
 
-class ReturnGoodsIn(BaseModel):
+class ReturnGoodsIn(RequestBody):
     """Give ``amount``, or ``lines`` (valued at the order's unit prices), or both when they agree."""
 
     amount: PositiveAmount | None = None
