@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 
 from segmentation.application.alerts import AlertAction, AlertNotFound, handle_alert_command
 from segmentation.application.recalibration import recalibrate
@@ -17,6 +19,7 @@ from segmentation.projections import queries
 from segmentation.projections.calibrations import latest_calibration, list_calibrations
 from segmentation.projections.read_model import customer_segments, get_view
 from shared.api import CorrelationId, NotFound, Offset, create_app, database_check, kafka_check
+from shared.clock import dated
 from shared.runtime import Container
 
 HISTORY_KINDS = ("tier", "rfm_segment", "activity", "churn_score", "lifecycle")
@@ -24,12 +27,15 @@ TIER_ORDER = ("vip", "key", "normal", "small", "prospect")
 Tier = Literal["vip", "key", "normal", "small", "prospect"]
 Status = Literal["active", "at_risk", "dormant", "lost", "reactivated"]
 Band = Literal["low", "medium", "high"]
+#: Activity statuses in lifecycle order (the order of the activity distribution; not graded last).
+STATUS_ORDER: tuple[str, ...] = get_args(Status)
 
 
 def build_api(container: Container) -> FastAPI:
     engine = container.engine
     policy: Policy = container.parts["policy"]
     clock = container.parts["clock"]
+    segment_codes = [s.code for s in policy.rfm.segments]
     customers = APIRouter(tags=["customers"])
     overview = APIRouter(tags=["distributions"])
     alerts = APIRouter(tags=["alerts"])
@@ -67,15 +73,22 @@ def build_api(container: Container) -> FastAPI:
     )
     async def customer_list(
         tier: Tier | None = None,
-        segment: Annotated[str | None, Query(description="RFM segment code, e.g. champions")] = None,
+        # a default, not Annotated: the description names the policy's segments, known only here
+        segment: str | None = Query(None, description=f"RFM segment code: {', '.join(segment_codes)}"),
         status_: Annotated[Status | None, Query(alias="status", description="activity status")] = None,
         risk_band: Band | None = None,
-        region: str | None = None,
+        region: Annotated[
+            str | None, Query(max_length=200, description="region, any case (GET /distributions/regions lists them)")
+        ] = None,
+        r_score: Annotated[int | None, Query(ge=1, le=5, description="RFM recency score (R of the R×F grid)")] = None,
+        f_score: Annotated[int | None, Query(ge=1, le=5, description="RFM frequency score (F of the grid)")] = None,
         sort: Literal["risk", "contribution", "recency", "customer"] = "risk",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Offset = 0,
     ) -> Any:
-        where = queries.CustomerFilter(tier, segment, status_, risk_band, region)
+        where = queries.CustomerFilter(
+            tier, _known_segment(segment, segment_codes), status_, risk_band, region, r_score, f_score
+        )
         async with engine.connect() as conn:
             total, rows = await queries.list_customers(conn, where, sort=sort, limit=limit, offset=offset)
         return {"total": total, "limit": limit, "offset": offset, "items": rows}
@@ -93,8 +106,8 @@ def build_api(container: Container) -> FastAPI:
             current = await latest_calibration(conn, policy)
         tier_rows = {r["key"]: r for r in tiers}
         tiers = [tier_rows.get(t, {"key": t, "customers": 0, "revenue": Decimal(0)}) for t in TIER_ORDER]
-        segment_order = [s.code for s in policy.rfm.segments]
-        segments.sort(key=lambda r: segment_order.index(r["key"]) if r["key"] in segment_order else len(segment_order))
+        segments.sort(key=lambda r: _rank(r["key"], segment_codes))
+        activity.sort(key=lambda r: _rank(r["key"], STATUS_ORDER))
         return {
             "customers": n,
             "revenue": revenue,
@@ -103,6 +116,17 @@ def build_api(container: Container) -> FastAPI:
             "activity": _shares(activity, n, revenue),
             "calibration_id": current.id,
         }
+
+    @overview.get(
+        "/distributions/regions",
+        response_model=schemas.RegionsOut,
+        summary="Customers and revenue share per region (the values GET /customers?region= matches)",
+    )
+    async def regions() -> Any:
+        async with engine.connect() as conn:
+            rows, n, revenue = await queries.distribution(conn, customer_segments.c.region)
+        rows.sort(key=lambda r: (r["key"] is None, -r["customers"], r["key"] or ""))
+        return {"customers": n, "regions": _shares(rows, n, revenue)}
 
     @overview.get(
         "/distributions/rfm-grid",
@@ -178,7 +202,8 @@ def build_api(container: Container) -> FastAPI:
         summary="Recalibrate tier cut points and RFM breakpoints now (or as of an instant) and re-grade everyone",
     )
     async def create_calibration(body: schemas.CalibrationIn | None = None) -> Any:
-        as_of = body.as_of if body is not None and body.as_of is not None else clock()
+        # an instant ahead of the clock would grade on orders not yet placed and take effect in the future
+        as_of = dated(body.as_of if body is not None else None, clock(), field="as_of")
         result = await recalibrate(engine, container.parts["assessor"], as_of=as_of, trigger="api")
         assert result is not None
         async with engine.connect() as conn:
@@ -204,6 +229,20 @@ def build_api(container: Container) -> FastAPI:
     )
     mount_dashboard(app)
     return app
+
+
+def _known_segment(segment: str | None, codes: Sequence[str]) -> str | None:
+    """``segment`` if the policy's rule table has it: an unknown code is a typing mistake (422), not an
+    empty list."""
+    if segment is None or segment in codes:
+        return segment
+    msg = f"unknown RFM segment; the policy's segments are {', '.join(codes)}"
+    raise RequestValidationError([{"type": "enum", "loc": ("query", "segment"), "msg": msg, "input": segment}])
+
+
+def _rank(key: str | None, order: Sequence[str]) -> int:
+    """Where ``key`` comes in ``order`` (unknown and null keys last)."""
+    return order.index(key) if key in order else len(order)
 
 
 def _shares(rows: list[dict[str, Any]], customers: int, revenue: Decimal) -> list[dict[str, Any]]:

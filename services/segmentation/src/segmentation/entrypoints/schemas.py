@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from shared.clock import GivenInstant
 from shared.events.envelope import DecimalString
+
+#: An operator's free text (a close reason, an operator id): surrounding blanks dropped, so a reason of
+#: spaces only is a 422 naming the field, like an empty one.
+Operator = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class SegmentOut(BaseModel):
@@ -63,7 +69,8 @@ class CustomerSummaryOut(BaseModel):
     activity_status: str | None
     churn_score: int
     churn_band: str
-    alert_id: str | None
+    alert_id: str | None = Field(description="the customer's live alert (open, acknowledged or snoozed); null if none")
+    alert_state: str | None = Field(description="that alert's state: open, acknowledged or snoozed")
 
 
 class CustomerPage(BaseModel):
@@ -193,7 +200,7 @@ class AlertPage(BaseModel):
 
 
 class ShareOut(BaseModel):
-    key: str | None = Field(description="tier, segment or status; null = not graded yet")
+    key: str | None = Field(description="tier, segment, status or region; null = not graded yet (or no region)")
     customers: int
     customer_share_pct: DecimalString
     revenue: DecimalString = Field(description="trailing-window net contribution")
@@ -207,6 +214,13 @@ class DistributionsOut(BaseModel):
     segments: list[ShareOut]
     activity: list[ShareOut]
     calibration_id: int | None
+
+
+class RegionsOut(BaseModel):
+    """Customers and revenue share per region, most customers first: the regions a list can filter by."""
+
+    customers: int
+    regions: list[ShareOut] = Field(description="key = the region as recorded in the customer file")
 
 
 class GridCellOut(BaseModel):
@@ -248,21 +262,23 @@ class CallerOut(BaseModel):
 
 
 class AcknowledgeIn(BaseModel):
-    by: str | None = Field(default=None, min_length=1, max_length=100, description="operator id (default: the token)")
+    by: Operator | None = Field(default=None, description="operator id (default: the token)")
 
 
 class SnoozeIn(BaseModel):
-    until: AwareDatetime = Field(description="occurrences are silenced until then")
-    by: str | None = Field(default=None, min_length=1, max_length=100)
+    until: GivenInstant = Field(description="occurrences are silenced until then (with its UTC offset)")
+    by: Operator | None = None
 
 
 class CloseIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500, description="why it is closed")
-    by: str | None = Field(default=None, min_length=1, max_length=100)
+    reason: Reason = Field(description="why it is closed (not blank)")
+    by: Operator | None = None
 
 
 class CalibrationIn(BaseModel):
-    as_of: AwareDatetime | None = Field(default=None, description="instant to calibrate at; default now")
+    as_of: GivenInstant | None = Field(
+        default=None, description="instant to calibrate at, not in the future; default now"
+    )
 
 
 class ConsumerOffsetOut(BaseModel):

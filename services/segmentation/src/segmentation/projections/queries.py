@@ -30,11 +30,15 @@ SORTS: dict[str, tuple[Any, ...]] = {
 
 @dataclass(frozen=True)
 class CustomerFilter:
+    """What the customer list is narrowed to; None = any. ``region`` matches regardless of case."""
+
     tier: str | None = None
     segment: str | None = None
     status: str | None = None
     risk_band: str | None = None
     region: str | None = None
+    r_score: int | None = None
+    f_score: int | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         pairs = (
@@ -42,17 +46,34 @@ class CustomerFilter:
             (cs.rfm_segment, self.segment),
             (cs.activity_status, self.status),
             (cs.churn_band, self.risk_band),
-            (cs.region, self.region),
+            (cs.r_score, self.r_score),
+            (cs.f_score, self.f_score),
         )
-        return [column == value for column, value in pairs if value is not None]
+        found = [column == value for column, value in pairs if value is not None]
+        if self.region is not None:
+            found.append(func.lower(cs.region) == self.region.lower())
+        return found
+
+
+#: The customer's alert if it is live (its ``alert_id`` keeps pointing at a closed one until the next raise).
+_live_alert = and_(churn_alerts.c.alert_id == cs.alert_id, churn_alerts.c.state != "closed")
 
 
 async def list_customers(
     conn: AsyncConnection, where: CustomerFilter, *, sort: str, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
+    """One page of customers with their live alert (``alert_id``, ``alert_state``; None without one)."""
     condition = and_(True, *where.conditions())
     total = (await conn.execute(select(func.count()).select_from(customer_segments).where(condition))).scalar_one()
-    query = select(customer_segments).where(condition).order_by(*SORTS[sort]).limit(limit).offset(offset)
+    columns = [c for c in customer_segments.c if c.name != "alert_id"]
+    query = (
+        select(*columns, churn_alerts.c.alert_id, churn_alerts.c.state.label("alert_state"))
+        .select_from(customer_segments.outerjoin(churn_alerts, _live_alert))
+        .where(condition)
+        .order_by(*SORTS[sort])
+        .limit(limit)
+        .offset(offset)
+    )
     return int(total), [dict(r) for r in (await conn.execute(query)).mappings()]
 
 

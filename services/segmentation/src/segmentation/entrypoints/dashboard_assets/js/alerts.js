@@ -1,7 +1,8 @@
-// Churn alerts: the list by state, and one alert's card with acknowledge / snooze until / close with a
-// reason. A read-only token sees the actions disabled with the reason; a 403 is explained, not hidden.
+// Churn alerts: the list by state, one alert (#/alerts/<id>), and an alert's card with acknowledge /
+// snooze until / close with a reason. A read-only token sees the actions disabled with the reason; a 403
+// is explained, not hidden.
 
-import { api, query } from "./api.js";
+import { ApiError, api, lastPageOffset, offsetParam, query } from "./api.js";
 import {
   REASON_LABELS,
   append,
@@ -14,12 +15,13 @@ import {
   humanize,
   orDash,
   replaceContent,
+  scrolling,
   selectField,
   table,
   tierBadge,
   when,
 } from "./dom.js";
-import { actionError, emptyState } from "./states.js";
+import { actionError, emptyState, errorState, isInvalid } from "./states.js";
 
 const PAGE_SIZE = 20;
 const STATES = [
@@ -29,25 +31,41 @@ const STATES = [
   ["snoozed", "Snoozed"],
   ["closed", "Closed"],
 ];
+const RAISED_HINT = "An alert is raised when a customer's churn-risk score reaches the high band.";
+const EMPTY_HINTS = {
+  live: RAISED_HINT,
+  open: RAISED_HINT,
+  acknowledged: "An alert is acknowledged when an operator takes it in hand.",
+  snoozed: "A snoozed alert stays here until its time has passed, then it is open again.",
+  closed: "Alerts closed by an operator, or cleared when the customer's score recovered, are kept here.",
+};
+
+/** The page at `offset`, or the last page when `offset` lies beyond the list (the address follows). */
+async function alertPage(state, offset) {
+  const page = await api.alerts({ state, limit: PAGE_SIZE, offset });
+  const last = lastPageOffset(page.total, PAGE_SIZE);
+  if (offset <= last) return page;
+  window.history.replaceState(null, "", `#/alerts${query({ state, offset: last || "" })}`);
+  return api.alerts({ state, limit: PAGE_SIZE, offset: last });
+}
 
 export async function renderAlerts(view, ctx, route) {
   const state = route.params.get("state") || "live";
-  const offset = Math.max(0, Number.parseInt(route.params.get("offset") || "0", 10) || 0);
-  const page = await api.alerts({ state, limit: PAGE_SIZE, offset });
-  const stateForm = h(
-    "form",
-    { class: "filters", "aria-label": "Alert state" },
-    selectField("a-state", "State", "state", STATES, state),
-  );
-  stateForm
-    .querySelector("select")
-    .addEventListener("change", (event) => ctx.navigate(`#/alerts${query({ state: event.target.value })}`));
-  stateForm.addEventListener("submit", (event) => event.preventDefault());
+  let page;
+  try {
+    page = await alertPage(state, offsetParam(route.params));
+  } catch (error) {
+    if (!isInvalid(error)) throw error;
+    const live = h("a", { href: "#/alerts", class: "button-quiet" }, "Show live alerts");
+    const refused = errorState(error, null, { heading: "h2", recover: live });
+    append(view, h("h1", {}, "Churn alerts"), stateForm(ctx, state), refused);
+    return;
+  }
   const label = STATES.find(([value]) => value === state)?.[0] ?? state;
   append(
     view,
     h("h1", {}, "Churn alerts"),
-    stateForm,
+    stateForm(ctx, state),
     readOnlyNote(ctx),
     h(
       "p",
@@ -60,10 +78,7 @@ export async function renderAlerts(view, ctx, route) {
       page.total > 0 ? `, highest current risk first` : "",
     ),
     page.items.length === 0
-      ? emptyState(
-          state === "live" ? "No live churn alerts." : `No ${label} alerts.`,
-          "An alert is raised when a customer's churn-risk score reaches the high band.",
-        )
+      ? emptyState(state === "live" ? "No live churn alerts." : `No ${label} alerts.`, EMPTY_HINTS[state])
       : h(
           "div",
           { class: "alert-list" },
@@ -71,6 +86,39 @@ export async function renderAlerts(view, ctx, route) {
         ),
     pager(ctx, page, state),
   );
+}
+
+/** One alert (the customer list's alert badges link here), with its log and actions. */
+export async function renderAlert(view, ctx, route) {
+  const back = h("p", { class: "breadcrumb" }, h("a", { href: "#/alerts" }, "Churn alerts"), " › ", route.id);
+  let alert;
+  try {
+    alert = await api.alert(route.id);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.kind === "missing")) throw error;
+    append(view, back, h("h1", {}, `Alert ${route.id}`), emptyState("There is no churn alert with this id."));
+    return;
+  }
+  append(
+    view,
+    back,
+    h("h1", {}, `Churn alert: ${alert.company_name || alert.customer_id}`),
+    readOnlyNote(ctx),
+    alertCard(alert, ctx, { heading: "h2" }),
+  );
+}
+
+function stateForm(ctx, state) {
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "Alert state" },
+    selectField("a-state", "State", "state", STATES, state),
+  );
+  form
+    .querySelector("select")
+    .addEventListener("change", (event) => ctx.navigate(`#/alerts${query({ state: event.target.value })}`));
+  form.addEventListener("submit", (event) => event.preventDefault());
+  return form;
 }
 
 function pager(ctx, page, state) {
@@ -172,11 +220,13 @@ function alertLog(log) {
     "details",
     { class: "alert-log" },
     h("summary", {}, `Log (${log.length})`),
-    table(
-      "What happened to this alert",
-      ["When", "Action", "By", "Score"],
-      log.map((entry) => [when(entry.at), humanize(entry.action), orDash(entry.actor), orDash(entry.score)]),
-      { captionHidden: true },
+    scrolling(
+      table(
+        "What happened to this alert",
+        ["When", "Action", "By", "Score"],
+        log.map((entry) => [when(entry.at), humanize(entry.action), orDash(entry.actor), orDash(entry.score)]),
+        { captionHidden: true },
+      ),
     ),
   );
 }

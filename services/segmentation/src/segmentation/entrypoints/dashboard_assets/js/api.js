@@ -116,6 +116,20 @@ export async function request(path, { method = "GET", body, token = tokenStore.g
   return parsed;
 }
 
+/** The largest `offset` a list accepts (the API's bound: a larger one is a 422). */
+export const MAX_OFFSET = 10_000_000;
+
+/** `offset` from the address: a whole number, at least 0, at most MAX_OFFSET. */
+export function offsetParam(params) {
+  const value = Number.parseInt(params.get("offset") || "0", 10);
+  return Number.isNaN(value) ? 0 : Math.min(MAX_OFFSET, Math.max(0, value));
+}
+
+/** The offset of the last page of a list of `total` rows, `limit` a page (0 for an empty list). */
+export function lastPageOffset(total, limit) {
+  return total > 0 ? Math.floor((total - 1) / limit) * limit : 0;
+}
+
 export function query(params) {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
@@ -137,6 +151,8 @@ export const api = {
     return segmentRules;
   },
   customers: (params) => request(`/customers${query(params)}`),
+  regions: () => request("/distributions/regions"),
+  alert: (id) => request(`/alerts/${encodeURIComponent(id)}`),
   customerView: (id) => request(`/customers/${encodeURIComponent(id)}/view`),
   alerts: (params) => request(`/alerts${query(params)}`),
   acknowledge: (id) => request(`/alerts/${encodeURIComponent(id)}/acknowledgement`, { method: "POST", body: {} }),

@@ -2,7 +2,7 @@
 
 import { ApiError, api, takeTokenFromFragment, tokenStore } from "./api.js";
 import { h, replaceContent } from "./dom.js";
-import { renderAlerts } from "./alerts.js";
+import { renderAlert, renderAlerts } from "./alerts.js";
 import { renderCustomer } from "./customer.js";
 import { renderCustomers } from "./customers.js";
 import { renderOverview } from "./overview.js";
@@ -52,6 +52,9 @@ function parseRoute() {
     return { name: "customer", id: decodeURIComponent(parts.slice(1).join("/")), params };
   }
   if (parts[0] === "customers") return { name: "customers", params };
+  if (parts[0] === "alerts" && parts.length > 1) {
+    return { name: "alert", id: decodeURIComponent(parts.slice(1).join("/")), params };
+  }
   if (parts[0] === "alerts") return { name: "alerts", params };
   return { name: "overview", params };
 }
@@ -61,7 +64,10 @@ const VIEWS = {
   customers: renderCustomers,
   customer: renderCustomer,
   alerts: renderAlerts,
+  alert: renderAlert,
 };
+// A view of one item marks its list's section in the navigation.
+const SECTION = { customer: "customers", alert: "alerts" };
 
 let sequence = 0;
 
@@ -70,8 +76,7 @@ async function route() {
   const current = parseRoute();
   const mine = ++sequence;
   for (const link of nav.querySelectorAll("a")) {
-    const active =
-      link.dataset.route === current.name || (current.name === "customer" && link.dataset.route === "customers");
+    const active = link.dataset.route === (SECTION[current.name] || current.name);
     if (active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }

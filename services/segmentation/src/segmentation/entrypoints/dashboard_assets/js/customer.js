@@ -15,6 +15,7 @@ import {
   money,
   orDash,
   plural,
+  scrolling,
   table,
   tierBadge,
   when,
@@ -187,15 +188,17 @@ function evidence(data) {
 function churnSection(c) {
   const ch = c.churn;
   const reasons = ch.reasons.length
-    ? table(
-        "Why the churn-risk score is what it is",
-        ["Reason", "Points", "Evidence"],
-        ch.reasons.map((r) => [
-          h("span", { "data-reason": r.code }, REASON_LABELS[r.code] || humanize(r.code)),
-          count(r.points),
-          evidence(r.evidence),
-        ]),
-        { className: "reasons" },
+    ? scrolling(
+        table(
+          "Why the churn-risk score is what it is",
+          ["Reason", "Points", "Evidence"],
+          ch.reasons.map((r) => [
+            h("span", { "data-reason": r.code }, REASON_LABELS[r.code] || humanize(r.code)),
+            count(r.points),
+            evidence(r.evidence),
+          ]),
+          { className: "reasons" },
+        ),
       )
     : emptyState("No risk signal: nothing adds to the score.");
   return card(
@@ -249,16 +252,18 @@ function historySection(c, labels) {
       { class: "history", open: kind === "tier" || kind === "rfm_segment" || kind === "activity", "data-kind": kind },
       h("summary", {}, `${title} (${changes.length})`),
       changes.length
-        ? table(
-            title,
-            ["When", "From → to", "Reason", "Calibration"],
-            changes.map((e) => [
-              when(e.occurred_at),
-              `${label(kind, e.previous)} → ${label(kind, e.new)}`,
-              e.reason,
-              e.calibration_id ? `#${e.calibration_id}` : "—",
-            ]),
-            { captionHidden: true },
+        ? scrolling(
+            table(
+              title,
+              ["When", "From → to", "Reason", "Calibration"],
+              changes.map((e) => [
+                when(e.occurred_at),
+                `${label(kind, e.previous)} → ${label(kind, e.new)}`,
+                e.reason,
+                e.calibration_id ? `#${e.calibration_id}` : "—",
+              ]),
+              { captionHidden: true },
+            ),
           )
         : h("p", { class: "muted" }, "No change recorded."),
     );

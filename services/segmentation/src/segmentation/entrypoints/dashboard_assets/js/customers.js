@@ -1,7 +1,7 @@
-// Customer list: filters (tier, segment, status, risk band, region), sort and pages, all kept in the
-// address (#/customers?tier=key&sort=risk&offset=50) so a view can be bookmarked and Back works.
+// Customer list: filters (tier, segment, status, risk band, region, R and F score), sort and pages, all
+// kept in the address (#/customers?tier=key&sort=risk&offset=50) so a view can be bookmarked and Back works.
 
-import { api, query } from "./api.js";
+import { api, lastPageOffset, offsetParam, query } from "./api.js";
 import {
   BANDS,
   STATUSES,
@@ -19,10 +19,12 @@ import {
   table,
   tierBadge,
 } from "./dom.js";
-import { emptyState } from "./states.js";
+import { emptyState, errorState, isInvalid } from "./states.js";
 
 export const PAGE_SIZE = 25;
-const FILTERS = ["tier", "segment", "status", "risk_band", "region"];
+const FILTERS = ["tier", "segment", "status", "risk_band", "region", "r_score", "f_score"];
+const FILTER_LABELS = { r_score: "R score", f_score: "F score" };
+const SCORES = ["1", "2", "3", "4", "5"];
 const SORTS = [
   ["risk", "Churn risk (highest first)"],
   ["contribution", "Net contribution (highest first)"],
@@ -33,16 +35,24 @@ const SORTS = [
 export async function renderCustomers(view, ctx, route) {
   const params = Object.fromEntries(FILTERS.map((name) => [name, route.params.get(name) || ""]));
   const sort = route.params.get("sort") || "risk";
-  const offset = Math.max(0, Number.parseInt(route.params.get("offset") || "0", 10) || 0);
-  const [page, segments] = await Promise.all([
-    api.customers({ ...params, sort, limit: PAGE_SIZE, offset }),
+  const [page, segments, regions] = await Promise.all([
+    customerPage({ ...params, sort }, offsetParam(route.params)).catch((error) => error),
     api.segments(),
+    api.regions().catch(() => null), // suggestions only: the list works without them
   ]);
+  const form = filterForm(ctx, params, sort, segments, regions);
+  if (page instanceof Error) {
+    if (!isInvalid(page)) throw page;
+    // A filter the service refuses (e.g. a bookmarked ?tier=gold): keep the form, say which, offer a way out.
+    const clear = h("a", { href: "#/customers", class: "button-quiet" }, "Clear filters");
+    append(view, h("h1", {}, "Customers"), form, errorState(page, null, { heading: "h2", recover: clear }));
+    return;
+  }
   const labels = Object.fromEntries(segments.map((s) => [s.code, s.label]));
   append(
     view,
     h("h1", {}, "Customers"),
-    filterForm(ctx, params, sort, segments),
+    form,
     summary(page, params, labels),
     page.items.length === 0
       ? emptyState(
@@ -54,7 +64,16 @@ export async function renderCustomers(view, ctx, route) {
   );
 }
 
-function filterForm(ctx, params, sort, segments) {
+/** The page at `offset`, or the last page when `offset` lies beyond the list (the address follows). */
+async function customerPage(params, offset) {
+  const page = await api.customers({ ...params, limit: PAGE_SIZE, offset });
+  const last = lastPageOffset(page.total, PAGE_SIZE);
+  if (offset <= last) return page;
+  window.history.replaceState(null, "", `#/customers${query({ ...params, offset: last || "" })}`);
+  return api.customers({ ...params, limit: PAGE_SIZE, offset: last });
+}
+
+function filterForm(ctx, params, sort, segments, regions) {
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter customers" },
@@ -95,10 +114,20 @@ function filterForm(ctx, params, sort, segments) {
         name: "region",
         type: "text",
         value: params.region,
-        placeholder: "exact name",
+        placeholder: "any case",
         autocomplete: "off",
+        list: regions ? "f-region-list" : null,
       }),
+      regions
+        ? h(
+            "datalist",
+            { id: "f-region-list" },
+            regions.regions.filter((r) => r.key !== null).map((r) => h("option", { value: r.key })),
+          )
+        : null,
     ),
+    selectField("f-r", "R score", "r_score", [["", "Any R"], ...SCORES.map((n) => [n, `R${n}`])], params.r_score),
+    selectField("f-f", "F score", "f_score", [["", "Any F"], ...SCORES.map((n) => [n, `F${n}`])], params.f_score),
     selectField("f-sort", "Sort by", "sort", SORTS, sort),
     h(
       "div",
@@ -121,14 +150,15 @@ function filterForm(ctx, params, sort, segments) {
 }
 
 function summary(page, params, labels) {
+  const shown = {
+    segment: (code) => labels[code] || code,
+    tier: (tier) => TIER_LABELS[tier] || tier,
+    status: (status) => humanize(status),
+    risk_band: (band) => humanize(band),
+  };
   const active = FILTERS.filter((name) => params[name]).map((name) => {
-    const value =
-      name === "segment"
-        ? labels[params[name]] || params[name]
-        : name === "tier"
-          ? TIER_LABELS[params[name]] || params[name]
-          : humanize(params[name]);
-    return `${humanize(name)}: ${value}`;
+    const value = shown[name] ? shown[name](params[name]) : params[name]; // region and scores as sent
+    return `${humanize(name, FILTER_LABELS)}: ${value}`;
   });
   const first = page.total === 0 ? 0 : page.offset + 1;
   const last = page.offset + page.items.length;
@@ -154,10 +184,10 @@ function customerTable(items, labels) {
     money(c.net_contribution, c.currency),
     c.rfm_segment ? labels[c.rfm_segment] || humanize(c.rfm_segment) : "—",
     c.r_score ? `${c.r_score} · ${c.f_score} · ${c.m_score}` : "—",
-    c.recency_days === null ? "—" : `${count(c.recency_days)} d`,
+    c.recency_days === null ? "—" : count(c.recency_days),
     humanize(c.activity_status),
     bandBadge(c.churn_band, c.churn_score),
-    c.alert_id ? h("a", { href: "#/alerts", class: "badge badge-alert" }, "alert") : "",
+    c.alert_id ? alertBadge(c) : "",
   ]);
   return h(
     "div",
@@ -172,7 +202,7 @@ function customerTable(items, labels) {
         "Net contribution",
         "Segment",
         "R · F · M",
-        "Last order",
+        "Days since last order",
         "Status",
         "Churn risk",
         "Alert",
@@ -180,6 +210,20 @@ function customerTable(items, labels) {
       rows,
       { captionHidden: true, className: "customers-table" },
     ),
+  );
+}
+
+/** The customer's live alert (the API leaves out a closed one), linking to that alert. */
+function alertBadge(c) {
+  const state = humanize(c.alert_state || "open");
+  return h(
+    "a",
+    {
+      href: `#/alerts/${encodeURIComponent(c.alert_id)}`,
+      class: `badge badge-alert badge-state-${c.alert_state || "open"}`,
+      "aria-label": `${state} churn alert`,
+    },
+    state,
   );
 }
 

@@ -161,6 +161,11 @@ export function table(caption, headers, rows, { captionHidden = false, className
   );
 }
 
+/** A table inside a card, scrolling sideways on its own when the screen is narrower than its columns. */
+export function scrolling(tableNode) {
+  return h("div", { class: "table-scroll table-scroll-plain" }, tableNode);
+}
+
 export function customerLink(customerId, text) {
   return h("a", { href: `#/customers/${encodeURIComponent(customerId)}` }, text ?? customerId);
 }

@@ -1,7 +1,7 @@
 // Overview: tier pyramid, R×F segment grid, activity status and segment distributions.
 
 import { api } from "./api.js";
-import { TIER_LABELS, TIER_ORDER, append, count, h, humanize, money, pct, plural, table } from "./dom.js";
+import { TIER_LABELS, TIER_ORDER, append, count, h, humanize, money, pct, plural, scrolling, table } from "./dom.js";
 import { emptyState } from "./states.js";
 
 export async function renderOverview(view) {
@@ -100,14 +100,13 @@ function statusDistribution(dist) {
     "section",
     { class: "card", "aria-labelledby": "status-title" },
     h("h2", { id: "status-title" }, "Activity status"),
-    table(
-      "Customers and revenue share per activity status",
-      ["Status", "Customers", "Customers %", "Revenue %"],
-      rows,
-      {
-        captionHidden: true,
-        className: "status-table",
-      },
+    scrolling(
+      table(
+        "Customers and revenue share per activity status",
+        ["Status", "Customers", "Customers %", "Revenue %"],
+        rows,
+        { captionHidden: true, className: "status-table" },
+      ),
     ),
   );
 }
@@ -141,7 +140,7 @@ function rfmGrid(grid, labels) {
           },
           h(
             "a",
-            { href: `#/customers?segment=${encodeURIComponent(cell.segment)}` },
+            { href: `#/customers?r_score=${r}&f_score=${f}` },
             h("span", { class: "grid-count" }, count(cell.customers)),
             h("span", { class: "grid-segment" }, label),
           ),
@@ -158,15 +157,20 @@ function rfmGrid(grid, labels) {
     h(
       "p",
       { class: "help" },
-      `Customers per cell of recency (R5 = most recent) × frequency (F5 = most orders); darker = more customers. `,
+      `Customers per cell of recency (R5 = most recent) × frequency (F5 = most orders); darker = more customers; `,
+      `select a cell to list its customers. `,
       `${count(grid.scored)} of ${count(grid.customers)} customers have scores (rule table ${grid.grid_version}).`,
     ),
     h(
-      "table",
-      { class: "rfm-grid" },
-      h("caption", { class: "visually-hidden" }, "Customers per R×F cell, with the segment owning each cell"),
-      h("thead", {}, header),
-      h("tbody", {}, body),
+      "div",
+      { class: "grid-scroll" },
+      h(
+        "table",
+        { class: "rfm-grid" },
+        h("caption", { class: "visually-hidden" }, "Customers per R×F cell, with the segment owning each cell"),
+        h("thead", {}, header),
+        h("tbody", {}, body),
+      ),
     ),
   );
 }
@@ -187,13 +191,13 @@ function segmentTable(dist, grid, labels) {
     "section",
     { class: "card", "aria-labelledby": "segments-title" },
     h("h2", { id: "segments-title" }, "Customers and revenue per RFM segment"),
-    table(
-      "Customers and revenue per RFM segment",
-      ["Segment", "Cells", "Customers", "Customers %", "Revenue", "Revenue %"],
-      rows,
-      {
-        captionHidden: true,
-      },
+    scrolling(
+      table(
+        "Customers and revenue per RFM segment",
+        ["Segment", "Cells", "Customers", "Customers %", "Revenue", "Revenue %"],
+        rows,
+        { captionHidden: true, className: "segment-table" },
+      ),
     ),
   );
 }

@@ -3,8 +3,9 @@
 import { ApiError } from "./api.js";
 import { h } from "./dom.js";
 
-/** An error panel: what went wrong, what to do, and a retry button. */
-export function errorState(error, retry, { heading = "h1" } = {}) {
+/** An error panel: what went wrong, what to do, and a retry button (or `recover`, a way out instead:
+ * retrying a request the service refused as invalid would only repeat it). */
+export function errorState(error, retry, { heading = "h1", recover = null } = {}) {
   const title = error instanceof ApiError ? error.title : "Something went wrong";
   const detail = error instanceof ApiError ? error.detail : String(error && error.message ? error.message : error);
   return h(
@@ -12,8 +13,14 @@ export function errorState(error, retry, { heading = "h1" } = {}) {
     { class: "error-box", role: "alert" },
     h(heading, {}, title),
     detail ? h("p", {}, detail) : null,
-    retry ? h("button", { type: "button", onclick: () => retry() }, "Try again") : null,
+    recover,
+    retry && !recover ? h("button", { type: "button", onclick: () => retry() }, "Try again") : null,
   );
+}
+
+/** A request the service refused as invalid (422): shown beside the form that made it. */
+export function isInvalid(error) {
+  return error instanceof ApiError && error.kind === "invalid";
 }
 
 export function emptyState(message, hint) {
