@@ -12,7 +12,9 @@ tierstream rebuild   replay every topic into fresh segmentation tables and compa
 tierstream tail      print events arriving on a topic
 
 Every call to a service API sends ``Authorization: Bearer $TIERSTREAM_TOKEN`` (default ``dev-admin``, the
-development token; see docs/api.md).
+development token; see docs/api.md). Every failure — a service that does not answer or answers outside 2xx,
+a data file that is not the data set, a Kafka topic that is not there — ends the command with a message on
+stderr and exit code 1 (2 for a bad option, as typer reports it), not a traceback.
 """
 
 from __future__ import annotations
@@ -22,21 +24,46 @@ import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from tierstream import stack
+from tierstream import api, stack
 from tierstream.assumed_feedback import FeedbackPlan, feedback_for
-from tierstream.dataset import LoadPlan, day_after_last_order, payments_for, plan, read_rows
-from tierstream.loader import load, make_progress
+from tierstream.dataset import DatasetError, LoadPlan, day_after_last_order, payments_for, plan, read_rows
+from tierstream.loader import LoadReport, load, make_progress
+
+
+class _FlagsTakeNoValue:
+    """Typer's rich help prints a value type after every option, flags included (``--help <bool>``), as if
+    they took a value; its plain help leaves flags without one. So does this: a flag's type column is empty."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsTakeNoValue, TyperCommand):
+    """Every command of the CLI (``@app.command(cls=Command)``)."""
+
+
+class Group(_FlagsTakeNoValue, TyperGroup):
+    """The CLI itself."""
+
 
 app = typer.Typer(
+    cls=Group,
     help="Tierstream: event-sourced customer management — local stack and tools.",
     add_completion=False,
     rich_markup_mode="markdown",
@@ -54,8 +81,41 @@ def _config(kafka_port: int, pg_port: int, partitions: int) -> stack.StackConfig
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _request(
+    config: stack.StackConfig,
+    service: str,
+    method: str,
+    path: str,
+    *,
+    accept: Collection[int] = (),
+    timeout: float = 10,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One call to a service API of the local stack with the token; :class:`tierstream.api.ApiError` unless
+    it answered 2xx or a status in ``accept``."""
+    with api.new_client(stack.auth_headers(), timeout) as client:
+        return api.call(client, service, method, f"{config.url(service)}{path}", accept=accept, **kwargs)
+
+
+def _call(
+    config: stack.StackConfig,
+    service: str,
+    method: str,
+    path: str,
+    *,
+    accept: Collection[int] = (),
+    timeout: float = 10,
+    **kwargs: Any,
+) -> httpx.Response:
+    """:func:`_request`, where a failure ends the command with the message and exit code 1."""
+    try:
+        return _request(config, service, method, path, accept=accept, timeout=timeout, **kwargs)
+    except api.ApiError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _print_urls(config: stack.StackConfig, infra: stack.Infra) -> None:
@@ -75,7 +135,7 @@ def _print_urls(config: stack.StackConfig, infra: stack.Infra) -> None:
     console.print(f"API docs:  {config.url('segmentation')}/docs  (stop everything: tierstream down)", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=Command)
 def up(
     kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
     pg_port: PgPort = stack.DEV_PG_PORT,
@@ -93,7 +153,7 @@ def up(
     console.print(f"[dim]up in {time.monotonic() - started:.1f}s[/]")
 
 
-@app.command()
+@app.command(cls=Command)
 def down() -> None:
     """Stop the services, Kafka and PostgreSQL that `tierstream up` started (by PID)."""
     config = stack.StackConfig()
@@ -104,7 +164,7 @@ def down() -> None:
     console.print(f"stopped: {', '.join(stopped) or 'no services'}; Kafka and PostgreSQL stopped")
 
 
-@app.command()
+@app.command(cls=Command)
 def status() -> None:
     """Show which services run and whether they are ready."""
     config = stack.StackConfig()
@@ -126,11 +186,27 @@ def status() -> None:
 def _plan(data: Path, customers: int | None) -> LoadPlan:
     if not data.exists():
         raise _fail(f"data file {data} not found (expected the Online Retail CSV, gzip or plain)")
-    with console.status(f"reading {data}…"):
-        return plan(read_rows(data), max_customers=customers)
+    if not data.is_file():
+        raise _fail(f"--data {data} is a directory, not the Online Retail CSV file")
+    try:
+        with console.status(f"reading {data}…"):
+            return plan(read_rows(data), max_customers=customers)
+    except DatasetError as exc:
+        raise _fail(str(exc)) from exc
 
 
-def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay: bool, feedback: bool) -> None:
+def _check_stack(config: stack.StackConfig) -> None:
+    """Every service ready and the token accepted, before thousands of requests each find out on their own."""
+    for service in stack.SERVICES:
+        _call(config, service, "GET", "/health/ready", timeout=5)
+    _call(config, "customers", "GET", "/customers", params={"limit": 1})
+
+
+def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay: bool, feedback: bool) -> LoadReport:
+    """Load the plan and print what was loaded; the report (its ``failed`` counts are printed, not raised)."""
+    if not load_plan.orders:
+        raise _fail(f"nothing to load: no order in the {load_plan.rows_read:,} rows read ({_reasons(load_plan)})")
+    _check_stack(config)
     urls = {s: config.url(s) for s in stack.SERVICES}
     payments = payments_for(load_plan) if pay else []
     assumed = feedback_for(load_plan) if feedback else None
@@ -178,7 +254,21 @@ def _load(load_plan: LoadPlan, config: stack.StackConfig, concurrency: int, pay:
             rejected.add_row(f"{count:,}", reason)
         console.print(rejected)
     for failure in report.failures:
-        err.print(f"[red]failed:[/] {failure}")
+        err.print(f"[red]failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
+    return report
+
+
+def _reasons(load_plan: LoadPlan) -> str:
+    return "; ".join(f"{n:,} {reason}" for reason, n in load_plan.rejected.most_common()) or "no rows"
+
+
+def _fail_if_any_failed(report: LoadReport) -> None:
+    failed = sum(report.failed.values())
+    if failed:
+        raise _fail(
+            f"{failed:,} commands failed (the first {len(report.failures)} reasons above); run the load again "
+            "to retry them: what is already there is skipped"
+        )
 
 
 def _feedback_counts(assumed: FeedbackPlan | None) -> str:
@@ -196,7 +286,7 @@ def _feedback_counts(assumed: FeedbackPlan | None) -> str:
 DataPath = Annotated[
     Path | None, typer.Option(help="Online Retail CSV (.csv or .csv.gz); default: data/online_retail.csv.gz")
 ]
-SampleCustomers = Annotated[int | None, typer.Option(help="load only the first N customers (default: all)")]
+SampleCustomers = Annotated[int | None, typer.Option(min=1, help="load only the first N customers (default: all)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=128, help="concurrent API requests")]
 Pay = Annotated[bool, typer.Option("--payments/--no-payments", help="pay every invoice (the data has no payments)")]
 Feedback = Annotated[
@@ -213,7 +303,7 @@ def _default_data() -> Path:
     return stack.repo_root() / "data" / "online_retail.csv.gz"
 
 
-@app.command("load")
+@app.command("load", cls=Command)
 def load_command(
     data: DataPath = None,
     customers: SampleCustomers = None,
@@ -223,10 +313,10 @@ def load_command(
 ) -> None:
     """Load the Online Retail data set into a running stack through the public APIs."""
     config = stack.StackConfig()
-    _load(_plan(data or _default_data(), customers), config, concurrency, pay, feedback)
+    _fail_if_any_failed(_load(_plan(data or _default_data(), customers), config, concurrency, pay, feedback))
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
     data: DataPath = None,
     customers: SampleCustomers = None,
@@ -255,23 +345,22 @@ def demo(
             infra = stack.up(config)
     except stack.StackError as exc:
         raise _fail(str(exc)) from exc
-    _load(load_plan, config, concurrency, pay, feedback)
+    report = _load(load_plan, config, concurrency, pay, feedback)
     _recalibrate(config, as_of)
     _show_top_customers(config, load_plan)
     _show_alerts(config)
     _print_urls(config, infra)
+    _fail_if_any_failed(report)
 
 
 def _recalibrate(config: stack.StackConfig, as_of: datetime) -> None:
     """Percentile cut points and RFM breakpoints over everyone loaded, as of the data set's end."""
-    response = httpx.post(
-        f"{config.url('segmentation')}/calibrations",
-        json={"as_of": as_of.isoformat()},
-        headers=stack.auth_headers(),
-        timeout=120,
-    )
-    if response.status_code != 201:
-        err.print(f"[yellow]recalibration failed: HTTP {response.status_code} {response.text[:300]}[/]")
+    try:
+        response = _request(
+            config, "segmentation", "POST", "/calibrations", json={"as_of": as_of.isoformat()}, timeout=120
+        )
+    except api.ApiError as exc:
+        err.print(f"[yellow]recalibration failed: {escape(str(exc))}[/]", soft_wrap=True)
         return
     body = response.json()
     console.print(f"recalibrated as of {as_of:%Y-%m-%d}: {json.dumps(body, default=str)[:600]}")
@@ -305,11 +394,8 @@ def _wait_for_segments(config: stack.StackConfig, expected: dict[str, int], time
             for customer_id, orders in expected.items():
                 if customer_id in rows:
                     continue
-                response = httpx.get(
-                    f"{config.url('segmentation')}/customers/{customer_id}/segment",
-                    headers=stack.auth_headers(),
-                    timeout=5,
-                )
+                path = f"/customers/{customer_id}/segment"
+                response = _call(config, "segmentation", "GET", path, accept=(404,), timeout=5)
                 if response.status_code == 200 and response.json()["orders_count"] >= orders:
                     rows[customer_id] = response.json()
             time.sleep(0.5)
@@ -322,16 +408,15 @@ def _wait_for_segments(config: stack.StackConfig, expected: dict[str, int], time
 def _show_alerts(config: stack.StackConfig, settle_s: float = 30) -> None:
     """How many churn alerts are open, once the count holds still for 3 s (segmentation may still be
     reading the last feedback events), at most ``settle_s`` seconds."""
-    url = f"{config.url('segmentation')}/alerts"
     deadline, seen, still_since = time.monotonic() + settle_s, -1, time.monotonic()
     page: dict = {}
+    problem = "no answer"
     with console.status("counting churn alerts…"):
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(url, params={"state": "open"}, headers=stack.auth_headers(), timeout=10)
-                page = response.json() if response.status_code == 200 else {}
-            except (httpx.HTTPError, ValueError):
-                page = {}
+                page = _request(config, "segmentation", "GET", "/alerts", params={"state": "open"}).json()
+            except (api.ApiError, ValueError) as exc:
+                page, problem = {}, str(exc)
             total = page.get("total", -1)
             if total != seen:
                 seen, still_since = total, time.monotonic()
@@ -339,7 +424,7 @@ def _show_alerts(config: stack.StackConfig, settle_s: float = 30) -> None:
                 break
             time.sleep(1)
     if seen < 0:
-        err.print("[yellow]could not read the churn alerts (GET /alerts)[/]")
+        err.print(f"[yellow]could not read the churn alerts (GET /alerts): {escape(problem)}[/]", soft_wrap=True)
         return
     top = "; ".join(
         f"{a['customer_id']} {a['last_score']} ({', '.join(a['reasons'])})" for a in page.get("items", [])[:3]
@@ -351,85 +436,58 @@ def _show_alerts(config: stack.StackConfig, settle_s: float = 30) -> None:
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def segment(customer_id: str) -> None:
     """Print one customer's live segment (from the segmentation read API)."""
     config = stack.StackConfig()
-    try:
-        response = httpx.get(
-            f"{config.url('segmentation')}/customers/{customer_id}/segment",
-            headers=stack.auth_headers(),
-            timeout=5,
-        )
-    except httpx.HTTPError as exc:
-        raise _fail(
-            f"segmentation API not reachable at {config.url('segmentation')} ({exc!r}); run tierstream up"
-        ) from exc
+    response = _call(config, "segmentation", "GET", f"/customers/{customer_id}/segment", accept=(404,), timeout=5)
     if response.status_code == 404:
         raise _fail(f"no segment for customer {customer_id!r} (unknown, or not projected yet)")
     console.print_json(response.text)
 
 
-@app.command()
+@app.command(cls=Command)
 def tail(
     topic: Annotated[str, typer.Argument(help="topic, e.g. crm.orders.v1")],
     from_beginning: Annotated[bool, typer.Option(help="start at the earliest offset")] = False,
-    limit: Annotated[int, typer.Option(help="stop after N events (0 = run until Ctrl-C)")] = 0,
-    bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = f"127.0.0.1:{stack.DEV_KAFKA_PORT}",
+    limit: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="stop after N events (default: run until Ctrl-C)")
+    ] = None,
+    bootstrap: Annotated[
+        str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka to read from, host:port[,host:port…]")
+    ] = f"127.0.0.1:{stack.DEV_KAFKA_PORT}",
 ) -> None:
-    """Print the events on a topic, one JSON line each (key, partition, offset, value)."""
-    from aiokafka import AIOKafkaConsumer
+    """Print the events on a topic, one JSON line each (partition, offset, key, value)."""
+    from tierstream.tail import TailError
+    from tierstream.tail import tail as tail_topic
 
-    async def run() -> None:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            auto_offset_reset="earliest" if from_beginning else "latest",
-        )
-        await consumer.start()
-        seen = 0
-        try:
-            async for record in consumer:
-                value = record.value.decode("utf-8", "replace") if record.value else None
-                try:
-                    parsed = json.loads(value) if value else None
-                except ValueError:
-                    parsed = value
-                key = record.key.decode() if record.key else None
-                line = {"partition": record.partition, "offset": record.offset, "key": key, "value": parsed}
-                console.print_json(json.dumps(line))
-                seen += 1
-                if limit and seen >= limit:
-                    return
-        finally:
-            await consumer.stop()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(tail_topic(topic, bootstrap, from_beginning=from_beginning, limit=limit, emit=typer.echo))
+    except TailError as exc:
+        raise _fail(str(exc)) from exc
 
 
-@app.command()
+@app.command(cls=Command)
 def streams(
     customer_id: str,
     as_json: Annotated[bool, typer.Option("--json", help="print the timeline as JSON lines")] = False,
     max_orders: Annotated[int, typer.Option(min=1, help="read at most this many of the customer's orders")] = 500,
 ) -> None:
     """Show one customer's event streams (customer, orders, complaints) as one timeline."""
-    from tierstream.streams import StreamsError, customer_streams, summary
+    from tierstream.streams import customer_streams, summary
 
     config = stack.StackConfig()
     urls = {service: config.url(service) for service in stack.SERVICES}
     try:
         found = customer_streams(urls, stack.auth_headers(), customer_id, max_orders=max_orders)
-    except StreamsError as exc:
+    except api.ApiError as exc:
         raise _fail(str(exc)) from exc
     if not found.entries:
         raise _fail(f"no events for customer {customer_id!r} in customers, orders or feedback")
     if as_json:
         for entry in found.entries:
-            console.print_json(json.dumps(entry.__dict__, default=str))
+            typer.echo(json.dumps(entry.__dict__, ensure_ascii=False, default=str))
         return
     table = Table(title=f"streams of customer {customer_id}")
     for column in ("recorded at (UTC)", "stream", "v", "event"):
@@ -463,7 +521,7 @@ def _instant(value: str | None, option: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-@app.command()
+@app.command(cls=Command)
 def recalibrate(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="instant to calibrate at (ISO 8601; default: now)")
@@ -472,23 +530,12 @@ def recalibrate(
     """Recompute tier cut points and RFM breakpoints now (segmentation API) and re-grade every customer."""
     config = stack.StackConfig()
     instant = _instant(as_of, "--as-of")
-    try:
-        response = httpx.post(
-            f"{config.url('segmentation')}/calibrations",
-            json={} if instant is None else {"as_of": instant.isoformat()},
-            headers=stack.auth_headers(),
-            timeout=300,
-        )
-    except httpx.HTTPError as exc:
-        raise _fail(
-            f"segmentation API not reachable at {config.url('segmentation')} ({exc!r}); run tierstream up"
-        ) from exc
-    if response.status_code != 201:
-        raise _fail(f"recalibration refused: HTTP {response.status_code} {response.text[:500]}")
+    body = {} if instant is None else {"as_of": instant.isoformat()}
+    response = _call(config, "segmentation", "POST", "/calibrations", json=body, timeout=300)
     console.print_json(response.text)
 
 
-@app.command()
+@app.command(cls=Command)
 def rebuild(
     clock: Annotated[
         str | None, typer.Option("--clock", help="the fixed instant to grade at (ISO 8601; default: now)")
@@ -497,23 +544,13 @@ def rebuild(
     pg_port: PgPort = stack.DEV_PG_PORT,
 ) -> None:
     """Replay every topic into fresh segmentation tables and compare them with the live ones (per table)."""
-    import os
-    import subprocess
-    import sys
-
     config = _config(kafka_port, pg_port, 3)
     instant = _instant(clock, "--clock") or datetime.now(UTC)
-    infra = stack.Infra(
-        bootstrap_servers=f"127.0.0.1:{kafka_port}",
-        pg_url=f"postgresql://tierstream:tierstream@127.0.0.1:{pg_port}/postgres",
-    )
-    env = {**os.environ, **stack.service_env(config, infra, "segmentation")}
-    command = [sys.executable, "-m", "segmentation", "rebuild", "--clock", instant.isoformat()]
+    for what, port in (("Kafka", kafka_port), ("PostgreSQL", pg_port)):
+        if not stack.listening(port):
+            raise _fail(f"cannot reach {what} at 127.0.0.1:{port}; is the stack up? (tierstream up)")
     with console.status(f"replaying every topic into fresh tables, graded at {instant:%Y-%m-%d %H:%M}…"):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if not result.stdout.strip().startswith("{"):
-        raise _fail(f"rebuild failed (is the stack up? tierstream up):\n{result.stderr.strip()[-2000:]}")
-    report = json.loads(result.stdout)
+        report = _run_rebuild(config, instant)
     table = Table(title=f"rebuild into {report['schema']}: {report['events_replayed']} events replayed")
     for column in ("table", "live rows", "rebuilt rows", "equal", "differing keys (first 5)"):
         table.add_column(column)
@@ -550,6 +587,44 @@ def rebuild(
             )
         raise _fail("the rebuilt projection differs from the live one (see the tables marked no)")
     console.print("[green]identical[/]: the live projection equals a replay of the history")
+
+
+def _run_rebuild(config: stack.StackConfig, instant: datetime) -> dict[str, Any]:
+    """``python -m segmentation rebuild`` against the local stack: its JSON report. When it fails, its whole
+    output goes to ``<logs>/rebuild.log`` and the command ends with the error it died of."""
+    import os
+    import subprocess
+    import sys
+
+    infra = stack.Infra(
+        bootstrap_servers=f"127.0.0.1:{config.kafka_port}",
+        pg_url=f"postgresql://tierstream:tierstream@127.0.0.1:{config.pg_port}/postgres",
+    )
+    # a plain traceback (not typer's boxed one), so its last line is the error
+    env = {**os.environ, **stack.service_env(config, infra, "segmentation"), "TYPER_STANDARD_TRACEBACK": "1"}
+    command = [sys.executable, "-m", "segmentation", "rebuild", "--clock", instant.isoformat()]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    with contextlib.suppress(ValueError):
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
+    log = config.log_dir / "rebuild.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"$ {' '.join(command)}\n[exit code {result.returncode}]\n{result.stdout}{result.stderr}")
+    raise _fail(f"rebuild failed (exit code {result.returncode}): {last_error(result.stderr)}\nits whole output: {log}")
+
+
+def last_error(output: str, tail_lines: int = 6) -> str:
+    """The error a Python process died of: what follows the frames of the last traceback in ``output``
+    (the exception and its message), else the last ``tail_lines`` lines."""
+    lines = output.rstrip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")]
+    if starts:
+        after = lines[starts[-1] + 1 :]
+        # the frames are indented ("  File …", their source line, ^^^ markers); the exception is not
+        first = next((i for i, line in enumerate(after) if line and not line[0].isspace()), None)
+        if first is not None:
+            return "\n".join(after[first : first + 12])
+    return "\n".join(lines[-tail_lines:]) or "no output"
 
 
 def main() -> None:

@@ -98,10 +98,29 @@ class LoadPlan:
     cancellations: list[Cancellation] = field(default_factory=list)  # those that returned something
 
 
+#: The columns :func:`plan` reads from every row (``Description`` and ``Country`` may be missing or empty).
+REQUIRED_COLUMNS = ("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID")
+
+
+class DatasetError(ValueError):
+    """The file is not the Online Retail CSV; the message names the file and what is wrong with it."""
+
+
 def read_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of the Online Retail CSV at ``path`` (gzip when it ends in ``.gz``), checked to have
+    :data:`REQUIRED_COLUMNS`. A file that cannot be read as such raises :class:`DatasetError`."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        yield from csv.DictReader(handle)
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                found = ", ".join(reader.fieldnames or ()) or "no header row"
+                raise DatasetError(f"{path} lacks the Online Retail column(s) {', '.join(missing)} (it has: {found})")
+            yield from reader
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        kind = "gzip-compressed CSV" if path.suffix == ".gz" else "UTF-8 CSV"
+        raise DatasetError(f"cannot read {path} as a {kind}: {exc}") from exc
 
 
 def customer_id_of(raw: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -236,3 +237,12 @@ def down(config: StackConfig) -> list[str]:
     stopped = [s for s in SERVICES if stop_service(config, s)]
     stop_infra(config)
     return stopped
+
+
+def listening(port: int, host: str = "127.0.0.1", timeout_s: float = 2.0) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` (is Kafka / PostgreSQL up at all?)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False

@@ -2,7 +2,8 @@
 
 Everything is read through the services' public read APIs: the customer's own stream from customers,
 each of its orders' streams from orders, each of its complaints' streams from feedback. The timeline is
-ordered by when the events occurred; each line names the service and the stream it belongs to.
+ordered by when the events occurred; each line names the service and the stream it belongs to. A call
+that fails raises :class:`tierstream.api.ApiError`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from typing import Any
 
 import httpx
 
+from tierstream import api
+
 PAGE = 200
-
-
-class StreamsError(RuntimeError):
-    """The streams could not be read; the message names the service and what went wrong."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +39,8 @@ class CustomerStreams:
 
 
 def _get(client: httpx.Client, service: str, url: str, **params: int) -> httpx.Response:
-    try:
-        response = client.get(url, params=params or None)
-    except httpx.HTTPError as exc:
-        raise StreamsError(f"{service} API not reachable at {url} ({exc!r}); is the stack up (tierstream up)?") from exc
-    if response.status_code in (401, 403):
-        raise StreamsError(f"{service} API refused the token (HTTP {response.status_code}); set TIERSTREAM_TOKEN")
-    if response.status_code >= 500:
-        raise StreamsError(f"{service} API failed: HTTP {response.status_code} {response.text[:200]}")
-    return response
+    """A read; 404 (no such customer, order or complaint) is an answer, any other failure an ApiError."""
+    return api.call(client, service, "GET", url, accept=(404,), params=params or None)
 
 
 def _pages(client: httpx.Client, service: str, url: str, limit: int) -> Iterator[tuple[dict[str, Any], int]]:
@@ -87,7 +79,7 @@ def customer_streams(
     urls: dict[str, str], headers: dict[str, str], customer_id: str, *, max_orders: int = 500
 ) -> CustomerStreams:
     """Read ``customer_id``'s streams from the services at ``urls`` (service name → base URL)."""
-    with httpx.Client(headers=headers, timeout=10) as client:
+    with api.new_client(headers, timeout=10) as client:
         entries = _stream(
             client, "customers", f"{urls['customers']}/customers/{customer_id}/events", f"customer {customer_id}"
         )

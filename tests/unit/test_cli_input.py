@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from tierstream import stack
 from tierstream.cli import app
 from tierstream.streams import summary
 
@@ -45,6 +46,7 @@ def test_rebuild_reports_the_operator_actions_it_replayed_and_the_alerts_it_left
     }
     answer = subprocess.CompletedProcess([], 0, stdout=json.dumps(report), stderr="")
     monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: answer)
+    monkeypatch.setattr(stack, "listening", lambda port: True)  # Kafka and PostgreSQL are up
     result = CliRunner().invoke(app, ["rebuild", "--clock", "2011-12-10"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # as the terminal wraps it
