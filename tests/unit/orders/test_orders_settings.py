@@ -1,4 +1,4 @@
-"""ORDERS_CLOCK_START: the overdue sweep's clock for demos of historical data (never in production)."""
+"""ORDERS_CLOCK_START: the business clock (orders placed without placed_at, the overdue sweep) for demos of historical data (never in production)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,16 @@ def container_for(settings: OrdersSettings) -> Container[OrdersSettings]:
     return Container(settings=settings, engine=engine, topics=Topics("t."))
 
 
-def test_the_sweep_clock_starts_at_the_configured_instant_and_events_keep_the_real_clock() -> None:
+def test_the_business_clock_starts_at_the_configured_instant_and_events_keep_the_real_clock() -> None:
     container = container_for(OrdersSettings(clock_start=HISTORY_ENDS, TIERSTREAM_ENV="test"))
     wire(container)
 
     swept_at = container.parts["overdue_sweep"].clock()
+    placing_at = container.parts["handlers"].clock()  # an order placed without placed_at is dated by it
     recorded_at = container.parts["orders"].clock()
 
     assert HISTORY_ENDS <= swept_at < HISTORY_ENDS + timedelta(days=1)
+    assert HISTORY_ENDS <= placing_at < HISTORY_ENDS + timedelta(days=1)
     assert recorded_at.year > 2020
 
 

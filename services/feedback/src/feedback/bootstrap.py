@@ -4,9 +4,11 @@ the SLA sweep, from settings and an injectable clock.
 ``wire`` is what every process uses (PostgreSQL); ``wire_in_memory`` builds the same parts over the
 in-memory fakes, for unit tests of handlers, the sweep and the API.
 
-``FEEDBACK_CLOCK_START`` (demos of historical data) sets the SLA sweep's clock only, when no clock is
-injected: it starts at that instant and runs in real time. Events keep their real recording times and
-commands their real "now" (a past step is dated by its caller, ``filed_at`` / ``at``).
+``FEEDBACK_CLOCK_START`` (demos of historical data), when no clock is injected, sets the service's
+business clock: it starts at that instant and runs in real time, and dates the commands that give no date
+(a complaint filed, a step taken, a survey answered "now"), judges "not in the future" and is the SLA
+sweep's now — so a complaint filed during a demo of 2011 data is due and breached on that timeline. Events
+keep their real recording times (``occurred_at``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def wire(container: Container[FeedbackSettings], clock: Clock | None = None) -> 
     store = PostgresEventStore(container.engine)
     now = clock or utc_now
     complaints = PostgresComplaints(container.engine, _repository(container, store, Complaint, now))
-    _assemble(container, complaints, _repository(container, store, Survey, now), now, _sweep_clock(container, clock))
+    _assemble(container, complaints, _repository(container, store, Survey, now), _business_clock(container, clock))
 
 
 def wire_in_memory(container: Container[FeedbackSettings], clock: Clock | None = None) -> InMemoryEventStore:
@@ -44,11 +46,11 @@ def wire_in_memory(container: Container[FeedbackSettings], clock: Clock | None =
     store = InMemoryEventStore()
     now = clock or utc_now
     complaints = InMemoryComplaints(_repository(container, store, Complaint, now))
-    _assemble(container, complaints, _repository(container, store, Survey, now), now, _sweep_clock(container, clock))
+    _assemble(container, complaints, _repository(container, store, Survey, now), _business_clock(container, clock))
     return store
 
 
-def _sweep_clock(container: Container[FeedbackSettings], injected: Clock | None) -> Clock:
+def _business_clock(container: Container[FeedbackSettings], injected: Clock | None) -> Clock:
     """The injected clock (tests); else one running from ``FEEDBACK_CLOCK_START`` when set; else now."""
     if injected is not None:
         return injected
@@ -73,10 +75,9 @@ def _assemble(
     container: Container[FeedbackSettings],
     complaints: Complaints,
     surveys: AggregateRepository[Survey],
-    clock: Clock,
-    sweep_clock: Clock,
+    business: Clock,
 ) -> None:
     settings = container.settings
     container.parts["complaints"] = complaints
-    container.parts["handlers"] = FeedbackHandlers(complaints, surveys, sla_policy=settings.sla, clock=clock)
-    container.parts["sweep"] = EscalationSweep(complaints, clock=sweep_clock, batch_size=settings.sweep_batch_size)
+    container.parts["handlers"] = FeedbackHandlers(complaints, surveys, sla_policy=settings.sla, clock=business)
+    container.parts["sweep"] = EscalationSweep(complaints, clock=business, batch_size=settings.sweep_batch_size)

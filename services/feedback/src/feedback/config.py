@@ -28,6 +28,6 @@ class FeedbackSettings(SimulatedClockSettings):
     sweep_batch_size: int = Field(default=200, ge=1, le=10_000, description="complaints read per sweep page")
     clock_start: AwareDatetime | None = Field(
         default=None,
-        description="run the SLA sweep's clock from this instant onwards (demos of historical data such as "
-        "the Online Retail set, 2010–2011); refused in production",
+        description="run the service's business clock (commands given no date, the SLA sweep) from this instant "
+        "onwards (demos of historical data such as the Online Retail set, 2010–2011); refused in production",
     )

@@ -2,7 +2,9 @@
 
 Tests inject fakes through the keyword arguments (an in-memory store and ledger) or a fixed clock
 through ``container.parts["clock"]`` before calling :func:`wire`. ``ORDERS_CLOCK_START`` (demos of
-historical data) sets the overdue sweep's clock only: events keep their real recording times.
+historical data) sets the service's business clock — the date of an order placed without ``placed_at``,
+the "not in the future" check, the overdue sweep's today — so an order placed during a demo of 2011 data
+is dated in 2011 and falls due then; events keep their real recording times (``occurred_at``).
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ def wire(
     )
     container.parts["orders"] = repository
     container.parts["ledger"] = postgres_ledger  # the read side of the API
-    container.parts["handlers"] = OrderHandlers(repository, ledger, policy=settings.credit_policy(), clock=clock)
-    sweep_clock = clock
+    business = clock
     if "clock" not in container.parts and settings.clock_start is not None:
-        sweep_clock = running_from(settings.clock_start)
+        business = running_from(settings.clock_start)
+    container.parts["handlers"] = OrderHandlers(repository, ledger, policy=settings.credit_policy(), clock=business)
     container.parts["overdue_sweep"] = OverdueSweep(
-        repository, ledger, clock=sweep_clock, batch_size=settings.overdue_sweep_batch_size
+        repository, ledger, clock=business, batch_size=settings.overdue_sweep_batch_size
     )

@@ -28,8 +28,9 @@ class OrdersSettings(SimulatedClockSettings):
     overdue_sweep_batch_size: int = Field(default=500, ge=1, le=10_000)
     clock_start: AwareDatetime | None = Field(
         default=None,
-        description="run the overdue sweep's clock from this instant onwards (demos of historical data such as "
-        "the Online Retail set, 2010–2011); refused in production",
+        description="run the service's business clock (orders placed without placed_at, the overdue sweep) from "
+        "this instant onwards (demos of historical data such as the Online Retail set, 2010–2011); refused in "
+        "production",
     )
 
     def credit_policy(self) -> CreditPolicy:
