@@ -139,7 +139,7 @@ class FakeKafka:
 
 def record(offset: int) -> ConsumerRecord[bytes, bytes]:
     v = value(offset)
-    return ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", v, None, 1, len(v), ())
+    return ConsumerRecord(TOPIC, 0, offset, 0, 0, f"c-{offset}".encode(), v, None, 1, len(v), ())
 
 
 def projection_consumer(kafka: FakeKafka, monkeypatch: pytest.MonkeyPatch, *, batch_size: int) -> ProjectionConsumer:

@@ -11,14 +11,16 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-#: Reasons a record is dead-lettered: the :class:`~shared.events.registry.InvalidEvent` codes, and
-#: ``handler_failed`` when the projection kept failing on a valid event.
+#: Reasons a record is dead-lettered: the :class:`~shared.events.registry.InvalidEvent` codes,
+#: ``key_mismatch`` when a valid event's record key is not its customer_id, and ``handler_failed`` when the
+#: projection kept failing on a valid event.
 DEADLETTER_REASONS: tuple[str, ...] = (
     "malformed_json",
     "malformed_envelope",
     "unknown_event_type",
     "unknown_schema_version",
     "invalid_payload",
+    "key_mismatch",
     "handler_failed",
 )
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.events import topics
 from shared.events.deadletters import DEADLETTER_REASONS
+from shared.events.envelope import DECIMAL_PATTERN
 from shared.events.schemas import REF_PREFIX, Catalogue, JsonSchema
 
 _INTRO = """\
@@ -33,24 +34,41 @@ _RULES = """\
 * **Key = `customer_id`** on every topic, so all events of one customer land on one partition and
   keep their order *within a topic*. There is **no ordering across topics**: a consumer may see an
   order before the customer's registration and must tolerate it (e.g. create a placeholder).
+  A consumer dead-letters a record whose key differs from its envelope's `customer_id` (reason
+  `key_mismatch`); there is no exception.
 * Delivery is at-least-once (transactional outbox + idempotent producer): deduplicate by `event_id`.
 * Topics keep events forever (`retention.ms = -1`, no compaction), so projections can be rebuilt
   from the earliest offset. The partition count is configurable per deployment.
 
 ## Conventions
 
+* Values are **UTF-8** JSON; anything else is refused as `malformed_json` ("not UTF-8").
 * **Money** is an object `{"amount": "1234.50", "currency": "CNY"}`: the amount is a decimal
-  *string* (JSON numbers are refused so no value ever passes through a binary float), the currency an
-  ISO-4217 code, default `CNY`. Money objects are closed — unknown keys are refused — so a
-  misspelt `currency` can never silently become the default.
-* **Instants** are RFC 3339 date-times with an offset, normalised to UTC; **dates** are `YYYY-MM-DD`.
+  *string* matching `^-?[0-9]{1,14}(\\.[0-9]{1,4})?$` — at most 14 digits before the point and 4
+  after, what the services' `NUMERIC(18, 4)` columns hold. JSON numbers are refused so no value ever
+  passes through a binary float, and so are exponents (`"1e3"`), blanks, underscores, `".5"` and
+  `"5."`. The currency is an ISO-4217 code, default `CNY`. Money objects are closed — unknown keys are
+  refused — so a misspelt `currency` can never silently become the default.
+* **Instants** are RFC 3339 date-time *strings* with an offset, normalised to UTC, from
+  `1970-01-01T00:00:00Z` on (and before `9999-12-31T00:00:00Z`); naive date-times and numbers (Unix
+  epochs) are refused. **Dates** are `YYYY-MM-DD`.
+* `schema_version` and `aggregate_version` are JSON integers (`"1"`, `true` and `1.0` are refused).
 * **Identifiers** (customer, order, complaint, survey, contact, payment, return, alert) are 1–64
   characters matching `^[A-Za-z0-9][A-Za-z0-9_.:-]*$`.
 * **No personal data** in any event: contacts travel as an opaque `personal_data_ref`; free-text
-  fields must not contain names, phone numbers or e-mail addresses.
+  fields must not contain names, phone numbers or e-mail addresses. The free-text fields (every
+  `reason` and `note`, `summary`, `resolution`, `comment`) refuse text that looks like an e-mail address
+  or a phone number, naming what was found (`reason: looks like an e-mail address (at character 10);
+  public events must not carry personal data — …`); events are kept forever, so such text would outlive
+  the contact's erasure. The phone heuristic flags international numbers (`+86-138-0000-7732`,
+  `0044 20 7946 0958`), area codes in parentheses (`(020) 7946 0958`), national numbers in groups
+  (`020 7946 0958`, `138 0000 7733`) and Chinese mobile numbers (`13800007733`), not invoice or order
+  numbers, quantities, dates, times or money (`C536379`, `order 12345678`, `2011-12-09`,
+  `1,234.50 GBP`). Names cannot be told from words: keeping them out stays the producer's duty.
 * Events that start an aggregate's stream (`CustomerRegistered`, `OrderPlaced`, `ComplaintFiled`,
-  `SurveyAnswered`) repeat `customer_id` in `data`; otherwise the envelope's `customer_id` is the
-  reference.
+  `SurveyAnswered`) repeat `customer_id` in `data`, equal to the envelope's (an envelope whose
+  `customer_id` differs is refused as `malformed_envelope`); otherwise the envelope's `customer_id` is
+  the reference.
 
 ## Versioning and evolution
 
@@ -64,6 +82,22 @@ _RULES = """\
 * An event whose type or version a consumer does not know goes to the dead-letter topic with reason
   `unknown_event_type` / `unknown_schema_version` (deploy consumers before producers of a new version).
 * Topic names carry a major version (`.v1`); a breaking change of the whole topic would be a new topic.
+
+## Changelog
+
+* **2026-11 — validation enforces what this catalogue promised** (no `schema_version` changes: every
+  event that follows the documented contract is still valid). Refused from now on, where they were
+  accepted before: free text that looks like an e-mail address or a phone number (the catalogue forbade
+  personal data); an envelope whose `customer_id` differs from `data.customer_id`, and a record whose
+  key differs from its `customer_id` (dead-lettered as `key_mismatch`, a new dead-letter reason);
+  amounts that are JSON numbers or do not match the documented decimal pattern, and amounts over 14
+  digits before the point or 4 after (these crashed consumers' `NUMERIC(18, 4)` writes); instants given
+  as numbers, and instants before 1970 (an order of 0001-01-01 broke segmentation's rebuild) or at the
+  end of the calendar (no UTC form); `schema_version` / `aggregate_version` given as strings, booleans or
+  floats; values that are not UTF-8 (UTF-16 and UTF-32 were guessed).
+* `CustomerTierChanged.previous_tier` is documented as what producers send: `"prospect"` for a known
+  customer's first tier; null only when the event that tiers a customer is the first the segmentation
+  service read of it. (The catalogue said null for every first tier.)
 """
 
 
@@ -142,7 +176,8 @@ def _deadletter_section(catalogue: Catalogue) -> str:
         f"## Dead letters (`{topics.DEADLETTER}`)",
         "",
         "A consumer never stops on bad input: a record it cannot apply is written here, in the same "
-        "transaction that moves its offset past the record. Key = the original key; headers `dlq_reason`, "
+        "transaction that moves its offset past the record. Key = the original key (a key that is not UTF-8 "
+        "is repeated with its invalid bytes replaced by U+FFFD; `original.key` holds its bytes); headers `dlq_reason`, "
         "`dlq_original_topic`, `dlq_original_partition`, `dlq_original_offset`, `dlq_consumer_group`. "
         "Reasons: " + ", ".join(f"`{r}`" for r in DEADLETTER_REASONS) + ".",
         "",
@@ -189,7 +224,7 @@ def type_of(schema: JsonSchema) -> str:
         return f"map {key} → {type_of(schema['additionalProperties'])}"
     if kind == "string" and "format" in schema:
         return f"string ({schema['format']})"
-    if kind == "string" and schema.get("pattern") == r"^-?\d+(\.\d+)?$":
+    if kind == "string" and schema.get("pattern") == DECIMAL_PATTERN:
         return "decimal string"
     return str(kind or "any")
 
@@ -209,7 +244,7 @@ def _constraints(schema: JsonSchema) -> list[str]:
     low, high = schema.get("minLength"), schema.get("maxLength")
     if low is not None or high is not None:
         notes.append(f"{low or 0}–{high} chars" if high is not None else f"≥ {low} chars")
-    if "pattern" in schema and schema["pattern"] != r"^-?\d+(\.\d+)?$":
+    if "pattern" in schema and schema["pattern"] != DECIMAL_PATTERN:
         notes.append(f"pattern `{schema['pattern']}`")
     bounds = [f"≥ {schema['minimum']}"] if "minimum" in schema else []
     bounds += [f"> {schema['exclusiveMinimum']}"] if "exclusiveMinimum" in schema else []

@@ -28,6 +28,7 @@ from shared.events.vocabulary import (
     Identifier,
     Instant,
     LongText,
+    Reason,
     Severity,
     SlaBreach,
 )
@@ -51,7 +52,7 @@ class ComplaintFiled(EventPayload):
     category: ComplaintCategory = Field(description="what the complaint is about")
     severity: Severity = Field(description="how serious it is; sets the SLA")
     order_id: Identifier | None = Field(default=None, description="the order concerned, if any")
-    summary: str = Field(min_length=1, max_length=500, description="short summary, without personal data")
+    summary: Reason = Field(description="short summary, without personal data")
     filed_at: Instant = Field(description="when it was filed (earlier than occurred_at for history entered later)")
     acknowledge_by: Instant = Field(description="SLA deadline for acknowledging it")
     resolve_by: Instant = Field(description="SLA deadline for resolving it")

@@ -8,12 +8,13 @@ Every payload class of the contract is registered here when :mod:`shared.events`
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from shared.events.envelope import Envelope, EventPayload
+from shared.events.envelope import Envelope, EventPayload, customer_mismatch
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 P = TypeVar("P", bound=type[EventPayload])
@@ -23,13 +24,21 @@ class InvalidEvent(ValueError):
     """Bytes that are not a valid contract event. ``reason`` is a short machine-readable code."""
 
     def __init__(
-        self, reason: str, detail: str, *, event_type: str | None = None, schema_version: int | None = None
+        self,
+        reason: str,
+        detail: str,
+        *,
+        event_type: str | None = None,
+        schema_version: int | None = None,
+        event_id: str | None = None,
     ) -> None:
         self.reason = reason
         self.detail = detail
         self.event_type = event_type
         self.schema_version = schema_version
-        named = f"{event_type} v{schema_version}" if event_type else "event"
+        #: the document's event_id when it has one (for logs: which event was refused)
+        self.event_id = event_id
+        named = f"{event_type} v{schema_version}" if event_type and schema_version else event_type or "event"
         super().__init__(f"{named}: {reason}: {detail}")
 
 
@@ -39,7 +48,7 @@ class _Header(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event_type: str = Field(min_length=1)
-    schema_version: int = Field(ge=1)
+    schema_version: int = Field(ge=1, strict=True)
     data: dict[str, Any]
 
 
@@ -100,9 +109,16 @@ class EventRegistry:
         if isinstance(raw, dict):
             document: Any = raw
         else:
+            if isinstance(raw, bytes | bytearray):
+                # json.loads would guess UTF-16 or UTF-32 from the bytes; the contract is UTF-8 JSON.
+                try:
+                    raw = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    detail = f"not UTF-8: {exc.reason} (byte {exc.start}); event values are UTF-8 JSON"
+                    raise InvalidEvent("malformed_json", detail) from exc
             try:
                 document = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except json.JSONDecodeError as exc:
                 raise InvalidEvent("malformed_json", str(exc)) from exc
         if type(document) is dict:
             fast = self._parse_fast(document, upcast)
@@ -135,6 +151,9 @@ class EventRegistry:
             parsed = typed.model_validate(document)
         except ValidationError:
             return None
+        # (Not getattr: on a payload without the field, pydantic's __getattr__ costs a microsecond.)
+        if parsed.data.__dict__.get("customer_id", parsed.customer_id) != parsed.customer_id:
+            return None
         # An Envelope with the validated values, as ``Envelope.model_construct`` builds it (no re-validation).
         envelope = Envelope.__new__(Envelope)
         object.__setattr__(envelope, "__dict__", parsed.__dict__)
@@ -146,6 +165,7 @@ class EventRegistry:
     def _parse_document(self, document: Any, upcast: bool) -> Envelope:
         if not isinstance(document, dict):
             raise InvalidEvent("malformed_envelope", f"expected a JSON object, got {type(document).__name__}")
+        event_id = _uuid_or_none(document.get("event_id"))
         try:
             header = _Header.model_validate(document)
         except ValidationError as exc:
@@ -154,23 +174,36 @@ class EventRegistry:
                 _errors(exc),
                 event_type=_str_or_none(document.get("event_type")),
                 schema_version=_int_or_none(document.get("schema_version")),
+                event_id=event_id,
             ) from exc
         event_type, version, data = header.event_type, header.schema_version, header.data
-        model = self.model_for(event_type, version)
-        if upcast:
-            version, data = self.upcast(event_type, version, data)
+        try:
             model = self.model_for(event_type, version)
+            if upcast:
+                version, data = self.upcast(event_type, version, data)
+                model = self.model_for(event_type, version)
+        except InvalidEvent as exc:
+            exc.event_id = event_id
+            raise
         # Payload and envelope are validated separately so that the reason says which one failed.
         try:
             payload = model.model_validate(data)
         except ValidationError as exc:
-            raise InvalidEvent("invalid_payload", _errors(exc), event_type=event_type, schema_version=version) from exc
+            raise InvalidEvent(
+                "invalid_payload", _errors(exc), event_type=event_type, schema_version=version, event_id=event_id
+            ) from exc
         try:
-            return Envelope.model_validate({**document, "schema_version": version, "data": payload})
+            envelope = Envelope.model_validate({**document, "schema_version": version, "data": payload})
         except ValidationError as exc:
             raise InvalidEvent(
-                "malformed_envelope", _errors(exc), event_type=event_type, schema_version=version
+                "malformed_envelope", _errors(exc), event_type=event_type, schema_version=version, event_id=event_id
             ) from exc
+        mismatch = customer_mismatch(envelope.customer_id, payload)
+        if mismatch is not None:
+            raise InvalidEvent(
+                "malformed_envelope", mismatch, event_type=event_type, schema_version=version, event_id=event_id
+            )
+        return envelope
 
 
 def _errors(exc: ValidationError) -> str:
@@ -181,8 +214,16 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _uuid_or_none(value: Any) -> str | None:
+    """``value`` as a UUID string, or None: only a well-formed event_id is repeated (e.g. in logs)."""
+    try:
+        return str(uuid.UUID(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) else None
+    return value if type(value) is int else None
 
 
 REGISTRY = EventRegistry()

@@ -43,7 +43,11 @@ class CustomerTierChanged(EventPayload):
     event_type: ClassVar[str] = "CustomerTierChanged"
     schema_version: ClassVar[int] = 1
 
-    previous_tier: ValueTier | None = Field(description="tier before; null for the customer's first tier")
+    previous_tier: ValueTier | None = Field(
+        description='tier before: "prospect" for a known customer\'s first tier (customers start untiered); null '
+        "only when the event that tiers a customer is the first the segmentation service read of it (e.g. an "
+        "order read before the registration)"
+    )
     new_tier: ValueTier = Field(description="tier after")
     reason: Reason = Field(description="why it changed, e.g. the event or recalibration that moved it")
     net_contribution: Money = Field(description="orders − cancellations − returns over the window (may be < 0)")

@@ -9,13 +9,15 @@ versioned policy, not by the contract.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, Field
 
+# Instant is defined with the envelope (its occurred_at is one) and belongs with these field types.
+from shared.events.envelope import Instant as Instant
 from shared.events.envelope import Money
+from shared.events.personal_data import refuse_personal_data
 
 # -- constrained scalars ------------------------------------------------------------------------
 
@@ -25,22 +27,15 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-
 #: Who did something: an operator or service account id — never a person's name.
 ActorId = Annotated[str, Field(min_length=1, max_length=100)]
 
-#: A short human-readable reason or note (no personal data).
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
+#: A short human-readable reason or note. Text that looks like an e-mail address or a phone number is
+#: refused: events are kept forever and cannot be erased (see :mod:`shared.events.personal_data`).
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(refuse_personal_data)]
 
-#: Longer free text (resolutions, survey comments; no personal data).
-LongText = Annotated[str, Field(min_length=1, max_length=2000)]
+#: Longer free text (resolutions, survey comments), refused like :data:`Reason` when it looks personal.
+LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(refuse_personal_data)]
 
 #: A lower_snake_case machine code (reason codes, segment keys).
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
-
-
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-#: An instant: timezone-aware on input (naive datetimes are refused), normalised to UTC.
-Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 def _non_negative(value: Money) -> Money:

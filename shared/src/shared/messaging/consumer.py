@@ -111,6 +111,8 @@ class _Decoded:
     record: ConsumerRecord
     envelope: Envelope | None
     dead: OutboxMessage | None
+    #: why ``dead`` (for the log line; never the payload)
+    problem: InvalidEvent | None = None
 
 
 @dataclass
@@ -294,6 +296,8 @@ class ProjectionConsumer:
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         try:
             envelope = parse_envelope(record.value if record.value is not None else b"null")
+            if record.key != envelope.customer_id.encode():
+                raise _key_mismatch(record.key, envelope)
         except InvalidEvent as exc:
             dead = dead_letter(
                 record,
@@ -303,7 +307,7 @@ class ProjectionConsumer:
                 detail=str(exc),
                 exception=exc,
             )
-            return _Decoded(record, None, dead)
+            return _Decoded(record, None, dead, exc)
         return _Decoded(record, envelope, None)
 
     async def _process(self, decoded: Sequence[_Decoded]) -> None:
@@ -391,13 +395,7 @@ class ProjectionConsumer:
             DEADLETTERED.labels(self.group_id).inc(len(dead))
             for d in decoded:
                 if d.dead is not None:
-                    log.warning(
-                        "consumer.invalid_event",
-                        topic=d.record.topic,
-                        partition=d.record.partition,
-                        offset=d.record.offset,
-                        reason=dict(d.dead.headers).get("dlq_reason"),
-                    )
+                    _log_invalid(d)
         await write_outbox(conn, dead + outgoing)
         last: dict[tuple[str, int], ConsumerRecord] = {}  # per partition, the record stored offsets follow
         for d in decoded:
@@ -421,6 +419,42 @@ class ProjectionConsumer:
             await self.consumer.commit(offsets)
         except Exception as exc:  # advisory only: PostgreSQL holds the truth
             log.debug("consumer.advisory_commit_failed", error=repr(exc))
+
+
+def _key_mismatch(key: bytes | None, envelope: Envelope) -> InvalidEvent:
+    """The record's key is not its envelope's customer_id (docs/events.md: Key = customer_id)."""
+    shown = key.decode("utf-8", "backslashreplace") if key is not None else None
+    return InvalidEvent(
+        "key_mismatch",
+        f"record key {shown!r} differs from the envelope's customer_id {envelope.customer_id!r}; "
+        "the key of every event is its customer_id",
+        event_type=envelope.event_type,
+        schema_version=envelope.schema_version,
+        event_id=str(envelope.event_id),
+    )
+
+
+def _log_invalid(decoded: _Decoded) -> None:
+    """The log line of a record dead-lettered as invalid: where it was, why (the detail names fields and
+    problems, never values: no payload, no personal data), and its event type and id — as parsed when
+    parsing got that far, else from the record's headers."""
+    record, problem = decoded.record, decoded.problem
+    headers = {k: v for k, v in record.headers or () if v is not None}
+    log.warning(
+        "consumer.invalid_event",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        reason=problem.reason if problem is not None else None,
+        detail=problem.detail[:1000] if problem is not None else None,
+        event_type=(problem.event_type if problem is not None else None) or _header(headers, "event_type"),
+        event_id=(problem.event_id if problem is not None else None) or _header(headers, "event_id"),
+    )
+
+
+def _header(headers: dict[str, bytes], name: str) -> str | None:
+    value = headers.get(name)
+    return value[:100].decode("utf-8", "replace") if value is not None else None
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):

@@ -1,0 +1,132 @@
+"""The shared consumer's decode step: a record is an event to apply, or a dead letter with a clear reason.
+
+A record whose key is not its envelope's customer_id (docs/events.md: Key = customer_id) used to be
+applied silently; a value that is not UTF-8 was dead-lettered with a codec message; and the log line of
+an invalid event said neither why nor which event. No broker and no database are needed here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+import shared.messaging.consumer as consumer_module
+from shared.events.deadletters import DeadLetter
+from shared.messaging.consumer import ProjectionConsumer
+from shared.testing.events import customer_registered
+
+pytestmark = pytest.mark.unit
+
+REGISTERED = customer_registered("c-1")
+
+
+def record(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> ConsumerRecord:
+    return ConsumerRecord("t.customers", 1, 41, 0, 0, key, value, None, 0, len(value), headers or [])
+
+
+@pytest.fixture
+def consumer(monkeypatch: pytest.MonkeyPatch) -> ProjectionConsumer:
+    """A ProjectionConsumer whose Kafka client, engine and projection are never reached."""
+    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", lambda **options: object())
+    return ProjectionConsumer(
+        object(),  # type: ignore[arg-type]
+        object(),  # type: ignore[arg-type]
+        bootstrap_servers="127.0.0.1:1",
+        group_id="g",
+        topics=["t.customers"],
+        deadletter_topic="t.deadletter",
+    )
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.lines.append((event, fields))
+
+
+def letter_of(decoded: Any) -> DeadLetter:
+    assert decoded.envelope is None and decoded.dead is not None
+    return DeadLetter.model_validate(json.loads(decoded.dead.value))
+
+
+def test_a_record_keyed_by_its_customer_id_is_decoded(consumer: ProjectionConsumer) -> None:
+    decoded = consumer._decode(record(b"c-1", REGISTERED.to_json()))
+
+    assert decoded.envelope == REGISTERED and decoded.dead is None
+
+
+@pytest.mark.parametrize("key", [b"c-2", b"C-1", b"", None], ids=repr)
+def test_a_record_whose_key_is_not_its_customer_id_is_dead_lettered(
+    consumer: ProjectionConsumer, key: bytes | None
+) -> None:
+    decoded = consumer._decode(record(key, REGISTERED.to_json()))
+
+    letter = letter_of(decoded)
+    shown = key.decode() if key is not None else None
+    assert letter.reason == "key_mismatch"
+    assert f"record key {shown!r} differs from the envelope's customer_id 'c-1'" in letter.detail
+    assert decoded.dead is not None and dict(decoded.dead.headers)["dlq_reason"] == "key_mismatch"
+
+
+def test_a_value_that_is_not_utf8_is_dead_lettered_saying_so(consumer: ProjectionConsumer) -> None:
+    decoded = consumer._decode(record(b"c-1", REGISTERED.to_json().decode().encode("utf-16")))
+
+    letter = letter_of(decoded)
+    assert letter.reason == "malformed_json" and "not UTF-8" in letter.detail
+    assert letter.value is not None and letter.value.encoding == "base64"  # the original bytes, kept
+
+
+def test_the_invalid_event_log_line_says_why_and_which_event_without_the_payload(
+    consumer: ProjectionConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = json.loads(REGISTERED.to_json())
+    document["data"]["company_name"] = ""  # invalid; the rest of the payload must not be logged
+    log = RecordingLog()
+    monkeypatch.setattr(consumer_module, "log", log)
+
+    consumer_module._log_invalid(consumer._decode(record(b"c-1", json.dumps(document).encode())))
+
+    [(event, fields)] = log.lines
+    assert event == "consumer.invalid_event"
+    assert fields == {
+        "topic": "t.customers",
+        "partition": 1,
+        "offset": 41,
+        "reason": "invalid_payload",
+        "detail": "company_name: String should have at least 1 character",
+        "event_type": "CustomerRegistered",
+        "event_id": str(REGISTERED.event_id),
+    }
+    assert "Acme" not in repr(fields) and "East" not in repr(fields)
+
+
+def test_the_log_line_of_an_unreadable_value_takes_type_and_id_from_the_headers(
+    consumer: ProjectionConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = RecordingLog()
+    monkeypatch.setattr(consumer_module, "log", log)
+    headers = [(k, v) for k, v in REGISTERED.headers() if k in ("event_id", "event_type")]
+
+    consumer_module._log_invalid(consumer._decode(record(b"c-1", b"\xff{not json", headers)))
+
+    [(_, fields)] = log.lines
+    assert fields["reason"] == "malformed_json" and fields["detail"].startswith("not UTF-8: ")
+    assert (fields["event_type"], fields["event_id"]) == ("CustomerRegistered", str(REGISTERED.event_id))
+
+
+def test_the_log_line_of_a_key_mismatch_names_the_event(
+    consumer: ProjectionConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = RecordingLog()
+    monkeypatch.setattr(consumer_module, "log", log)
+
+    consumer_module._log_invalid(consumer._decode(record(b"c-2", REGISTERED.to_json())))
+
+    [(_, fields)] = log.lines
+    assert fields["reason"] == "key_mismatch" and "differs from the envelope's customer_id" in fields["detail"]
+    assert (fields["event_type"], fields["event_id"]) == ("CustomerRegistered", str(REGISTERED.event_id))
