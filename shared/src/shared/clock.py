@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime
 
+from shared.events.envelope import EARLIEST  # the contract's earliest instant: a request may give no earlier one
 from shared.eventsourcing.aggregate import FieldRuleViolation
 
 Clock = Callable[[], datetime]
@@ -47,11 +48,6 @@ def dated(given: datetime | None, now: datetime, *, field: str) -> datetime:
     if given > now + CLOCK_SKEW:
         raise InTheFuture(field, given, now)
     return given
-
-
-#: The earliest instant a caller may give: anything before is a typing mistake (an order of 0001-01-01 would
-#: be 734,000 days overdue), not history a wholesale system holds.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _given_instant(value: datetime) -> datetime:

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 from engine_harness import T0, Segmentation, placed, registered
+from pydantic import TypeAdapter
 from sqlalchemy import text
+
+from segmentation.entrypoints.schemas import CLOSE_REASON_MAX, OPERATOR_MAX
+from shared.events.vocabulary import Reason
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +69,20 @@ async def test_a_close_reason_of_blanks_is_a_422_naming_the_reason(segmentation:
         assert field_error(response) == (422, [["body", "reason"]]), reason
     blank_operator = await segmentation.http.post("/alerts/al-any/acknowledgement", json={"by": "  "})
     assert field_error(blank_operator) == (422, [["body", "by"]])
+
+
+async def test_a_close_reason_or_operator_the_public_event_could_not_carry_is_a_422(segmentation: Segmentation) -> None:
+    # "closed by <operator>: <reason>" becomes ChurnRiskCleared.reason: the contract's 500 characters, no
+    # personal data — refused at the API (422), not at the event (500)
+    for body, field in (
+        ({"reason": "customer asked: li@example.com"}, "reason"),
+        ({"reason": "x" * (CLOSE_REASON_MAX + 1)}, "reason"),
+        ({"reason": "won back", "by": "+44 20 7946 0958"}, "by"),
+    ):
+        response = await segmentation.http.post("/alerts/al-any/closure", json=body)
+        assert field_error(response) == (422, [["body", field]]), body
+    longest = f"closed by {'o' * OPERATOR_MAX}: {'r' * CLOSE_REASON_MAX}"
+    assert TypeAdapter(Reason).validate_python(longest) == longest  # what the API lets through fits
 
 
 async def test_an_unknown_segment_is_a_422_naming_it_and_the_known_ones(segmentation: Segmentation) -> None:

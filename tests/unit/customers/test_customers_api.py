@@ -118,3 +118,11 @@ async def test_a_body_sent_as_text_is_a_415(client: httpx.AsyncClient) -> None:
     response = await client.post("/customers", content=b'{"company_name": "x"}', headers={"Content-Type": "text/plain"})
 
     assert response.status_code == 415
+
+
+async def test_personal_data_in_a_contact_removal_reason_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.delete(
+        "/customers/c-1/contacts/k-1", params={"reason": "Zhang left, mail zhang@example.com"}
+    )
+
+    assert errors_of(response) == {("query", "reason"): "value_error"}

@@ -457,3 +457,9 @@ async def test_a_nul_in_a_comment_summary_or_id_is_a_422_naming_where(client: ht
     assert fields(await client.get("/complaints/a%00b")) == {("path",)}
     assert fields(await client.get("/customers/c-1/complaints?status=open%00")) == {("query", "status")}
     assert fields(await client.get("/surveys/a%20b")) == {("path", "survey_id")}
+
+
+async def test_personal_data_in_a_complaint_summary_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    body = {"customer_id": "c-1", "category": "delivery", "severity": "high", "summary": "call me: +44 20 7946 0958"}
+
+    assert fields(await client.post("/complaints", json=body)) == {("body", "summary")}

@@ -185,3 +185,21 @@ async def test_an_order_within_bounds_is_placed_with_its_total(client: httpx.Asy
     response = await client.post("/orders", json=order())
 
     assert (response.status_code, Decimal(response.json()["total"])) == (201, Decimal("20.00"))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("cancellation", {"reason": "call Li on +86 138 0000 7733"}),
+        ("returns", {"amount": "1", "reason": "ask li@example.com"}),
+    ],
+)
+async def test_personal_data_in_a_reason_is_a_422_not_a_500(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    # the reason reaches a public event, whose contract refuses personal data
+    assert (await client.post("/orders", json=order())).status_code == 201
+
+    error = error_of(await client.post(f"/orders/o-1/{path}", json=body))
+
+    assert error["loc"] == ["body", "reason"] and "personal data" in error["msg"]

@@ -39,7 +39,7 @@ from shared.api import (
     database_check,
     kafka_check,
 )
-from shared.events.vocabulary import SalesStage
+from shared.events.vocabulary import Reason, SalesStage
 from shared.runtime import Container
 
 OpenApiResponses = dict[int | str, dict[str, Any]]
@@ -124,7 +124,7 @@ def build_router(handlers: CustomerHandlers) -> APIRouter:
         contact_id: Identifier,
         cid: CorrelationId,
         expected: ExpectedVersion,
-        reason: Annotated[str | None, Query(min_length=1, max_length=500), NotBlank] = None,
+        reason: Annotated[Reason | None, Query(), NotBlank] = None,
     ) -> CustomerOut:
         """Remove a contact (its personal data stays encrypted in the stream until erasure)."""
         command = cmd.RemoveContact(customer_id, contact_id, reason, expected_version=expected)

@@ -13,7 +13,7 @@ from feedback.domain.instants import CLOCK_SKEW
 from feedback.domain.survey import NpsGroup, Survey
 from shared.api import Identifier, NotBlank, RequestBody
 from shared.clock import GivenInstant
-from shared.events.vocabulary import ActorId, ComplaintCategory, LongText, Severity
+from shared.events.vocabulary import ActorId, ComplaintCategory, LongText, Reason, Severity
 
 Text = Annotated[LongText, NotBlank]
 Operator = Annotated[ActorId, NotBlank]
@@ -75,9 +75,7 @@ class FileComplaintIn(RequestBody):
     customer_id: Identifier
     category: ComplaintCategory
     severity: Severity
-    summary: Annotated[str, Field(min_length=1, max_length=500), NotBlank] = Field(
-        description="what went wrong (no personal data)"
-    )
+    summary: Annotated[Reason, NotBlank] = Field(description="what went wrong (no personal data)")
     order_id: Identifier | None = None
     complaint_id: Identifier | None = Field(default=None, description="caller-chosen id; generated if absent")
     filed_at: GivenInstant | None = Field(

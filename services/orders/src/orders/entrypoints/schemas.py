@@ -12,6 +12,7 @@ from orders.domain.order import Order
 from shared.api import Identifier, NotBlank, RequestBody
 from shared.clock import GivenInstant
 from shared.events.envelope import DecimalString, Money
+from shared.events.vocabulary import Reason
 
 # Amounts are DecimalStrings whose bounds come first, so that pydantic-core's decimal validator checks
 # them: after DecimalString's own before-validator (``Annotated[DecimalString, Field(...)]``) pydantic
@@ -20,7 +21,8 @@ _DECIMAL_STRING = get_args(DecimalString)[1:]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4), *_DECIMAL_STRING]
 PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=4), *_DECIMAL_STRING]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-ReasonText = Annotated[str, Field(min_length=1, max_length=500), NotBlank]
+#: A reason or note that reaches a public event: no personal data (the contract's Reason), not blank.
+ReasonText = Annotated[Reason, NotBlank]
 Sku = Annotated[str, Field(min_length=1, max_length=64), NotBlank]
 #: A count of units: a JSON integer (not ``true``, ``"3"`` or ``3.0``), 1 to 1,000,000.
 Quantity = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]

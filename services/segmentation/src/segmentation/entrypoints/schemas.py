@@ -5,15 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
 
 from shared.clock import GivenInstant
 from shared.events.envelope import DecimalString
+from shared.events.personal_data import refuse_personal_data
 
 #: An operator's free text (a close reason, an operator id): surrounding blanks dropped, so a reason of
-#: spaces only is a 422 naming the field, like an empty one.
-Operator = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+#: spaces only is a 422 naming the field, like an empty one. Both reach the public ChurnRiskCleared
+#: ("closed by <operator>: <reason>", at most the contract's 500 characters), so neither may carry
+#: personal data (an e-mail address, a phone number: 422, as the contract's Reason).
+OPERATOR_MAX = 100
+CLOSE_REASON_MAX = 500 - len("closed by : ") - OPERATOR_MAX
+Operator = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=OPERATOR_MAX),
+    AfterValidator(refuse_personal_data),
+]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=CLOSE_REASON_MAX),
+    AfterValidator(refuse_personal_data),
+]
 
 
 class SegmentOut(BaseModel):
