@@ -37,7 +37,7 @@ def registered(customer_id: str = CID, stage: str = "prospect") -> Envelope:
     )
 
 
-def placed(order_id: str, amount: str | int, day: int, customer_id: str = CID, due_days: int = 30) -> Envelope:
+def placed(order_id: str, amount: str | int, day: float, customer_id: str = CID, due_days: int = 30) -> Envelope:
     at = T0 + timedelta(days=day)
     return wrap(
         orders.OrderPlaced(

@@ -46,6 +46,20 @@ def test_orders_placed_after_the_instant_do_not_count_yet() -> None:
     assert (m.window_net, m.window_orders, m.recency_days, m.last_order_at) == (Decimal(100), 1, 5, b.T0)
 
 
+MINUTE = 1 / (24 * 60)
+
+
+def test_what_a_clock_a_little_ahead_of_ours_dated_counts_now_and_beyond_the_skew_not_yet() -> None:
+    # orders dated by the orders service's clock, up to 5 minutes ahead of the engine's: they happened now
+    facts = b.fold(
+        [b.placed("o-1", "100", 0), b.placed("o-2", "40", 5 + MINUTE), b.placed("o-3", "999", 5 + 6 * MINUTE)]
+    )
+    facts.apply(b.survey("s-1", nps=2, at=days(5 + MINUTE)))
+    m = measure(facts, days(5), POLICY)
+    assert (m.window_net, m.window_orders, m.recency_days, m.last_order_at) == (Decimal(140), 2, 0, days(5))
+    assert m.latest_nps == 2
+
+
 def test_a_customer_without_orders_has_no_recency_and_nothing_in_the_window() -> None:
     m = measure(b.fold([b.registered()]), b.T0, POLICY)
     assert (m.live_orders, m.recency_days, m.window_net, m.average_order_value) == (0, None, 0, None)

@@ -3,7 +3,10 @@
 Definitions (documented in docs/segmentation.md; the realdata test recomputes them independently):
 
 * A **purchase** is a live order (placed, not cancelled) placed at or before ``as_of``. Orders placed
-  after ``as_of`` have not happened yet as of that instant and are ignored by every measure.
+  after ``as_of`` have not happened yet as of that instant and are ignored by every measure — except
+  those at most ``CLOCK_SKEW`` (5 min) after it: the service that dated them keeps a clock a little
+  ahead of ours (hosts drift; a demo's simulated clocks start a moment apart), so they happened "now"
+  and count as placed at ``as_of``. Complaints filed and surveys answered likewise.
 * The **window** is the trailing ``tier.window_days`` (365) ending at ``as_of``:
   ``as_of − window < placed_at ≤ as_of``. Cancellations and returns count against the order they belong
   to, i.e. on the order's placed date, so an order's net contribution is attributed to one instant.
@@ -31,6 +34,7 @@ from typing import NamedTuple
 from segmentation.domain import activity
 from segmentation.domain.facts import ComplaintStatus, CustomerFacts
 from segmentation.domain.policy import Policy
+from shared.clock import CLOCK_SKEW
 from shared.events.vocabulary import OverdueBucket
 
 ZERO = Decimal(0)
@@ -89,12 +93,15 @@ def measure(facts: CustomerFacts, as_of: datetime, policy: Policy) -> Measures:
     overdue: dict[OverdueBucket, Decimal] = {}
     credit_holds = 0
     today = _utc_day(as_of)
+    horizon = as_of + CLOCK_SKEW
     append = purchases.append
     # One pass, fields read once (this loop is the per-assessment cost that grows with history).
     for order in facts.orders.values():
         placed = order.placed_at
-        if placed is None or placed > as_of:
+        if placed is None or placed > horizon:
             continue
+        if placed > as_of:  # dated by a clock a little ahead of ours: it happened now
+            placed = as_of
         orders_placed += 1
         live = not order.cancelled
         if live:
@@ -174,7 +181,7 @@ def _complaints(facts: CustomerFacts, as_of: datetime) -> _ComplaintCounts:
         return _NO_COMPLAINTS
     open_ = past_sla = reopened = 0
     for c in facts.complaints.values():
-        if c.filed_at is not None and c.filed_at > as_of:
+        if c.filed_at is not None and c.filed_at > as_of + CLOCK_SKEW:
             continue
         if c.reopened_count > 0 and c.status != ComplaintStatus.CONFIRMED:
             reopened += 1
@@ -192,7 +199,8 @@ def _surveys(facts: CustomerFacts, as_of: datetime, window_start: datetime) -> _
     if not facts.surveys:
         return _NO_SURVEYS
     answered = sorted(
-        (s for s in facts.surveys.values() if s.answered_at <= as_of), key=lambda s: (s.answered_at, s.survey_id)
+        (s for s in facts.surveys.values() if s.answered_at <= as_of + CLOCK_SKEW),
+        key=lambda s: (s.answered_at, s.survey_id),
     )
     latest_csat = next((s.csat for s in reversed(answered) if s.csat is not None), None)
     latest_nps = next((s.nps for s in reversed(answered) if s.nps is not None), None)
