@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from running_stack import free_port, services_running
 
 from tierstream import stack
 
@@ -26,21 +23,6 @@ def api_get(url: str, **kwargs: Any) -> httpx.Response:
 
 def api_post(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.post(url, headers=AUTH, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def running_stack(
-    kafka_bootstrap: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[stack.StackConfig]:
-    tag = uuid.uuid4().hex[:8]
-    config = stack.StackConfig(
-        ports={s: free_port() for s in stack.SERVICES},
-        namespace=f"e2e{tag}.",
-        database_prefix=f"e2e_{tag}_",
-        state_dir=Path(tmp_path_factory.mktemp("stack")),
-    )
-    with services_running(config, stack.Infra(bootstrap_servers=kafka_bootstrap, pg_url=pg_server)):
-        yield config
 
 
 def wait_for(url: str, predicate, timeout_s: float = 30) -> dict:  # type: ignore[no-untyped-def]
