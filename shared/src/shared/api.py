@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
@@ -210,7 +211,13 @@ def create_app(
 def _add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors())
+        raw = exc.errors()
+        for error in raw:  # a validator's exception (ctx.error) would encode as {}: its message is in "msg"
+            if isinstance(error.get("ctx"), dict) and isinstance(error["ctx"].get("error"), BaseException):
+                error["ctx"] = {k: v for k, v in error["ctx"].items() if k != "error"} or None
+                if error["ctx"] is None:
+                    del error["ctx"]
+        errors = jsonable_encoder(raw)
         for error in errors:
             if "input" in error:
                 error["input"] = echoed_input(error["input"])
@@ -387,10 +394,12 @@ class RequestBody(BaseModel):
 
 
 def _not_blank(value: str) -> str:
-    if value and not value.strip():
+    # blank: nothing but white space, invisible format characters (zero-width space, BOM, …) and controls;
+    # stops at the first visible character, so ordinary text costs one or two steps
+    if value and all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value):
         raise PydanticCustomError("string_blank", "String should hold more than whitespace")
     return value
 
 
-#: A text field that must hold more than whitespace (422 ``string_blank``): ``Annotated[str, Field(...), NotBlank]``.
+#: A text field that must hold more than white space and invisible characters (422 ``string_blank``): ``Annotated[str, Field(...), NotBlank]``.
 NotBlank = AfterValidator(_not_blank)

@@ -69,33 +69,44 @@ def _nul_in_body(body: bytes) -> JSONResponse | None:
         return None
     try:
         document = json.loads(body)
-    except ValueError:
-        return None  # not JSON after all: the route answers json_invalid
-    found = _nul_inside(document, [])
+    except (ValueError, RecursionError):
+        return None  # not JSON after all, or nested too deeply to parse: the route refuses it
+    found = _nul_inside(document)
     return None if found is None else _nul_error(["body", *found[0]], found[1])
 
 
-def _nul_inside(value: Any, loc: list[str | int]) -> tuple[list[str | int], str] | None:
-    """Where the first string (object key or value) holding a NUL is in a parsed JSON document."""
-    if isinstance(value, str):
-        return (loc, value) if "\x00" in value else None
-    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, str) and "\x00" in key:
-            return [*loc, key], key
-        found = _nul_inside(item, [*loc, key])
-        if found is not None:
-            return found
+def _nul_inside(document: Any) -> tuple[list[str | int], str] | None:
+    """Where the first string (object key or value) holding a NUL is in a parsed JSON document, depth first
+    in document order. Iterative: a document nested as deeply as the parser allows is no RecursionError."""
+    pending: list[tuple[list[str | int], Any]] = [([], document)]
+    while pending:
+        loc, value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return loc, value
+            continue
+        items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        children: list[tuple[list[str | int], Any]] = []
+        for key, item in items:
+            if isinstance(key, str) and "\x00" in key:
+                return [*loc, key], key
+            children.append(([*loc, key], item))
+        pending.extend(reversed(children))
     return None
+
+
+#: Entries of a ``loc`` shown in a NUL error before it is cut.
+_LOC_MAX = 20
 
 
 def _nul_error(loc: list[str | int], value: str) -> JSONResponse:
     where = {"path": "the path", "query": "query parameter"}.get(str(loc[0]), "body field")
     if len(loc) > 1:
-        where += " " + ".".join(str(part) for part in loc[1:])
+        where += " " + ".".join(str(part) for part in loc[1:_LOC_MAX]) + ("…" if len(loc) > _LOC_MAX else "")
+    shown = loc if len(loc) <= _LOC_MAX else [*loc[:_LOC_MAX], "…"]  # a deeply nested body: the way in, cut
     error = {
         "type": "string_contains_nul",
-        "loc": loc,
+        "loc": shown,
         "msg": f"{where} contains a NUL character (\\u0000), which no text may hold",
         "input": echoed_input(value),
     }

@@ -423,3 +423,15 @@ async def test_recalibrations_while_the_consumer_runs_record_the_offsets_they_gr
         assert report.identical, differences(report)
     finally:
         await container.close()
+
+
+async def test_a_rebuild_compares_the_grades_not_the_instant_they_were_last_assessed(live: Live) -> None:
+    # QA: the demo's live sweep ran at 00:03 of its day; `tierstream rebuild --clock <that day>` grades at
+    # 00:00 — same grades (nothing in the history turns within those minutes), other assessed_at
+    live.clock.advance(timedelta(minutes=3))
+    await sweep(live.container.engine, live.container.parts["assessor"], now=live.clock())
+    live.clock.advance(timedelta(minutes=-3))
+
+    report = await live.rebuild("rebuild_g", keep=False)
+
+    assert report.identical, differences(report)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Query
 from pydantic import Field
 
 from shared.api import Identifier, NotBlank, RequestBody, create_app
+from shared.events.vocabulary import Reason
 from shared.settings import ApiSettings
 
 pytestmark = pytest.mark.unit
@@ -21,6 +22,7 @@ ADMIN = {"Authorization": "Bearer dev-admin"}
 
 class NoteIn(RequestBody):
     comment: Annotated[str, Field(min_length=1, max_length=10_000_000), NotBlank]
+    reason: Reason | None = None  # the contract's: a validator that raises ValueError (personal data)
     tags: list[str] = Field(default_factory=list)
     count: int = Field(default=0, strict=True)
 
@@ -78,6 +80,19 @@ async def test_a_nul_in_a_body_string_is_a_422_naming_the_field_and_no_route_run
     assert seen == []
 
 
+@pytest.mark.parametrize("depth", [900, 5_000])
+async def test_a_nul_deep_in_a_nested_body_is_a_4xx_never_a_500(client: httpx.AsyncClient, depth: int) -> None:
+    # QA: 980 levels (parsed, then searched recursively) and 100,000 (not parseable) both answered 500
+    body = "[" * depth + '"\\u0000"' + "]" * depth
+    response = await client.post("/notes", content=body, headers={"Content-Type": "application/json"})
+
+    if depth == 900:  # parseable: the NUL is named, the way to it cut short
+        error = error_of(response)
+        assert error["loc"][:2] == ["body", 0] and error["loc"][-1] == "…" and len(error["loc"]) == 21
+    else:  # too deep for any JSON parser here: refused without a 500 (the route's parse error)
+        assert 400 <= response.status_code < 500, response.text
+
+
 async def test_an_escaped_backslash_before_u0000_is_not_a_nul(client: httpx.AsyncClient) -> None:
     response = await client.post("/notes", json={"comment": "C:\\u0000"})
 
@@ -127,10 +142,18 @@ async def test_a_strict_integer_refuses_booleans_strings_and_floats(client: http
     assert error_of(await client.post("/notes", json={"comment": "x", "count": count}))["loc"] == ["body", "count"]
 
 
-async def test_blank_text_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
-    error = error_of(await client.post("/notes", json={"comment": "  \t "}))
+@pytest.mark.parametrize("blank", ["  \t ", "\u200b\u200b", "\ufeff", "\u0006\u001e\u007f", " \u00a0\u2003"])
+async def test_blank_text_is_a_422_naming_the_field(client: httpx.AsyncClient, blank: str) -> None:
+    # white space, zero-width and format characters, controls: nothing a reader would see (QA round 2)
+    error = error_of(await client.post("/notes", json={"comment": blank}))
 
     assert (error["type"], error["loc"]) == ("string_blank", ["body", "comment"])
+
+
+async def test_text_with_something_visible_around_invisible_characters_is_kept(client: httpx.AsyncClient) -> None:
+    response = await client.post("/notes", json={"comment": "\u200bok\u200b"})
+
+    assert response.status_code == 201, response.text
 
 
 async def test_a_validation_error_echoes_long_input_cut_short(client: httpx.AsyncClient) -> None:
@@ -145,3 +168,10 @@ async def test_a_validation_error_echoes_long_input_cut_short(client: httpx.Asyn
     assert missing["type"] == "missing"
     assert missing["input"]["tags"][:20] == ["t"] * 20
     assert missing["input"]["tags"][20] == "… 30 more items, cut"
+
+
+async def test_a_validator_s_error_is_told_in_msg_without_an_empty_ctx(client: httpx.AsyncClient) -> None:
+    # QA round 2: a ValueError raised by a validator came back as "ctx": {"error": {}}
+    error = error_of(await client.post("/notes", json={"comment": "ok", "reason": "mail me: li@example.com"}))
+
+    assert "ctx" not in error and "e-mail" in error["msg"]

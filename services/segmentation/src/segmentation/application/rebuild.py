@@ -15,7 +15,8 @@
 
 What is compared: the facts (``customer_orders``, ``customer_complaints``, ``customer_surveys``) and
 ``customer_segments`` without its bookkeeping columns (``updated_at``, ``first_seen_at`` — wall-clock
-times —, ``segmentation_version`` — how many events were published depends on batching —, ``alert_id``
+times —, ``assessed_at`` — the instant of the last assessment: the live one was the sweep's or a later
+event's, the rebuilt one the fixed clock's, while the grades assessed are compared —, ``segmentation_version`` — how many events were published depends on batching —, ``alert_id``
 and the random ``facts_token`` of the consumer's cache). Grades are a function of facts, the
 recorded calibrations and the clock (docs/segmentation.md), so the live table matches when it was last
 assessed at the same clock (run the live sweep at that instant, or give the rebuild the instant of the
@@ -83,7 +84,7 @@ COMPARED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "customer_surveys": (("customer_id", "survey_id"), frozenset()),
     "customer_segments": (
         ("customer_id",),
-        frozenset({"updated_at", "segmentation_version", "alert_id", "first_seen_at", "facts_token"}),
+        frozenset({"updated_at", "assessed_at", "segmentation_version", "alert_id", "first_seen_at", "facts_token"}),
     ),
 }
 

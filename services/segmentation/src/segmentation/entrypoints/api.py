@@ -78,7 +78,8 @@ def build_api(container: Container) -> FastAPI:
         status_: Annotated[Status | None, Query(alias="status", description="activity status")] = None,
         risk_band: Band | None = None,
         region: Annotated[
-            str | None, Query(max_length=200, description="region, any case (GET /distributions/regions lists them)")
+            str | None,
+            Query(min_length=1, max_length=200, description="region, any case (GET /distributions/regions lists them)"),
         ] = None,
         r_score: Annotated[int | None, Query(ge=1, le=5, description="RFM recency score (R of the R×F grid)")] = None,
         f_score: Annotated[int | None, Query(ge=1, le=5, description="RFM frequency score (F of the grid)")] = None,
@@ -184,7 +185,10 @@ def build_api(container: Container) -> FastAPI:
         return await _alert_with_log(alert_id)
 
     @alerts.post("/alerts/{alert_id}/acknowledgement", response_model=schemas.AlertOut, summary="Take an alert in hand")
-    async def acknowledge(request: Request, alert_id: str, body: schemas.AcknowledgeIn, cid: CorrelationId) -> Any:
+    async def acknowledge(
+        request: Request, alert_id: str, cid: CorrelationId, body: schemas.AcknowledgeIn | None = None
+    ) -> Any:
+        body = body or schemas.AcknowledgeIn()  # every field is optional: no body at all is the same as {}
         return await act(request, alert_id, AlertAction.ACKNOWLEDGE, body.by, cid)
 
     @alerts.post("/alerts/{alert_id}/snooze", response_model=schemas.AlertOut, summary="Silence an alert until a time")

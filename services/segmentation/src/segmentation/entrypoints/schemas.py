@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
+from shared.api import NotBlank, RequestBody
 from shared.clock import GivenInstant
 from shared.events.envelope import DecimalString
 from shared.events.personal_data import refuse_personal_data
@@ -19,12 +20,16 @@ OPERATOR_MAX = 100
 CLOSE_REASON_MAX = 500 - len("closed by : ") - OPERATOR_MAX
 Operator = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=OPERATOR_MAX),
+    Field(min_length=1, max_length=OPERATOR_MAX),
+    NotBlank,
+    AfterValidator(str.strip),
     AfterValidator(refuse_personal_data),
 ]
 Reason = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=CLOSE_REASON_MAX),
+    Field(min_length=1, max_length=CLOSE_REASON_MAX),
+    NotBlank,
+    AfterValidator(str.strip),
     AfterValidator(refuse_personal_data),
 ]
 
@@ -274,21 +279,21 @@ class CallerOut(BaseModel):
     )
 
 
-class AcknowledgeIn(BaseModel):
+class AcknowledgeIn(RequestBody):
     by: Operator | None = Field(default=None, description="operator id (default: the token)")
 
 
-class SnoozeIn(BaseModel):
+class SnoozeIn(RequestBody):
     until: GivenInstant = Field(description="occurrences are silenced until then (with its UTC offset)")
     by: Operator | None = None
 
 
-class CloseIn(BaseModel):
+class CloseIn(RequestBody):
     reason: Reason = Field(description="why it is closed (not blank)")
     by: Operator | None = None
 
 
-class CalibrationIn(BaseModel):
+class CalibrationIn(RequestBody):
     as_of: GivenInstant | None = Field(
         default=None, description="instant to calibrate at, not in the future; default now"
     )
