@@ -142,3 +142,13 @@ def test_a_lifecycle_change_says_how_many_orders_were_placed_in_words_that_agree
     changes, _ = assess(record, PROVISIONAL, orders)
     [lifecycle] = [h for h in changes.history if h["kind"] == "lifecycle"]
     assert lifecycle["reason"] == text
+
+
+def test_a_net_contribution_that_reads_like_a_phone_number_still_makes_a_valid_tier_event() -> None:
+    # bare digits 13800007733 look like a Chinese mobile to the contract's personal-data check: the reason
+    # was refused and the customer's events dead-lettered (found while making totals unbounded)
+    _, events = assess(record_of(b.placed("o-1", "13800007733", 0)), PROVISIONAL, 1)
+
+    tier = events[0].data
+    assert "net contribution 13,800,007,733.00 over 365 days" in tier.reason
+    assert tier.net_contribution.amount == Decimal("13800007733")

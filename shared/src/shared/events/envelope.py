@@ -39,29 +39,58 @@ def _checked_first(accepted: core_schema.CoreSchema) -> GetPydanticSchema:
 #: NUMERIC(18, 4) columns hold, so that a valid event can always be stored.
 DECIMAL_PATTERN = r"^-?[0-9]{1,14}(\.[0-9]{1,4})?$"
 
+#: The wire form of a total (a sum of amounts, or a figure derived from sums): like
+#: :data:`DECIMAL_PATTERN` with any number of digits before the point, since a sum of amounts that each
+#: fit NUMERIC(18, 4) need not fit it itself. Still at most 4 after the point: no sum of amounts has more.
+DECIMAL_TOTAL_PATTERN = r"^-?[0-9]+(\.[0-9]{1,4})?$"
+
+
+def _decimal_text(pattern: str, max_digits: int | None, size: str) -> GetPydanticSchema:
+    """Annotation: the input must be a string matching ``pattern`` or, from Python, a ``Decimal`` of at
+    most ``max_digits`` digits (None: any) and 4 places; ``size`` completes the error message."""
+    return _checked_first(
+        core_schema.union_schema(
+            # The string first (what the parser sees): left to right, a match ends the union at once, and the
+            # pattern bounds it. Only a Decimal from Python pays for the digit count (~0.4 µs an amount).
+            [
+                core_schema.str_schema(pattern=pattern, strict=True),
+                core_schema.decimal_schema(strict=True, max_digits=max_digits, decimal_places=4, allow_inf_nan=False),
+            ],
+            mode="left_to_right",
+            custom_error_type="decimal_string",
+            custom_error_message='should be a decimal string such as "1234.50", never a JSON number: digits '
+            f"with an optional point, {size} (no exponent, blanks or underscores)",
+        )
+    )
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, "f")
+
+
 #: A decimal amount that arrives and leaves as a JSON string ("1234.50"). On input only a string matching
 #: :data:`DECIMAL_PATTERN` (or, from Python, a ``Decimal`` of that size) is accepted: never a JSON number,
 #: an exponent ("1e3"), blanks, underscores, ".5" or "5.".
 DecimalString = Annotated[
     Decimal,
     Field(allow_inf_nan=False),
-    _checked_first(
-        core_schema.union_schema(
-            # The string first (what the parser sees): left to right, a match ends the union at once, and the
-            # pattern bounds it. Only a Decimal from Python pays for the digit count (~0.4 µs an amount).
-            [
-                core_schema.str_schema(pattern=DECIMAL_PATTERN, strict=True),
-                core_schema.decimal_schema(strict=True, max_digits=18, decimal_places=4, allow_inf_nan=False),
-            ],
-            mode="left_to_right",
-            custom_error_type="decimal_string",
-            custom_error_message='should be a decimal string such as "1234.50", never a JSON number: digits '
-            "with an optional point, at most 14 digits before it and 4 after (no exponent, blanks or underscores)",
-        )
-    ),
-    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
+    _decimal_text(DECIMAL_PATTERN, 18, "at most 14 digits before it and 4 after"),
+    PlainSerializer(_plain, return_type=str, when_used="json"),
     # The wire format is a string in both directions (the validation schema would otherwise say "any").
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["1234.50"]}),
+]
+
+#: A total — a sum of amounts or a figure derived from sums (a customer's lifetime revenue, net
+#: contribution, a tier's revenue, a cut point) — in the string form of :data:`DecimalString` without its
+#: bound on the digits before the point (:data:`DECIMAL_TOTAL_PATTERN`): every valid DecimalString is a
+#: valid DecimalTotal, not the other way round. A reader keeps it in a NUMERIC column without that bound
+#: (segmentation's are NUMERIC(1000, 4)), never in NUMERIC(18, 4).
+DecimalTotal = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    _decimal_text(DECIMAL_TOTAL_PATTERN, None, "at most 4 digits after it"),
+    PlainSerializer(_plain, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_TOTAL_PATTERN, "examples": ["1234.50"]}),
 ]
 
 #: The earliest instant the contract accepts: nothing a wholesale CRM records happened before (an order
@@ -100,16 +129,28 @@ Instant = Annotated[
 DEFAULT_CURRENCY = "CNY"
 
 
-class Money(BaseModel):
-    """An amount of money: a decimal string plus an ISO-4217 currency code."""
+class MoneyTotal(BaseModel):
+    """A sum of amounts, or a figure derived from sums: Money with any number of digits before the point."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A Money given for a total becomes a MoneyTotal, so an event equals itself parsed back.
+    model_config = ConfigDict(frozen=True, extra="forbid", revalidate_instances="subclass-instances")
+
+    amount: DecimalTotal = Field(
+        description='decimal total as a string, e.g. "123456789012345.50"; never a JSON number; any number of '
+        "digits before the point, at most 4 after",
+    )
+    currency: str = Field(default=DEFAULT_CURRENCY, pattern=r"^[A-Z]{3}$", description="ISO-4217 currency code")
+
+
+# Every valid Money is a valid MoneyTotal, and a Money instance is one: a producer may pass a Money where
+# a total is expected (segmentation's events took Money before their totals were unbounded).
+class Money(MoneyTotal):
+    """An amount of money: a decimal string plus an ISO-4217 currency code."""
 
     amount: DecimalString = Field(
         description='decimal amount as a string, e.g. "1234.50"; never a JSON number; at most 14 digits before '
         "the point and 4 after",
     )
-    currency: str = Field(default=DEFAULT_CURRENCY, pattern=r"^[A-Z]{3}$", description="ISO-4217 currency code")
 
 
 class EventPayload(BaseModel):

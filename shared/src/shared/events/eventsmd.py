@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.events import topics
 from shared.events.deadletters import DEADLETTER_REASONS
-from shared.events.envelope import DECIMAL_PATTERN
+from shared.events.envelope import DECIMAL_PATTERN, DECIMAL_TOTAL_PATTERN
 from shared.events.schemas import REF_PREFIX, Catalogue, JsonSchema
 
 _INTRO = """\
@@ -49,6 +49,12 @@ _RULES = """\
   passes through a binary float, and so are exponents (`"1e3"`), blanks, underscores, `".5"` and
   `"5."`. The currency is an ISO-4217 code, default `CNY`. Money objects are closed — unknown keys are
   refused — so a misspelt `currency` can never silently become the default.
+* **Totals** — sums of amounts and figures derived from them (segmentation's net contribution, cut
+  points, RFM net amount) — are not bounded like one amount: a customer's orders can add up past
+  10^14 although each fits. A *decimal total* has the same string form with any number of digits
+  before the point (`^-?[0-9]+(\\.[0-9]{1,4})?$`); a **MoneyTotal** is a Money whose amount is a decimal
+  total. Every valid amount is a valid total. Store totals in a NUMERIC far wider than one amount's
+  `NUMERIC(18, 4)` (segmentation's are `NUMERIC(1000, 4)`, 996 digits before the point).
 * **Instants** are RFC 3339 date-time *strings* with an offset, normalised to UTC, from
   `1970-01-01T00:00:00Z` on (and before `9999-12-31T00:00:00Z`); naive date-times and numbers (Unix
   epochs) are refused. **Dates** are `YYYY-MM-DD`.
@@ -85,10 +91,18 @@ _RULES = """\
 
 ## Changelog
 
+* **2026-11 — totals are not bounded like one amount** (no `schema_version` changes; a relaxation:
+  every event valid before is still valid). `CustomerTierChanged.net_contribution` and
+  `CustomerRfmSegmentChanged.net_amount` are MoneyTotal and `CustomerTierChanged.cut_points` decimal
+  totals: any number of digits before the point, still at most 4 after. They were bounded to 14 digits
+  like one amount, so a customer whose net contribution reached 10^14 (several orders, each valid)
+  could not be published and segmentation dead-lettered the order that did it. Single amounts (an
+  order's total, a payment, a return) keep their bound.
 * **2026-11 — validation enforces what this catalogue promised** (no `schema_version` changes: every
   event that follows the documented contract is still valid). Refused from now on, where they were
   accepted before: free text that looks like an e-mail address or a phone number (the catalogue forbade
-  personal data); an envelope whose `customer_id` differs from `data.customer_id`, and a record whose
+  personal data) — reasons, notes, summaries, resolutions, comments, order lines' `description` and
+  operator ids (`requested_by`, `released_by`, `acknowledged_by`, …); an envelope whose `customer_id` differs from `data.customer_id`, and a record whose
   key differs from its `customer_id` (dead-lettered as `key_mismatch`, a new dead-letter reason);
   amounts that are JSON numbers or do not match the documented decimal pattern, and amounts over 14
   digits before the point or 4 after (these crashed consumers' `NUMERIC(18, 4)` writes); instants given
@@ -226,6 +240,8 @@ def type_of(schema: JsonSchema) -> str:
         return f"string ({schema['format']})"
     if kind == "string" and schema.get("pattern") == DECIMAL_PATTERN:
         return "decimal string"
+    if kind == "string" and schema.get("pattern") == DECIMAL_TOTAL_PATTERN:
+        return "decimal total"
     return str(kind or "any")
 
 
@@ -244,7 +260,7 @@ def _constraints(schema: JsonSchema) -> list[str]:
     low, high = schema.get("minLength"), schema.get("maxLength")
     if low is not None or high is not None:
         notes.append(f"{low or 0}–{high} chars" if high is not None else f"≥ {low} chars")
-    if "pattern" in schema and schema["pattern"] != DECIMAL_PATTERN:
+    if "pattern" in schema and schema["pattern"] not in (DECIMAL_PATTERN, DECIMAL_TOTAL_PATTERN):
         notes.append(f"pattern `{schema['pattern']}`")
     bounds = [f"≥ {schema['minimum']}"] if "minimum" in schema else []
     bounds += [f"> {schema['exclusiveMinimum']}"] if "exclusiveMinimum" in schema else []

@@ -12,7 +12,7 @@ from typing import ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import topics
-from shared.events.envelope import DecimalString, EventPayload, Money
+from shared.events.envelope import DecimalTotal, EventPayload, MoneyTotal
 from shared.events.registry import event
 from shared.events.vocabulary import (
     ActivityStatus,
@@ -27,7 +27,8 @@ TOPIC = topics.SEGMENTATION
 PRODUCER = "segmentation"
 
 #: A value in a churn signal's evidence: text, integer, boolean or null. Ratios and amounts travel as
-#: decimal strings, never floats, like all numbers with a fraction in the contract.
+#: decimal strings, never floats, like all numbers with a fraction in the contract; an amount there may be
+#: a total (a customer's spend over 90 days, overdue per bucket), so its size is not bounded.
 EvidenceValue = str | int | bool | None
 
 
@@ -50,9 +51,13 @@ class CustomerTierChanged(EventPayload):
     )
     new_tier: ValueTier = Field(description="tier after")
     reason: Reason = Field(description="why it changed, e.g. the event or recalibration that moved it")
-    net_contribution: Money = Field(description="orders − cancellations − returns over the window (may be < 0)")
-    cut_points: dict[ValueTier, DecimalString] = Field(
-        description="tier → lower bound of net contribution in force when graded (frozen between recalibrations)"
+    net_contribution: MoneyTotal = Field(
+        description="orders − cancellations − returns over the window (may be < 0); a total, not bounded like "
+        "one amount"
+    )
+    cut_points: dict[ValueTier, DecimalTotal] = Field(
+        description="tier → lower bound of net contribution in force when graded (frozen between recalibrations); "
+        "totals, not bounded like one amount"
     )
     policy_version: str = Field(min_length=1, max_length=64, description="version of the tier policy that graded it")
 
@@ -76,7 +81,9 @@ class CustomerRfmSegmentChanged(EventPayload):
     monetary_score: int = Field(ge=1, le=5, description="M score, 5 = highest net amount")
     recency_days: int | None = Field(default=None, ge=0, description="days since the last order (evidence for R)")
     order_count: int | None = Field(default=None, ge=0, description="number of orders (evidence for F)")
-    net_amount: Money | None = Field(default=None, description="net amount (evidence for M)")
+    net_amount: MoneyTotal | None = Field(
+        default=None, description="net amount over the window (evidence for M); a total, not bounded like one amount"
+    )
     rule_table_version: str = Field(
         min_length=1, max_length=64, description="version of the segment rule table applied"
     )

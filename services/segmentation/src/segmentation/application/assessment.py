@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from segmentation.application import public_events
@@ -49,6 +50,13 @@ class Trigger:
     @property
     def cause_id(self) -> uuid.UUID | None:
         return None if self.cause is None else self.cause.event_id
+
+
+def _amount(value: Decimal) -> str:
+    """An amount in a reason a person reads: grouped thousands, two decimals ("13,800,007,733.00"). Never the
+    bare digits: the contract refuses reasons holding what looks like a phone number, and a net contribution
+    of 13800007733 does (the poll's events were dead-lettered)."""
+    return f"{value:,.2f}"
 
 
 def alert_id_for(customer_id: str, raised_at: datetime) -> str:
@@ -198,8 +206,9 @@ class _Run:
             "provisional absolute thresholds" if self.calibration.id is None else f"calibration #{self.calibration.id}"
         )
         reason = (
-            f"{self.trigger.label}: net contribution {m.window_net} over {self.owner.policy.tier.window_days} days "
-            f"grades {g.candidate_tier} against {source} (vip ≥ {cuts.vip}, key ≥ {cuts.key}, normal ≥ {cuts.normal})"
+            f"{self.trigger.label}: net contribution {_amount(m.window_net)} over {self.owner.policy.tier.window_days} "
+            f"days grades {g.candidate_tier} against {source} (vip ≥ {_amount(cuts.vip)}, key ≥ {_amount(cuts.key)}, "
+            f"normal ≥ {_amount(cuts.normal)})"
         )
         if g.tier != g.candidate_tier:
             reason += f"; demotion held at {g.tier} by hysteresis"

@@ -9,7 +9,7 @@ from segmentation.domain.churn import ChurnAssessment, Reason
 from segmentation.domain.grading import Calibration, Grades
 from segmentation.domain.policy import Policy
 from shared.events import segmentation as contract
-from shared.events.envelope import Envelope, EventPayload, Money
+from shared.events.envelope import Envelope, EventPayload, MoneyTotal
 from shared.messaging.outbox import OutboxMessage
 
 AGGREGATE_TYPE = "customer_segment"
@@ -46,7 +46,7 @@ def tier_changed(
         previous_tier=previous,
         new_tier=grades.tier,
         reason=reason[:500],
-        net_contribution=Money(amount=grades.measures.window_net, currency=currency or "CNY"),
+        net_contribution=MoneyTotal(amount=grades.measures.window_net, currency=currency or "CNY"),
         cut_points=calibration.cut_points.as_dict(),
         policy_version=calibration.policy_version,
     )
@@ -65,7 +65,7 @@ def segment_changed(
         monetary_score=grades.rfm.m,
         recency_days=m.recency_days,
         order_count=m.window_orders,
-        net_amount=Money(amount=m.window_net, currency=currency or "CNY"),
+        net_amount=MoneyTotal(amount=m.window_net, currency=currency or "CNY"),
         rule_table_version=policy.rfm.grid_version,
     )
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from shared.api import NotBlank, RequestBody
 from shared.clock import GivenInstant
-from shared.events.envelope import DecimalString
+from shared.events.envelope import DecimalString, DecimalTotal
 from shared.events.personal_data import refuse_personal_data
 
 #: An operator's free text (a close reason, an operator id): surrounding blanks dropped, so a reason of
@@ -45,10 +45,10 @@ class SegmentOut(BaseModel):
     value_tier: str
     orders_count: int
     cancelled_orders: int
-    gross_revenue: DecimalString
-    cancelled_amount: DecimalString
-    returned_amount: DecimalString
-    net_revenue: DecimalString = Field(description="lifetime orders − cancellations − returns")
+    gross_revenue: DecimalTotal
+    cancelled_amount: DecimalTotal
+    returned_amount: DecimalTotal
+    net_revenue: DecimalTotal = Field(description="lifetime orders − cancellations − returns")
     currency: str | None
     first_order_at: datetime | None
     last_order_at: datetime | None
@@ -56,7 +56,7 @@ class SegmentOut(BaseModel):
     open_complaints: int
     events_applied: int
     last_event_at: datetime | None
-    net_contribution: DecimalString = Field(description="trailing-window net contribution (grades the tier)")
+    net_contribution: DecimalTotal = Field(description="trailing-window net contribution (grades the tier)")
     rfm_segment: str | None
     lifecycle_stage: str | None
     activity_status: str | None
@@ -77,7 +77,7 @@ class CustomerSummaryOut(BaseModel):
     company_name: str | None
     region: str | None
     value_tier: str
-    net_contribution: DecimalString
+    net_contribution: DecimalTotal
     currency: str | None
     rfm_segment: str | None
     r_score: int | None
@@ -101,7 +101,7 @@ class CustomerPage(BaseModel):
 class TierOut(BaseModel):
     value_tier: str
     candidate_tier: str | None = Field(description="what the net earns against the cut points before hysteresis")
-    net_contribution: DecimalString
+    net_contribution: DecimalTotal
     currency: str | None
     live_orders: int
     anchor_tier: str | None = Field(description="tier fixed at the last recalibration")
@@ -113,7 +113,7 @@ class TierOut(BaseModel):
 class RfmOut(BaseModel):
     recency_days: int | None
     frequency: int = Field(description="orders in the trailing window")
-    monetary: DecimalString = Field(description="net amount in the trailing window")
+    monetary: DecimalTotal = Field(description="net amount in the trailing window")
     r_score: int | None
     f_score: int | None
     m_score: int | None
@@ -126,9 +126,9 @@ class ActivityOut(BaseModel):
     reason: str | None
     days_since_last_order: int | None
     median_gap_days: DecimalString | None
-    average_order_value: DecimalString | None
-    spend_last_90: DecimalString
-    spend_previous_90: DecimalString
+    average_order_value: DecimalTotal | None
+    spend_last_90: DecimalTotal
+    spend_previous_90: DecimalTotal
 
 
 class ChurnOut(BaseModel):
@@ -142,7 +142,7 @@ class ChurnOut(BaseModel):
     latest_nps: int | None
     csat_average: DecimalString | None
     nps: DecimalString | None
-    overdue_amount: DecimalString
+    overdue_amount: DecimalTotal = Field(description="outstanding on all of the customer's overdue orders")
     overdue_bucket: str | None
     credit_holds: int
 
@@ -221,13 +221,15 @@ class ShareOut(BaseModel):
     key: str | None = Field(description="tier, segment, status or region; null = not graded yet (or no region)")
     customers: int
     customer_share_pct: DecimalString
-    revenue: DecimalString = Field(description="trailing-window net contribution")
-    revenue_share_pct: DecimalString
+    revenue: DecimalTotal = Field(description="trailing-window net contribution")
+    revenue_share_pct: DecimalTotal = Field(
+        description="of the total revenue; beyond 0–100 when some customers' net contribution is negative"
+    )
 
 
 class DistributionsOut(BaseModel):
     customers: int
-    revenue: DecimalString
+    revenue: DecimalTotal
     tiers: list[ShareOut]
     segments: list[ShareOut]
     activity: list[ShareOut]
@@ -247,8 +249,8 @@ class GridCellOut(BaseModel):
     segment: str = Field(description="the segment owning this cell in the rule table")
     customers: int
     customer_share_pct: DecimalString = Field(description="of the customers with RFM scores")
-    revenue: DecimalString = Field(description="trailing-window net contribution")
-    revenue_share_pct: DecimalString = Field(description="of the revenue of the customers with RFM scores")
+    revenue: DecimalTotal = Field(description="trailing-window net contribution")
+    revenue_share_pct: DecimalTotal = Field(description="of the revenue of the customers with RFM scores")
 
 
 class SegmentRuleOut(BaseModel):

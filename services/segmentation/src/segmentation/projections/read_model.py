@@ -11,8 +11,8 @@
 * ``churn_alerts`` (at most one live alert per customer, a partial unique index) and ``alert_log`` (raises,
   occurrences, operator actions, clearances — each with its time and actor).
 
-The migration (``migrations/versions/0004_segmentation_engine.py``) is the frozen DDL; these objects are
-the current shape used by queries.
+The migrations (``migrations/versions/0004_segmentation_engine.py`` and the revisions after it) are the
+frozen DDL; these objects are the current shape used by queries.
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
 
+#: One amount of one fact (an order's amount, its cancellation, its overdue amount): what the contract's
+#: decimal string bounds an amount to.
 Money = Numeric(18, 4)
+#: A sum of amounts, or a figure derived from sums (lifetime revenue, net contribution, spend windows, an
+#: average): unbounded by what one amount may be (revision 0008). PostgreSQL's widest precision with a fixed
+#: scale — 996 digits before the point — so stored values keep 4 places, as the amounts they add up.
+Total = Numeric(1000, 4)
 
 customer_segments = Table(
     "customer_segments",
@@ -53,10 +59,10 @@ customer_segments = Table(
     # lifetime figures
     Column("orders_count", Integer, nullable=False),
     Column("cancelled_orders", Integer, nullable=False),
-    Column("gross_revenue", Money, nullable=False),
-    Column("cancelled_amount", Money, nullable=False),
-    Column("returned_amount", Money, nullable=False),
-    Column("net_revenue", Money, nullable=False),
+    Column("gross_revenue", Total, nullable=False),
+    Column("cancelled_amount", Total, nullable=False),
+    Column("returned_amount", Total, nullable=False),
+    Column("net_revenue", Total, nullable=False),
     Column("currency", Text),
     Column("first_order_at", DateTime(timezone=True)),
     Column("last_order_at", DateTime(timezone=True)),
@@ -73,7 +79,7 @@ customer_segments = Table(
     Column("anchor_tier", Text),
     Column("anchor_below", Integer, nullable=False),
     Column("calibration_id", BigInteger),
-    Column("net_contribution", Money, nullable=False),
+    Column("net_contribution", Total, nullable=False),
     Column("live_orders", Integer, nullable=False),
     # RFM
     Column("window_orders", Integer, nullable=False),
@@ -85,9 +91,9 @@ customer_segments = Table(
     # cadence, lifecycle, activity
     Column("lifecycle_stage", Text),
     Column("median_gap_days", Numeric(10, 1)),
-    Column("average_order_value", Money),
-    Column("spend_last_90", Money, nullable=False),
-    Column("spend_previous_90", Money, nullable=False),
+    Column("average_order_value", Total),
+    Column("spend_last_90", Total, nullable=False),
+    Column("spend_previous_90", Total, nullable=False),
     Column("activity_status", Text),
     Column("activity_reason", Text),
     # churn risk
@@ -100,7 +106,7 @@ customer_segments = Table(
     Column("latest_nps", Integer),
     Column("csat_average", Numeric(4, 2)),
     Column("nps", Numeric(5, 1)),
-    Column("overdue_amount", Money, nullable=False),
+    Column("overdue_amount", Total, nullable=False),
     Column("overdue_bucket", Text),
     Column("credit_holds", Integer, nullable=False),
     Column("alert_id", Text),
@@ -119,7 +125,7 @@ customer_orders = Table(
     Column("currency", Text),
     Column("cancelled", Boolean, nullable=False),
     Column("cancelled_amount", Money, nullable=False),
-    Column("returned_amount", Money, nullable=False),
+    Column("returned_amount", Total, nullable=False),  # the sum of the order's returns (revision 0008)
     Column("credit_held", Boolean, nullable=False),
     Column("due_date", Date),
     Column("overdue_amount", Money, nullable=False),
