@@ -126,3 +126,10 @@ async def test_personal_data_in_a_contact_removal_reason_is_a_422_not_a_500(clie
     )
 
     assert errors_of(response) == {("query", "reason"): "value_error"}
+
+
+async def test_an_e_mail_address_as_the_operator_requesting_an_erasure_is_a_422(client: httpx.AsyncClient) -> None:
+    # QA round 2: it was kept in the permanent CustomerPersonalDataErased event
+    response = await client.post("/customers/c-1/erasure", json={"requested_by": "j.doe@example.com"})
+
+    assert errors_of(response) == {("body", "requested_by"): "value_error"}

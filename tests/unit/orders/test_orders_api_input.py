@@ -203,3 +203,13 @@ async def test_personal_data_in_a_reason_is_a_422_not_a_500(
     error = error_of(await client.post(f"/orders/o-1/{path}", json=body))
 
     assert error["loc"] == ["body", "reason"] and "personal data" in error["msg"]
+
+
+async def test_personal_data_in_a_line_description_or_an_operator_id_is_a_422(client: httpx.AsyncClient) -> None:
+    # QA round 2: both reach public events (OrderPlaced, OrderCreditReleased), which are kept forever
+    error = error_of(await client.post("/orders", json=order(lines=[line(description="deliver to bob@example.org")])))
+    assert error["loc"] == ["body", "lines", 0, "description"] and "e-mail" in error["msg"]
+
+    assert (await client.post("/orders", json=order("o-2"))).status_code == 201
+    error = error_of(await client.post("/orders/o-2/credit-release", json={"released_by": "j.doe@example.com"}))
+    assert error["loc"] == ["body", "released_by"]

@@ -25,6 +25,7 @@ from shared.events.vocabulary import (
     OrderStatus,
     OverdueBucket,
     PositiveMoney,
+    ProductText,
     Reason,
 )
 
@@ -38,7 +39,7 @@ class OrderLine(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     sku: str = Field(min_length=1, max_length=64, description="stock-keeping unit")
-    description: str = Field(default="", max_length=300, description="product description")
+    description: ProductText = Field(default="", description="product description, without personal data")
     category: str | None = Field(default=None, min_length=1, max_length=64, description="product category")
     quantity: int = Field(gt=0, description="units ordered")
     unit_price: NonNegativeMoney = Field(description="price per unit (≥ 0)")

@@ -24,8 +24,9 @@ from shared.events.personal_data import refuse_personal_data
 #: Identifier of a customer, order, complaint, survey, contact, payment, return or alert.
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 
-#: Who did something: an operator or service account id — never a person's name.
-ActorId = Annotated[str, Field(min_length=1, max_length=100)]
+#: Who did something: an operator or service account id — never a person's name, nor an e-mail address or
+#: phone number (refused like :data:`Reason`: events are kept forever).
+ActorId = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(refuse_personal_data)]
 
 #: A short human-readable reason or note. Text that looks like an e-mail address or a phone number is
 #: refused: events are kept forever and cannot be erased (see :mod:`shared.events.personal_data`).
@@ -33,6 +34,10 @@ Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(refu
 
 #: Longer free text (resolutions, survey comments), refused like :data:`Reason` when it looks personal.
 LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(refuse_personal_data)]
+
+#: What a product is (an order line's description): refused like :data:`Reason` when it looks personal
+#: ("deliver to bob@example.org" belongs on the customer's contact). Empty when not given.
+ProductText = Annotated[str, Field(max_length=300), AfterValidator(refuse_personal_data)]
 
 #: A lower_snake_case machine code (reason codes, segment keys).
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]

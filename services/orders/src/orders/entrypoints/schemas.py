@@ -12,7 +12,7 @@ from orders.domain.order import Order
 from shared.api import Identifier, NotBlank, RequestBody
 from shared.clock import GivenInstant
 from shared.events.envelope import DecimalString, Money
-from shared.events.vocabulary import Reason
+from shared.events.vocabulary import ActorId, ProductText, Reason
 
 # Amounts are DecimalStrings whose bounds come first, so that pydantic-core's decimal validator checks
 # them: after DecimalString's own before-validator (``Annotated[DecimalString, Field(...)]``) pydantic
@@ -31,7 +31,7 @@ Quantity = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 # -- commands -----------------------------------------------------------------------------------------
 class OrderLineIn(RequestBody):
     sku: Sku
-    description: str = Field(default="", max_length=300)
+    description: ProductText = ""
     category: Annotated[str, Field(min_length=1, max_length=64), NotBlank] | None = None
     quantity: Quantity
     unit_price: Amount
@@ -54,9 +54,7 @@ class PaymentIn(RequestBody):
 
 
 class CreditReleaseIn(RequestBody):
-    released_by: Annotated[str, Field(min_length=1, max_length=100), NotBlank] = Field(
-        description="operator id (never a person's name)"
-    )
+    released_by: Annotated[ActorId, NotBlank] = Field(description="operator id (never a person's name)")
     note: ReasonText | None = None
 
 
