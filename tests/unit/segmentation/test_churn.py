@@ -134,13 +134,13 @@ def test_reasons_come_highest_points_first_then_by_code() -> None:
         ),
         (
             Signals(spend_last_90=D("40.00"), spend_previous_90=D("100.00")),
-            Reason("spend_down", 20, {"spend_last_90": "40.00", "spend_previous_90": "100.00", "drop_pct": "60.0"}),
+            Reason("spend_down", 20, {"spend_last_90": "40.0000", "spend_previous_90": "100.0000", "drop_pct": "60.0"}),
         ),
         (Signals(complaints_past_sla=3), Reason("complaint_overdue", 15, {"complaints": 3})),
         (Signals(latest_nps=3, latest_csat=4), Reason("detractor_survey", 15, {"nps": 3})),
         (
             Signals(overdue={OverdueBucket.DAYS_90_PLUS: D("1200.50")}),
-            Reason("receivables_overdue_90_plus", 20, {"bucket": "90+", "amount": "1200.50"}),
+            Reason("receivables_overdue_90_plus", 20, {"bucket": "90+", "amount": "1200.5000"}),
         ),
         (Signals(credit_holds=2), Reason("credit_hold", 10, {"orders_on_hold": 2})),
     ],
@@ -430,3 +430,13 @@ def test_there_is_never_more_than_one_live_alert_and_a_live_alert_never_sits_bel
         if alert is not None and alert.is_live:
             assert alert.last_score >= POLICY.alert_clear_below
             assert alert.occurrences >= 1
+
+
+def test_amounts_in_evidence_read_the_same_whatever_scale_the_sum_came_with() -> None:
+    # folded from events a sum reads "318.00", loaded from NUMERIC(…, 4) "318.0000": a rebuild of the demo
+    # compared the same evidence as different
+    folded, loaded = (
+        score(Signals(spend_last_90=D(0), spend_previous_90=D(value)), POLICY) for value in ("318.00", "318.0000")
+    )
+    assert folded.reasons == loaded.reasons
+    assert folded.reasons[0].evidence["spend_previous_90"] == "318.0000"

@@ -74,6 +74,12 @@ class ChurnAssessment:
     reasons: tuple[Reason, ...]
 
 
+def _amount(value: Decimal) -> str:
+    """An amount in evidence, always with 4 decimals: the same sum reads "318.00" folded from events and
+    "318.0000" loaded from NUMERIC(…, 4) columns, so a replay compared its evidence as different."""
+    return f"{value:.4f}"
+
+
 def band(score: int, bands: Bands) -> RiskBand:
     if score >= bands.high:
         return RiskBand.HIGH
@@ -111,8 +117,8 @@ def _spend_down(s: Signals, policy: ChurnPolicy) -> Reason | None:
         return None
     drop = (1 - s.spend_last_90 / s.spend_previous_90) * 100
     evidence = {
-        "spend_last_90": str(s.spend_last_90),
-        "spend_previous_90": str(s.spend_previous_90),
+        "spend_last_90": _amount(s.spend_last_90),
+        "spend_previous_90": _amount(s.spend_previous_90),
         "drop_pct": str(drop.quantize(Decimal("0.1"))),
     }
     return Reason("spend_down", policy.points.spend_down, evidence)
@@ -144,7 +150,7 @@ def _receivables_overdue(s: Signals, policy: ChurnPolicy) -> Reason | None:
         amount = s.overdue.get(bucket, ZERO)
         if amount > 0:
             points = getattr(policy.points.receivables_overdue, points_field)
-            return Reason(code, points, {"bucket": str(bucket), "amount": str(amount)})
+            return Reason(code, points, {"bucket": str(bucket), "amount": _amount(amount)})
     return None
 
 
