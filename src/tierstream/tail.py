@@ -7,9 +7,11 @@ warning and wait for the topic forever).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
@@ -77,8 +79,9 @@ async def tail(
     # made here, in the loop: aiokafka binds to the running one
     consumer = (consumer_factory or kafka_consumer)(bootstrap, from_beginning)
     try:
-        await consumer.start()
-        known = await consumer.topics()
+        with _quiet("aiokafka"):  # its "Unable connect to …" line would come before ours, saying less
+            await consumer.start()
+            known = await consumer.topics()
     except (KafkaError, OSError, ValueError) as exc:
         await consumer.stop()
         raise TailError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up? (tierstream up)") from exc
@@ -95,6 +98,18 @@ async def tail(
         return seen
     finally:
         await consumer.stop()
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """``logger_name`` logs nothing below CRITICAL for the block (what it would say, the command says)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def record_line(record: Record) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -38,6 +39,7 @@ class FakeConsumer:
 
     async def start(self) -> None:
         if self.down:
+            logging.getLogger("aiokafka").error('Unable connect to "127.0.0.1:1": [Errno 111] Connect call failed')
             raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
 
     async def stop(self) -> None:
@@ -131,3 +133,13 @@ def test_a_limit_below_one_is_refused(limit: str) -> None:
     result = CliRunner().invoke(app, ["tail", "crm.orders.v1", "--limit", limit])
     assert result.exit_code == 2
     assert "--limit" in result.output
+
+
+def test_aiokafka_s_own_connection_error_line_does_not_come_before_the_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG), pytest.raises(TailError, match="cannot reach Kafka"):
+        run_tail(FakeConsumer(down=True))
+
+    assert [r for r in caplog.records if r.name.startswith("aiokafka")] == []
+    assert logging.getLogger("aiokafka").level == logging.NOTSET  # quiet only while starting
