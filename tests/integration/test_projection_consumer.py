@@ -176,6 +176,45 @@ async def test_duplicates_change_nothing_and_bad_events_are_dead_lettered_while_
     assert [dict(r.headers)["dlq_reason"] for r in records] == [b"malformed_json", b"unknown_event_type"]
 
 
+async def test_a_dead_letter_withholds_personal_data_all_the_way_to_the_topic(
+    segmentation_engine,
+    topics: Topics,
+    kafka_bootstrap: str,  # type: ignore[no-untyped-def]
+) -> None:
+    phone = "+86-138-0000-7732"
+    registered = envelope(customers.CustomerRegistered(customer_id="c-1", company_name="Acme", region="East"), "c-1")
+    document = json.loads(envelope(customers.CustomerDeactivated(reason="closed down"), "c-1", version=2).to_json())
+    document["data"]["reason"] = f"closed down; Li Wei now on {phone}"
+    await produce(
+        kafka_bootstrap, topics.customers, [(b"c-1", registered.to_json()), (b"c-1", json.dumps(document).encode())]
+    )
+    consumer = make_consumer(segmentation_engine, topics, kafka_bootstrap)
+
+    async def both_read() -> bool:
+        async with segmentation_engine.connect() as conn:
+            stored = await conn.scalar(
+                text("SELECT sum(next_offset) FROM consumer_offsets WHERE topic = :t"), {"t": topics.customers}
+            )
+        return stored == 2
+
+    await run_consumer_until(consumer, both_read)
+    producer = make_producer(kafka_bootstrap, client_id="seg-relay")
+    await producer.start()
+    try:
+        await OutboxRelay(segmentation_engine, producer, service="seg-test").publish_batch()
+    finally:
+        await producer.stop()
+
+    [record] = await read_topic(kafka_bootstrap, topics.deadletter, expect=1)
+    letter = json.loads(record.value)
+    assert (letter["reason"], letter["withheld"]) == ("invalid_payload", ["/data/reason"])
+    assert json.loads(letter["value"]["data"])["event_id"] == document["event_id"]
+    everything = record.value + (record.key or b"") + b"".join(v or b"" for _, v in record.headers)
+    assert b"138" not in everything and b"7732" not in everything
+    row = await segment(segmentation_engine, "c-1")
+    assert row is not None and row["registered"] and row["events_applied"] == 1  # the refused event is not applied
+
+
 async def test_a_restarted_consumer_resumes_from_the_offsets_stored_in_postgresql(
     segmentation_engine,
     topics: Topics,

@@ -15,6 +15,7 @@ from aiokafka.structs import ConsumerRecord
 
 import shared.messaging.consumer as consumer_module
 from shared.events.deadletters import DeadLetter
+from shared.events.personal_data import WITHHELD
 from shared.messaging.consumer import ProjectionConsumer
 from shared.testing.events import customer_registered
 
@@ -130,3 +131,57 @@ def test_the_log_line_of_a_key_mismatch_names_the_event(
     [(_, fields)] = log.lines
     assert fields["reason"] == "key_mismatch" and "differs from the envelope's customer_id" in fields["detail"]
     assert (fields["event_type"], fields["event_id"]) == ("CustomerRegistered", str(REGISTERED.event_id))
+
+
+PHONE, EMAIL = "+86-138-0000-7732", "li.wei@example.com"
+
+
+def deactivation(reason: str, **more_data: Any) -> bytes:
+    """A CustomerDeactivated record value of c-1 with ``reason`` (and unknown fields ``more_data``)."""
+    document = json.loads(REGISTERED.to_json())
+    document["event_type"] = "CustomerDeactivated"
+    document["data"] = {"reason": reason, **more_data}
+    return json.dumps(document).encode()
+
+
+def test_text_refused_as_personal_data_is_withheld_from_the_dead_letter(consumer: ProjectionConsumer) -> None:
+    value = deactivation(f"moved; call {PHONE} or write to {EMAIL}")
+
+    decoded = consumer._decode(record(b"c-1", value))
+
+    letter = letter_of(decoded)
+    assert letter.reason == "invalid_payload" and "reason: Value error, looks like" in letter.detail
+    assert letter.withheld == ["/data/reason"]
+    assert letter.value is not None and letter.value.encoding == "utf-8"
+    kept = json.loads(letter.value.data)
+    assert kept["data"]["reason"] == WITHHELD
+    assert kept["event_id"] == str(REGISTERED.event_id) and kept["event_type"] == "CustomerDeactivated"
+    assert decoded.dead is not None
+    assert b"138" not in decoded.dead.value and b"li.wei" not in decoded.dead.value  # nowhere in the letter
+
+
+def test_every_string_that_looks_like_personal_data_is_withheld_not_only_the_refused_field(
+    consumer: ProjectionConsumer,
+) -> None:
+    value = deactivation(f"ring {PHONE}", extra={"a/b": ["fine", EMAIL], "n": 12345678})
+
+    letter = letter_of(consumer._decode(record(b"c-1", value)))
+
+    assert letter.withheld == ["/data/reason", "/data/extra/a~1b/1"]
+    assert letter.value is not None
+    assert json.loads(letter.value.data)["data"]["extra"] == {"a/b": ["fine", WITHHELD], "n": 12345678}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        deactivation(""),  # invalid, but not for personal data
+        b'{"event_type": "NoSuchEvent", "note": "' + EMAIL.encode() + b'"}',  # not validated: nothing known
+    ],
+    ids=["blank reason", "unknown event type"],
+)
+def test_a_record_refused_for_another_reason_is_kept_byte_for_byte(consumer: ProjectionConsumer, value: bytes) -> None:
+    letter = letter_of(consumer._decode(record(b"c-1", value)))
+
+    assert letter.withheld == []
+    assert letter.value is not None and letter.value.data.encode() == value

@@ -7,6 +7,7 @@ business text (invoice numbers, quantities, dates, money, times) it must leave a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.events import REGISTRY, customers, feedback, orders, segmentation
-from shared.events.personal_data import personal_data_in
+from shared.events.personal_data import WITHHELD, personal_data_in, withhold_personal_data
 
 pytestmark = pytest.mark.unit
 
@@ -217,3 +218,35 @@ def test_order_amounts_built_from_decimals_still_pass_the_text_checks() -> None:
     cancelled = orders.OrderCancelled(order_id="o-1", amount={"amount": Decimal("12.50")}, reason="order 12345678")
 
     assert cancelled.reason == "order 12345678"
+
+
+def test_withholding_copies_the_document_and_leaves_the_rest_alone() -> None:
+    document = {"data": {"reason": "mail li.wei@example.com", "lines": [{"sku": "85123A", "qty": 6}]}, "v": 1}
+    original = json.loads(json.dumps(document))
+
+    kept, withheld = withhold_personal_data(document)
+
+    assert withheld == ["/data/reason"]
+    assert kept == {"data": {"reason": WITHHELD, "lines": [{"sku": "85123A", "qty": 6}]}, "v": 1}
+    assert document == original  # the input is not changed
+
+
+def test_withholding_names_keys_as_json_pointers_and_takes_a_bare_string() -> None:
+    _, withheld = withhold_personal_data({"a~b": {"c/d": "020 7946 0958"}, "": ["+4420 7946 0958"]})
+
+    assert withheld == ["/a~0b/c~1d", "//0"]
+    assert withhold_personal_data("13800007733") == (WITHHELD, [""])
+
+
+def test_withholding_walks_any_depth_without_recursion() -> None:
+    document: object = "ring +86-138-0000-7732"
+    for _ in range(5_000):  # deeper than Python's recursion limit
+        document = [document]
+
+    kept, withheld = withhold_personal_data(document)
+
+    assert withheld == ["/0" * 5_000]
+    for _ in range(5_000):
+        assert isinstance(kept, list)
+        kept = kept[0]
+    assert kept == WITHHELD

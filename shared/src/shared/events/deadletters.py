@@ -2,7 +2,8 @@
 
 :func:`shared.messaging.deadletter.dead_letter` writes these; this model is their documented, checked
 shape (docs/events.md, docs/asyncapi.yaml), so tools that inspect or replay dead letters can parse them.
-Original bytes travel as UTF-8 text when they decode, else base64 — a dead letter never loses data.
+Original bytes travel as UTF-8 text when they decode, else base64 — a dead letter never loses data,
+except text that looks like personal data in a record refused for it, which is withheld (``withheld``).
 """
 
 from __future__ import annotations
@@ -61,5 +62,14 @@ class DeadLetter(BaseModel):
     exception: str | None = Field(default=None, description="the exception, type and message, if one was raised")
     consumer_group: str = Field(description="consumer group that gave up on the record")
     original: OriginalRecord = Field(description="where the record came from")
-    value: EncodedBytes | None = Field(description="the original record value")
+    value: EncodedBytes | None = Field(
+        description="the original record value; if ``withheld`` is not empty, the original JSON document with "
+        'those strings replaced by "[withheld: personal data]" (not the original bytes: it cannot be re-sent as is)'
+    )
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="JSON Pointers (RFC 6901) into the value of strings withheld because they look like personal "
+        "data (an e-mail address, a phone number); only in a record refused for that reason. Added 2026-11; "
+        "absent in older dead letters, read as empty",
+    )
     dead_lettered_at: AwareDatetime = Field(description="when it was dead-lettered, UTC, RFC 3339")

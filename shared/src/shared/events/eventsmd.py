@@ -91,6 +91,11 @@ _RULES = """\
 
 ## Changelog
 
+* **2026-11 — dead letters withhold personal data** (format `DeadLetter` stays version 1; a new field).
+  A record refused because text in it looks like personal data is dead-lettered with that text replaced
+  by `"[withheld: personal data]"` and the new field `withheld` listing where; before, the dead letter
+  kept the e-mail address or phone number for ever. Readers of older dead letters read `withheld` as
+  empty.
 * **2026-11 — totals are not bounded like one amount** (no `schema_version` changes; a relaxation:
   every event valid before is still valid). `CustomerTierChanged.net_contribution` and
   `CustomerRfmSegmentChanged.net_amount` are MoneyTotal and `CustomerTierChanged.cut_points` decimal
@@ -194,6 +199,15 @@ def _deadletter_section(catalogue: Catalogue) -> str:
         "is repeated with its invalid bytes replaced by U+FFFD; `original.key` holds its bytes); headers `dlq_reason`, "
         "`dlq_original_topic`, `dlq_original_partition`, `dlq_original_offset`, `dlq_consumer_group`. "
         "Reasons: " + ", ".join(f"`{r}`" for r in DEADLETTER_REASONS) + ".",
+        "",
+        "The value is the original, byte for byte, with one exception: a record refused because text in it "
+        "looks like personal data (an e-mail address, a phone number; the message in `detail` says so) keeps "
+        "that text out of its dead letter too, since dead letters are kept like events and nothing erases them. "
+        "Every string of the document that looks like personal data is replaced by "
+        '`"[withheld: personal data]"`, `withheld` lists their JSON Pointers, and the rest of the document '
+        "(event id, type, the other fields) is kept. Such a dead letter cannot be re-sent as it is: the producer "
+        "sends the event again without the personal data. A record refused for another reason (malformed, "
+        "an unknown event type or version) is kept as it is: which of its fields are free text is not known.",
         "",
     ]
     for name in ("DeadLetter", "OriginalRecord", "EncodedBytes"):

@@ -23,6 +23,7 @@ slash; ISO dates and times are ignored) that has 8 to 15 digits and one of these
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _ADVICE = (
     "public events must not carry personal data — record contact details on a contact, "
@@ -58,12 +59,57 @@ def personal_data_in(text: str) -> str | None:
     return None
 
 
+class PersonalDataFound(ValueError):
+    """What :func:`refuse_personal_data` raises: a ValueError, so pydantic reports it as a field error, and
+    a type of its own, so that whoever handles the refusal can tell it from the others (a dead letter
+    withholds the text it refused, see :func:`withhold_personal_data`)."""
+
+
 def refuse_personal_data(text: str) -> str:
-    """A pydantic after-validator: ``text`` unchanged, or a ValueError saying what was found."""
+    """A pydantic after-validator: ``text`` unchanged, or a :class:`PersonalDataFound` saying what was found."""
     problem = personal_data_in(text)
     if problem is not None:
-        raise ValueError(problem)
+        raise PersonalDataFound(problem)
     return text
+
+
+#: What :func:`withhold_personal_data` puts in place of a string that looks like personal data.
+WITHHELD = "[withheld: personal data]"
+
+
+def withhold_personal_data(document: Any) -> tuple[Any, list[str]]:
+    """A copy of a parsed JSON ``document`` in which every string value that looks like personal data is
+    :data:`WITHHELD`, and the JSON Pointers (RFC 6901) of the strings withheld, in document order.
+
+    Every string is looked at, not only the contract's free-text fields: the document was refused, so which
+    field is which is not known. Object keys are kept. Walks iteratively, so any depth JSON parsers accept
+    is fine.
+    """
+    withheld: list[str] = []
+    root: list[Any] = [document]
+    # (container, key, JSON Pointer of container[key]); children are pushed in reverse to visit in order
+    stack: list[tuple[Any, Any, str]] = [(root, 0, "")]
+    while stack:
+        container, key, pointer = stack.pop()
+        value = container[key]
+        if isinstance(value, str):
+            if personal_data_in(value) is not None:
+                container[key] = WITHHELD
+                withheld.append(pointer)
+        elif isinstance(value, dict):
+            copy = dict(value)
+            container[key] = copy
+            stack.extend((copy, k, f"{pointer}/{_escape(k)}") for k in reversed(list(copy)))
+        elif isinstance(value, list):
+            items = list(value)
+            container[key] = items
+            stack.extend((items, i, f"{pointer}/{i}") for i in reversed(range(len(items))))
+    return root[0], withheld
+
+
+def _escape(key: str) -> str:
+    """An object key as a JSON Pointer reference token (RFC 6901 §3)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _phone_number_at(text: str) -> int | None:

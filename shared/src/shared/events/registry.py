@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from shared.events.envelope import Envelope, EventPayload, customer_mismatch
+from shared.events.personal_data import PersonalDataFound
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 P = TypeVar("P", bound=type[EventPayload])
@@ -31,9 +32,13 @@ class InvalidEvent(ValueError):
         event_type: str | None = None,
         schema_version: int | None = None,
         event_id: str | None = None,
+        personal_data: bool = False,
     ) -> None:
         self.reason = reason
         self.detail = detail
+        #: whether (one of) the problems is text that looks like personal data: whoever keeps the refused
+        #: document (a dead letter) must withhold that text
+        self.personal_data = personal_data
         self.event_type = event_type
         self.schema_version = schema_version
         #: the document's event_id when it has one (for logs: which event was refused)
@@ -190,13 +195,23 @@ class EventRegistry:
             payload = model.model_validate(data)
         except ValidationError as exc:
             raise InvalidEvent(
-                "invalid_payload", _errors(exc), event_type=event_type, schema_version=version, event_id=event_id
+                "invalid_payload",
+                _errors(exc),
+                event_type=event_type,
+                schema_version=version,
+                event_id=event_id,
+                personal_data=_holds_personal_data(exc),
             ) from exc
         try:
             envelope = Envelope.model_validate({**document, "schema_version": version, "data": payload})
         except ValidationError as exc:
             raise InvalidEvent(
-                "malformed_envelope", _errors(exc), event_type=event_type, schema_version=version, event_id=event_id
+                "malformed_envelope",
+                _errors(exc),
+                event_type=event_type,
+                schema_version=version,
+                event_id=event_id,
+                personal_data=_holds_personal_data(exc),
             ) from exc
         mismatch = customer_mismatch(envelope.customer_id, payload)
         if mismatch is not None:
@@ -208,6 +223,10 @@ class EventRegistry:
 
 def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+
+
+def _holds_personal_data(exc: ValidationError) -> bool:
+    return any(isinstance(e.get("ctx", {}).get("error"), PersonalDataFound) for e in exc.errors())
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -306,6 +306,7 @@ class ProjectionConsumer:
                 reason=exc.reason,
                 detail=str(exc),
                 exception=exc,
+                personal_data=exc.personal_data,
             )
             return _Decoded(record, None, dead, exc)
         return _Decoded(record, envelope, None)

@@ -4,6 +4,12 @@ A dead letter is itself written to the consumer's outbox in the transaction that
 so the original message is either applied or dead-lettered, never dropped. The value is a JSON object
 (format ``DeadLetter`` v1, documented in docs/events.md): reason, detail, exception, the original
 coordinates, key, headers and value (UTF-8 text, else base64).
+
+One exception to "byte for byte": a record refused because text in it looks like personal data keeps
+that text out of the dead letter too (dead letters are kept like events, and nothing erases them). Its
+value is the parsed document with every such string replaced (``withheld`` lists where), so the dead
+letter still says which event it was and what else it held; the producer must send the event again
+without the personal data.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
 
+from shared.events.personal_data import withhold_personal_data
 from shared.messaging.outbox import OutboxMessage
 
 DEADLETTER_FORMAT_VERSION = 1
@@ -37,7 +44,15 @@ def dead_letter(
     reason: str,
     detail: str,
     exception: BaseException | None = None,
+    personal_data: bool = False,
 ) -> OutboxMessage:
+    """The dead letter of ``record``. ``personal_data``: it was refused (also) for text that looks like
+    personal data, which the dead letter then withholds."""
+    value = _text_or_base64(record.value)
+    withheld: list[str] = []
+    if personal_data and record.value is not None:
+        document, withheld = withhold_personal_data(json.loads(record.value.decode("utf-8")))
+        value = {"encoding": "utf-8", "data": json.dumps(document, ensure_ascii=False, separators=(",", ":"))}
     exc_text = None
     if exception is not None:
         exc_text = "".join(traceback.format_exception_only(type(exception), exception)).strip()[:2000]
@@ -56,7 +71,8 @@ def dead_letter(
             "key": _text_or_base64(record.key),
             "headers": [[k, _text_or_base64(v)] for k, v in (record.headers or ())],
         },
-        "value": _text_or_base64(record.value),
+        "value": value,
+        "withheld": withheld,
         "dead_lettered_at": datetime.now(UTC).isoformat(),
     }
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
