@@ -74,6 +74,8 @@ BUSINESS_TEXT = [
     "OrderPlaced: net contribution 123456.7800 over 365 days grades vip against calibration #3 "
     "(vip ≥ 50000.0000, key ≥ 10000.0000, normal ≥ 1000.0000)",
     "recovered: score 12 fell below 40",
+    "ref (2011) 12 09",
+    "claim (2010) 4 cartons, 12 boxes",
 ]
 
 

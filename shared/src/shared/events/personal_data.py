@@ -13,7 +13,7 @@ slash; ISO dates and times are ignored) that has 8 to 15 digits and one of these
 
 * international: a leading ``+`` (``+86-138-0000-7732``, ``+4420 7946 0958``), or a first group starting
   with ``00`` followed by more groups (``0044 20 7946 0958``);
-* an area code in parentheses (``(020) 7946 0958``);
+* an area code in parentheses (``(020) 7946 0958``), unless it is a year (``ref (2011) 12 09``);
 * national with a trunk ``0`` and at least 9 digits in two or more groups (``020 7946 0958``, ``010-12345678``);
 * at least 9 digits in three or more groups of 2–4 digits, one of them of 4, the last of 3 or 4
   (``138 0000 7733``, ``555-123-4567``) — unless every group is a year (``2010 2011 2012``);
@@ -131,7 +131,8 @@ def looks_like_phone_number(run: str) -> bool:
         return False
     if run.startswith("+") or (groups[0].startswith("00") and len(groups) > 1):
         return True
-    if _AREA_CODE.search(run) and len(groups) > 1:
+    area_code = _AREA_CODE.search(run)
+    if area_code and len(groups) > 1 and not _YEAR.search(area_code.group()):  # "ref (2011) 12 09" is a year
         return True
     if len(groups) == 1:
         return _CHINESE_MOBILE.fullmatch(groups[0]) is not None
