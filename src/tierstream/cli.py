@@ -10,6 +10,7 @@ tierstream streams   one customer's event streams (customer, orders, complaints)
 tierstream recalibrate  recompute tier cut points and RFM breakpoints now
 tierstream rebuild   replay every topic into fresh segmentation tables and compare with the live ones
 tierstream tail      print events arriving on a topic
+tierstream deadletters list | redrive   inspect dead letters; re-drive them once their cause is fixed
 
 Every call to a service API sends ``Authorization: Bearer $TIERSTREAM_TOKEN`` (default ``dev-admin``, the
 development token; see docs/api.md). Every failure — a service that does not answer or answers outside 2xx,
@@ -36,7 +37,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from tierstream import api, stack
+from tierstream import api, deadletters_cli, stack
 from tierstream.assumed_feedback import FeedbackPlan, feedback_for
 from tierstream.dataset import DatasetError, LoadPlan, day_after_last_order, payments_for, plan, read_rows
 from tierstream.loader import LoadReport, load, make_progress
@@ -466,6 +467,9 @@ def tail(
             asyncio.run(tail_topic(topic, bootstrap, from_beginning=from_beginning, limit=limit, emit=typer.echo))
     except TailError as exc:
         raise _fail(str(exc)) from exc
+
+
+app.add_typer(deadletters_cli.build_app(Command, _fail), name="deadletters", cls=Group)
 
 
 @app.command(cls=Command)
