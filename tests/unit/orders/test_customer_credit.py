@@ -22,9 +22,10 @@ REACTIVATED = contract.CustomerReactivated(reason="reopened")
 
 
 def fold(*events: EventPayload) -> CustomerCredit:
+    """The events as the customer's stream in order (versions 1, 2, 3...)."""
     state = CustomerCredit(customer_id="c-1")
-    for event in events:
-        state = apply_customer_event(state, event)
+    for version, event in enumerate(events, start=1):
+        state = apply_customer_event(state, event, version)
     return state
 
 
@@ -68,7 +69,7 @@ def test_only_registered_active_customers_may_order(events: tuple, refusal: type
 def test_events_that_do_not_concern_credit_change_nothing() -> None:
     state = fold(REGISTERED)
     other = contract.CustomerContactRemoved(contact_id="k-1")
-    assert apply_customer_event(state, other) is state
+    assert apply_customer_event(state, other, 2) is state
 
 
 def test_every_change_moves_the_version_so_a_concurrent_credit_check_notices() -> None:

@@ -35,7 +35,7 @@ from shared.eventsourcing.store import StatementHook, TransactionHook, chain_hoo
 # The statements of the command path are plain SQL run through the driver (prepared once per connection).
 _SNAPSHOT = """
     SELECT c.customer_id, c.registered, c.active, c.credit_limit, c.limit_currency, c.payment_days, c.rating,
-           c.credit_version,
+           c.credit_version, c.terms_stream_version, c.status_stream_version,
            (SELECT coalesce(sum(r.outstanding), 0) FROM receivables r
              WHERE r.customer_id = c.customer_id AND r.currency = $2 AND r.outstanding > 0) AS unpaid,
            (SELECT min(r.due_date) FROM receivables r
@@ -108,6 +108,8 @@ def row_to_customer(row: Any) -> CustomerCredit:
         active=row.active,
         terms=terms,
         version=row.credit_version,
+        terms_stream_version=row.terms_stream_version,
+        status_stream_version=row.status_stream_version,
     )
 
 
@@ -154,6 +156,8 @@ async def save_customers(conn: AsyncConnection, customers: Sequence[CustomerCred
             "payment_days": c.terms.payment_days if c.terms else None,
             "rating": c.terms.rating if c.terms else None,
             "credit_version": c.version,
+            "terms_stream_version": c.terms_stream_version,
+            "status_stream_version": c.status_stream_version,
         }
         for c in customers
     ]

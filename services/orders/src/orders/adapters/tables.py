@@ -3,7 +3,10 @@
 * ``customer_credit`` — the projection of ``crm.customers.v1`` that credit control needs: may the
   customer order (registered, active) and its terms. Written by the ``orders.credit-terms`` consumer;
   ``credit_version`` is bumped by every change *and* by every order placed, so the order-placing
-  transaction can tell that the position it checked is still the current one.
+  transaction can tell that the position it checked is still the current one. ``terms_stream_version`` /
+  ``status_stream_version`` are something else: the customer-stream version (``aggregate_version``) of the
+  event that set the terms / ``active``, so that an older event arriving later leaves them alone (migration
+  0005; 0 = nothing applied since, so the next event applies).
 * ``receivables`` — one row per order: what it is worth, what was returned and paid, what is still owed
   and when it is due, and the last overdue bucket reported. Written by the repository hook in the same
   transaction as the order's events, so it is never behind the event store.
@@ -40,6 +43,8 @@ customer_credit = Table(
     Column("rating", Text),
     Column("credit_version", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("terms_stream_version", Integer, nullable=False, server_default="0"),
+    Column("status_stream_version", Integer, nullable=False, server_default="0"),
 )
 
 receivables = Table(

@@ -1,0 +1,63 @@
+"""Migration 0005 gives customer_credit rows written before it stream version 0, so the next event for
+them applies whatever its version — the consumer's behaviour before the versions were kept."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from orders.__main__ import DEFINITION
+from orders.adapters.ledger import load_customers
+from orders.application.credit_terms import CreditTermsProjector
+from shared.db.engine import create_engine, to_asyncpg_url, to_libpq_url
+from shared.db.migrations import upgrade
+from shared.events import customers
+from shared.events.envelope import Envelope
+from shared.testing import infra
+
+pytestmark = pytest.mark.integration
+
+
+async def test_rows_from_before_migration_0005_take_their_next_event_whatever_its_version(pg_server: str) -> None:
+    name = f"t_orders_stream_versions_{uuid.uuid4().hex[:8]}"
+    url = infra.with_database(to_asyncpg_url(pg_server), name)
+    await upgrade(DEFINITION.migrations, url, revision="0004")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customer_credit (customer_id, registered, active, credit_limit, limit_currency, "
+                    "payment_days, rating, credit_version) VALUES ('c-1', true, false, 1000, 'CNY', 30, 'B', 7)"
+                )
+            )
+
+        await upgrade(DEFINITION.migrations, url)
+
+        async with engine.connect() as conn:
+            [before] = (await load_customers(conn, ["c-1"], lock=False)).values()
+        assert (before.terms_stream_version, before.status_stream_version, before.version) == (0, 0, 7)
+        reactivated = Envelope.wrap(
+            customers.CustomerReactivated(reason="reopened"),
+            producer="customers",
+            aggregate_type="customer",
+            aggregate_id="c-1",
+            aggregate_version=2,
+            customer_id="c-1",
+            correlation_id="after-0005",
+        )
+        async with engine.begin() as conn:
+            await CreditTermsProjector().apply(conn, [reactivated])
+            [after] = (await load_customers(conn, ["c-1"], lock=False)).values()
+        assert (after.active, after.status_stream_version, after.version) == (True, 2, 8)
+        assert after.terms == before.terms and after.terms_stream_version == 0
+    finally:
+        await engine.dispose()
+        admin = await asyncpg.connect(to_libpq_url(pg_server))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
