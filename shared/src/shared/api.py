@@ -10,7 +10,8 @@ its own (the caller-facing contract is docs/api.md):
 * input no route can take, refused before any route runs (:class:`~shared.input_guard.InputGuardMiddleware`):
   a NUL character in the path, a query parameter or a body string → 422 naming where; a body that is not
   JSON → 415;
-* request bodies built on :class:`RequestBody` refuse unknown fields (422 ``extra_forbidden``);
+* request bodies built on :class:`RequestBody` refuse unknown fields (422 ``extra_forbidden``), and every
+  operation refuses query parameters it does not declare (same 422, by the input guard; public paths exempt);
 * errors: request validation → 422 with field errors (FastAPI's shape, the echoed ``input`` cut short:
   :func:`~shared.input_guard.echoed_input`); :class:`NotFound` → 404;
   :class:`ConcurrencyConflict` and :class:`DomainError` → 409, a :class:`FieldRuleViolation` (a domain rule
@@ -190,7 +191,7 @@ def create_app(
     else:
         log.warning("api.idempotency_disabled", service=service, reason="no database engine")
     app.add_middleware(VersionETagMiddleware)
-    app.add_middleware(InputGuardMiddleware)
+    app.add_middleware(InputGuardMiddleware, routes=app.router.routes, exempt_paths=public)
     app.add_middleware(
         BearerAuthMiddleware,
         service=service,
@@ -298,8 +299,8 @@ def _lifespan(inner: Any, engine: AsyncEngine | None, settings: ApiSettings) -> 
 
 
 def _document_guarantees(app: FastAPI, service: str, public_paths: Iterable[str]) -> None:
-    """OpenAPI: the bearer scheme and scope per operation, Idempotency-Key on POST, 401/403/503, and 404 on
-    operations addressing one resource by id."""
+    """OpenAPI: the bearer scheme and scope per operation, Idempotency-Key on POST, 401/403/503, 422 on every
+    operation needing a token (an undeclared query parameter), and 404 on operations addressing one resource by id."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -311,9 +312,13 @@ def _document_guarantees(app: FastAPI, service: str, public_paths: Iterable[str]
             "scheme": "bearer",
             "description": "a token from TIERSTREAM_API_TOKENS with the operation's scope (see docs/api.md)",
         }
+        refused_query = _refused_query_response(schema)
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
-                _document_operation(operation, service, method, public=is_public(path, public_paths))
+                public = is_public(path, public_paths)
+                _document_operation(operation, service, method, public=public)
+                if not public:  # an operation without parameters still refuses a query string (input guard)
+                    operation.setdefault("responses", {}).setdefault("422", refused_query)
                 if "{" in path:  # an operation on one resource: an unknown id answers 404 (NotFound)
                     operation.setdefault("responses", {}).setdefault(
                         "404", {"description": "no such resource (the body's detail names it)"}
@@ -321,6 +326,16 @@ def _document_guarantees(app: FastAPI, service: str, public_paths: Iterable[str]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _refused_query_response(schema: dict[str, Any]) -> dict[str, Any]:
+    """The 422 of an operation FastAPI documents none for (it takes no parameter and no body): a query
+    parameter it does not declare. In FastAPI's error shape when the document defines it."""
+    response: dict[str, Any] = {"description": "a query parameter the operation does not declare (docs/api.md)"}
+    if "HTTPValidationError" in schema.get("components", {}).get("schemas", {}):
+        ref = {"$ref": "#/components/schemas/HTTPValidationError"}
+        response["content"] = {"application/json": {"schema": ref}}
+    return response
 
 
 def _document_operation(operation: dict[str, Any], service: str, method: str, *, public: bool) -> None:
