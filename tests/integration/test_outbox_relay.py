@@ -18,7 +18,7 @@ from shared.events.topics import Topics
 from shared.eventsourcing.repository import AggregateRepository
 from shared.eventsourcing.store import PostgresEventStore
 from shared.messaging.kafka import make_producer
-from shared.messaging.relay import OutboxRelay
+from shared.messaging.relay import OutboxRelay, PublishFailed
 from shared.testing.kafka import read_topic
 
 pytestmark = pytest.mark.integration
@@ -126,3 +126,47 @@ async def test_sent_rows_are_purged_by_age_and_unsent_rows_never(orders_engine, 
     async with orders_engine.connect() as conn:
         rows = (await conn.execute(text("SELECT sent_at IS NULL AS unsent FROM outbox ORDER BY id"))).all()
     assert [r.unsent for r in rows] == [True, False]
+
+
+class RefusingProducer:
+    """Kafka acknowledging every send except, from the ``refuse_from``-th send on, those of ``refused_key``
+    (as a broker that went away answers some partitions and not others)."""
+
+    def __init__(self, refused_key: bytes, refuse_from: int) -> None:
+        self.refused_key, self.refuse_from = refused_key, refuse_from
+        self.sent: list[tuple[bytes | None, bytes]] = []
+
+    async def send(self, topic: str, *, value: bytes, key: bytes | None, headers: object) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if key == self.refused_key and len(self.sent) >= self.refuse_from:
+            future.set_exception(ConnectionError("the broker went away"))
+        else:
+            self.sent.append((key, value))
+            future.set_result(object())
+        return future
+
+
+async def test_a_partly_failed_batch_marks_what_kafka_acknowledged_and_retries_only_the_rest(
+    orders_engine,  # type: ignore[no-untyped-def]
+    topics: Topics,
+) -> None:
+    await place_orders(orders_engine, topics, customers=2, per_customer=2)  # ids 1-8: c-0, c-1, c-0, c-1 pairs
+    async with orders_engine.connect() as conn:
+        keys = (await conn.execute(text("SELECT key FROM outbox ORDER BY id"))).scalars().all()
+    refusing = RefusingProducer(b"c-1", refuse_from=3)  # c-1's events from the 4th send on fail
+    relay = OutboxRelay(orders_engine, refusing, service="orders-test")  # type: ignore[arg-type]
+
+    with pytest.raises(PublishFailed, match="of 8 outbox messages not acknowledged"):
+        await relay.publish_batch()
+
+    async with orders_engine.connect() as conn:
+        unsent = (await conn.execute(text("SELECT key FROM outbox WHERE sent_at IS NULL ORDER BY id"))).scalars().all()
+    sent_keys = [k.decode() for k, _ in refusing.sent]
+    assert sent_keys.count("c-0") == keys.count("c-0")  # every c-0 event acknowledged and marked
+    assert unsent and set(unsent) == {"c-1"}  # c-1 from its first refused event on, and only that
+    assert len(unsent) == keys.count("c-1") - sent_keys.count("c-1")
+    assert relay._replace_producer  # the next batch gets a new producer
+
+    working = RefusingProducer(b"nobody", refuse_from=0)
+    assert await OutboxRelay(orders_engine, working, service="orders-test").publish_batch() == len(unsent)  # type: ignore[arg-type]
+    assert [k.decode() for k, _ in working.sent] == unsent  # the acknowledged part is not sent again

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import typer
 import uvloop
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -115,22 +116,27 @@ async def run_relay(
     container: Container[Any], service: str, stop: asyncio.Event, health: WorkerHealth | None = None
 ) -> None:
     settings = container.settings
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{service}-relay")
+
+    def new_producer() -> AIOKafkaProducer:
+        return make_producer(settings.kafka_bootstrap_servers, client_id=f"{service}-relay")
+
+    producer = new_producer()
     await _start_with_retry(producer.start, stop, what="kafka producer")
     if health is not None:
         health.report(RELAY_READY, lambda: True)
+    relay = OutboxRelay(
+        container.engine,
+        producer,
+        service=service,
+        new_producer=new_producer,
+        batch_size=settings.relay_batch_size,
+        idle_interval_s=settings.relay_idle_interval_s,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+    )
     try:
-        relay = OutboxRelay(
-            container.engine,
-            producer,
-            service=service,
-            batch_size=settings.relay_batch_size,
-            idle_interval_s=settings.relay_idle_interval_s,
-            retention=timedelta(hours=settings.outbox_retention_hours),
-        )
         await relay.run(stop)
     finally:
-        await producer.stop()
+        await relay.producer.stop()  # the one in use: the relay replaces a producer whose sends failed
 
 
 async def run_consumer(
