@@ -1,8 +1,9 @@
 """``tierstream`` — run the local stack, load data, look inside.
 
-tierstream up        start PostgreSQL, Kafka and the four services (idempotent), print URLs
-tierstream down      stop everything ``up`` started
-tierstream status    what runs where
+tierstream up        start PostgreSQL, Kafka and the four services (idempotent; a service it starts again
+                     gets the settings the stack was started with, e.g. the demo's clock), print URLs
+tierstream down      stop everything ``up`` started, and forget those settings
+tierstream status    what runs where, and what is not ready (exit code 1 then)
 tierstream demo      up + load the Online Retail data set + show a few customers' segments
 tierstream load      load the data set into a running stack
 tierstream segment   one customer's segment
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Collection
@@ -37,6 +39,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
+from shared.clock import iso, running_from
 from tierstream import api, deadletters_cli, stack
 from tierstream.assumed_feedback import FeedbackPlan, feedback_for
 from tierstream.dataset import DatasetError, LoadPlan, day_after_last_order, payments_for, plan, read_rows
@@ -77,7 +80,9 @@ PgPort = Annotated[int, typer.Option(help="PostgreSQL port")]
 Partitions = Annotated[int, typer.Option(min=1, help="partitions of the contract topics")]
 
 
-def _config(kafka_port: int, pg_port: int, partitions: int) -> stack.StackConfig:
+def _config(
+    kafka_port: int = stack.DEV_KAFKA_PORT, pg_port: int = stack.DEV_PG_PORT, partitions: int = 3
+) -> stack.StackConfig:
     return stack.StackConfig(kafka_port=kafka_port, pg_port=pg_port, partitions=partitions)
 
 
@@ -142,10 +147,18 @@ def up(
     pg_port: PgPort = stack.DEV_PG_PORT,
     partitions: Partitions = 3,
 ) -> None:
-    """Start PostgreSQL, Kafka, migrations and all four services in the background."""
+    """Start PostgreSQL, Kafka, migrations and all four services in the background.
+
+    A service that is not running is started with the settings the stack's services were started with
+    (`tierstream demo` remembers its simulated clock until `tierstream down`); a variable set in the
+    environment wins over a remembered one."""
     config = _config(kafka_port, pg_port, partitions)
     started = time.monotonic()
     try:
+        remembered = stack.remembered_settings(config)
+        for service in stack.SERVICES:
+            if remembered is not None and not stack.service_pid(config, service):
+                console.print(_restart_note(remembered, service), soft_wrap=True)
         with console.status("starting PostgreSQL, Kafka and the services…"):
             infra = stack.up(config)
     except stack.StackError as exc:
@@ -154,10 +167,38 @@ def up(
     console.print(f"[dim]up in {time.monotonic() - started:.1f}s[/]")
 
 
+def _restart_note(remembered: stack.RememberedSettings, service: str) -> str:
+    """What ``up`` says before it starts ``service`` again on a stack with remembered settings."""
+    applied, overridden = remembered.for_service(service, os.environ)
+    prefix = f"{service.upper()}_"
+    start, anchor = applied.pop(f"{prefix}CLOCK_START", None), applied.pop(f"{prefix}CLOCK_ANCHOR", None)
+    parts = []
+    if start is not None:
+        parts.append(f"the {remembered.origin}'s clock from {start}" + _clock_now(start, anchor))
+    if applied:
+        parts.append(f"the {remembered.origin}'s {', '.join(sorted(applied))}")
+    said = f"restarting {service} with " + " and ".join(parts) if parts else f"restarting {service}"
+    if overridden:
+        said += f"; {', '.join(overridden)} from the environment instead of the {remembered.origin}'s"
+    return said
+
+
+def _clock_now(start: str, anchor: str | None) -> str:
+    """``, anchored at …: it continues at …`` — where the restarted service's clock will read."""
+    if anchor is None:
+        return " (no anchor: it starts there again)"
+    try:
+        now = running_from(datetime.fromisoformat(start), datetime.fromisoformat(anchor))()
+    except (ValueError, TypeError):
+        return f", anchored at {anchor}"  # the service refuses it at start, naming the variable
+    return f", anchored at {anchor}: it continues at {iso(now)}"
+
+
 @app.command(cls=Command)
 def down() -> None:
-    """Stop the services, Kafka and PostgreSQL that `tierstream up` started (by PID)."""
-    config = stack.StackConfig()
+    """Stop the services, Kafka and PostgreSQL that `tierstream up` started (by PID), and forget the settings
+    they were started with (the demo's clock)."""
+    config = _config()
     try:
         stopped = stack.down(config)
     except stack.StackError as exc:
@@ -167,21 +208,48 @@ def down() -> None:
 
 @app.command(cls=Command)
 def status() -> None:
-    """Show which services run and whether they are ready."""
-    config = stack.StackConfig()
+    """Show which services, Kafka and PostgreSQL run and whether they are ready; exit code 1 if any is not."""
+    config = _config()
     table = Table()
-    for column in ("service", "pid", "url", "ready"):
+    for column in ("what", "pid", "where", "state"):
         table.add_column(column)
+    problems: list[str] = []
     for service in stack.SERVICES:
         pid = stack.service_pid(config, service)
-        ready = "-"
-        if pid:
-            try:
-                ready = str(httpx.get(f"{config.url(service)}/health/ready", timeout=3).json()["status"])
-            except (httpx.HTTPError, ValueError, KeyError):
-                ready = "no answer"
-        table.add_row(service, str(pid or "-"), config.url(service), ready)
+        state = _readiness(config, service) if pid else "not running (run `tierstream up`)"
+        if state != "ready":
+            problems.append(f"{service} {state}")
+        table.add_row(service, str(pid or "-"), config.url(service), escape(state))
+    for infra in stack.infra_states(config):
+        where = f"127.0.0.1:{infra.port}"
+        if infra.running:
+            state = "running"
+        elif infra.pid is None:
+            state = "not running (run `tierstream up`)"
+        else:
+            state = f"not answering on {where}"
+        if state != "running":
+            problems.append(f"{infra.name} {state}")
+        table.add_row(infra.name, str(infra.pid or "-"), where, escape(state))
     console.print(table)
+    if problems:
+        raise _fail("; ".join(problems))
+
+
+def _readiness(config: stack.StackConfig, service: str) -> str:
+    """``ready``, or what is wrong: ``unavailable: kafka`` (the failed checks of /health/ready), no answer…"""
+    try:
+        response = _request(config, service, "GET", "/health/ready", accept=(503,), timeout=3)
+        body = response.json()
+    except api.ApiError as exc:
+        return f"no answer ({exc})"
+    except ValueError:
+        return f"answered HTTP {response.status_code} without JSON"
+    if response.status_code == 200:
+        return "ready"
+    checks = body.get("checks") if isinstance(body, dict) else None
+    failed = sorted(name for name, ok in checks.items() if not ok) if isinstance(checks, dict) else []
+    return f"{body.get('status', 'unavailable')}: {', '.join(failed)}" if failed else api.detail(response)
 
 
 def _plan(data: Path, customers: int | None) -> LoadPlan:
@@ -334,14 +402,16 @@ def demo(
     they meant for that business on that day. The orders overdue sweep starts on the same day
     (`ORDERS_CLOCK_START`), so 2010 invoices are not reported 15 years overdue, and so does the complaint
     SLA sweep (`FEEDBACK_CLOCK_START`). The assumed complaints, their steps and the survey answers are
-    dated on the data's timeline too, so segmentation counts them as of that day."""
+    dated on the data's timeline too, so segmentation counts them as of that day.
+
+    The three clocks share one anchor (`<SERVICE>_CLOCK_ANCHOR`, the real instant the demo's clock read that
+    day), and the stack remembers both until `tierstream down`: a service `tierstream up` starts again
+    continues on the same timeline instead of starting the day over."""
     config = _config(kafka_port, pg_port, 3)
     load_plan = _plan(data or _default_data(), customers)
     as_of = day_after_last_order(load_plan)
-    config.extra_env["SEGMENTATION_CLOCK_START"] = as_of.isoformat()
-    config.extra_env["ORDERS_CLOCK_START"] = as_of.isoformat()  # the overdue sweep's "today"
-    config.extra_env["FEEDBACK_CLOCK_START"] = as_of.isoformat()  # the complaint SLA sweep's "today"
     try:
+        _use_demo_clock(config, as_of)
         with console.status("starting PostgreSQL, Kafka and the services…"):
             infra = stack.up(config)
     except stack.StackError as exc:
@@ -352,6 +422,38 @@ def demo(
     _show_alerts(config)
     _print_urls(config, infra)
     _fail_if_any_failed(report)
+
+
+#: The services whose business clock the demo sets (``<SERVICE>_CLOCK_START`` / ``_CLOCK_ANCHOR``): segmentation's
+#: engine, the orders overdue sweep's and the complaint SLA sweep's "today".
+CLOCKED_SERVICES = ("segmentation", "orders", "feedback")
+
+
+def demo_clock(as_of: datetime, anchor: datetime) -> dict[str, str]:
+    """The demo's simulated clock for every clocked service: it read ``as_of`` at the real instant ``anchor``."""
+    env: dict[str, str] = {}
+    for service in CLOCKED_SERVICES:
+        env[f"{service.upper()}_CLOCK_START"] = as_of.isoformat()
+        env[f"{service.upper()}_CLOCK_ANCHOR"] = anchor.isoformat()
+    return env
+
+
+def _use_demo_clock(config: stack.StackConfig, as_of: datetime) -> None:
+    """Start the services on the demo's clock and remember it for ``up``. A demo run again on a stack that
+    remembers a clock from the same day continues that clock (its anchor) rather than starting it over."""
+    remembered = stack.remembered_settings(config)
+    clock = demo_clock(as_of, datetime.now(UTC).replace(microsecond=0))
+    if remembered is not None and all(remembered.env.get(k) == v for k, v in clock.items() if k.endswith("_START")):
+        clock = {k: remembered.env.get(k, v) for k, v in clock.items()}
+    running = [s for s in stack.SERVICES if stack.service_pid(config, s)]
+    if running and (remembered is None or remembered.env != clock):
+        err.print(
+            f"[yellow]{', '.join(running)} already run and keep the clock they were started with, not this demo's "
+            f"from {as_of:%Y-%m-%d} (`tierstream down` first for a fresh demo)[/]",
+            soft_wrap=True,
+        )
+    config.extra_env.update(clock)
+    stack.remember_settings(config, "demo", clock)
 
 
 def _recalibrate(config: stack.StackConfig, as_of: datetime) -> None:
@@ -544,18 +646,24 @@ def rebuild(
     clock: Annotated[
         str | None, typer.Option("--clock", help="the fixed instant to grade at (ISO 8601; default: now)")
     ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="keep the rebuild schema for inspection (default: drop it after comparing)")
+    ] = False,
     kafka_port: KafkaPort = stack.DEV_KAFKA_PORT,
     pg_port: PgPort = stack.DEV_PG_PORT,
 ) -> None:
-    """Replay every topic into fresh segmentation tables and compare them with the live ones (per table)."""
+    """Replay every topic into fresh segmentation tables and compare them with the live ones (per table).
+
+    The fresh tables live in a schema `rebuild_<stamp>` of the segmentation database, dropped once compared
+    unless `--keep`."""
     config = _config(kafka_port, pg_port, 3)
     instant = _instant(clock, "--clock") or datetime.now(UTC)
     for what, port in (("Kafka", kafka_port), ("PostgreSQL", pg_port)):
         if not stack.listening(port):
             raise _fail(f"cannot reach {what} at 127.0.0.1:{port}; is the stack up? (tierstream up)")
     with console.status(f"replaying every topic into fresh tables, graded at {instant:%Y-%m-%d %H:%M}…"):
-        report = _run_rebuild(config, instant)
-    table = Table(title=f"rebuild into {report['schema']}: {report['events_replayed']} events replayed")
+        report = _run_rebuild(config, instant, keep=keep)
+    table = Table(title=f"rebuild into {report['schema']}: {_records_read(report)}")
     for column in ("table", "live rows", "rebuilt rows", "equal", "differing keys (first 5)"):
         table.add_column(column)
     for row in report["tables"]:
@@ -577,6 +685,7 @@ def rebuild(
             "churn alerts not compared (see docs/segmentation.md, rebuild): "
             + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items())
         )
+    _say_schema(config, report["schema"], kept=keep)
     if not report["identical"]:
         facts_equal = all(
             row["equal"]
@@ -593,10 +702,37 @@ def rebuild(
     console.print("[green]identical[/]: the live projection equals a replay of the history")
 
 
-def _run_rebuild(config: stack.StackConfig, instant: datetime) -> dict[str, Any]:
+def _records_read(report: dict[str, Any]) -> str:
+    """How much the replay read: Kafka records (a redelivered event is on a topic twice), and of them how
+    many distinct events it applied, when the report says."""
+    said = f"{report['events_replayed']:,} records read"
+    if "events_applied" not in report:
+        return said
+    skipped = [
+        f"{report[k]:,} {what}"
+        for k, what in (("duplicates", "duplicates"), ("dead_lettered", "dead-lettered"))
+        if report.get(k)
+    ]
+    return f"{said}, {report['events_applied']:,} distinct events applied" + (
+        f" ({', '.join(skipped)})" if skipped else ""
+    )
+
+
+def _say_schema(config: stack.StackConfig, schema: str, *, kept: bool) -> None:
+    if not kept:
+        console.print(f"dropped the rebuild schema {schema} (--keep keeps it for inspection)")
+        return
+    database = f"postgresql://tierstream:tierstream@127.0.0.1:{config.pg_port}/{config.database_prefix}segmentation"
+    console.print(
+        f"kept the rebuild schema [bold]{schema}[/] in the segmentation database; drop it when done:\n"
+        f"  psql {database} -c 'DROP SCHEMA {schema} CASCADE'",
+        soft_wrap=True,
+    )
+
+
+def _run_rebuild(config: stack.StackConfig, instant: datetime, *, keep: bool) -> dict[str, Any]:
     """``python -m segmentation rebuild`` against the local stack: its JSON report. When it fails, its whole
     output goes to ``<logs>/rebuild.log`` and the command ends with the error it died of."""
-    import os
     import subprocess
     import sys
 
@@ -607,6 +743,7 @@ def _run_rebuild(config: stack.StackConfig, instant: datetime) -> dict[str, Any]
     # a plain traceback (not typer's boxed one), so its last line is the error
     env = {**os.environ, **stack.service_env(config, infra, "segmentation"), "TYPER_STANDARD_TRACEBACK": "1"}
     command = [sys.executable, "-m", "segmentation", "rebuild", "--clock", instant.isoformat()]
+    command.append("--keep" if keep else "--no-keep")
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     with contextlib.suppress(ValueError):
         report: dict[str, Any] = json.loads(result.stdout)

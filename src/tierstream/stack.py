@@ -1,17 +1,22 @@
 """The local stack: PostgreSQL + Kafka from the project's scripts, and the four services.
 
 State lives in ``<repo>/.build`` (pid files, logs), so ``up`` is idempotent and ``down`` stops exactly
-what ``up`` started, by PID.
+what ``up`` started, by PID. The settings the services were started with beyond the stack's own wiring
+(the demo's simulated clocks) are remembered there too (:func:`remember_settings`), so a service that
+``up`` starts again gets the same ones; ``down`` forgets them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +55,19 @@ def repo_root() -> Path:
     raise StackError("cannot find the repository (deploy/local/kafka-local.sh) above " + str(here))
 
 
+#: Starts a service process: (command, environment, log file) → its PID. Tests give a fake one.
+Launcher = Callable[[list[str], dict[str, str], Path], int]
+
+
+def spawn(command: list[str], env: dict[str, str], log_file: Path) -> int:
+    """The real launcher: a detached background process writing to ``log_file``."""
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return process.pid
+
+
 @dataclass
 class StackConfig:
     root: Path = field(default_factory=repo_root)
@@ -61,6 +79,7 @@ class StackConfig:
     database_prefix: str = "tierstream_"
     state_dir: Path | None = None  # pid files and logs; default <repo>/.build
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the demo's SEGMENTATION_CLOCK_START
+    launch: Launcher = spawn
 
     @property
     def build(self) -> Path:
@@ -115,6 +134,39 @@ def start_infra(config: StackConfig) -> Infra:
     return Infra(bootstrap_servers=bootstrap, pg_url=pg_url)
 
 
+@dataclass(frozen=True)
+class InfraState:
+    """Kafka or PostgreSQL of the local stack: its process (by the project's script) and its port."""
+
+    name: str
+    pid: int | None
+    port: int
+    listening: bool
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None and self.listening
+
+
+def infra_states(config: StackConfig) -> list[InfraState]:
+    """What ``kafka-local.sh status`` / ``pg-local.sh status`` say, and whether their ports answer."""
+    return [
+        InfraState(name, _infra_pid(config, script), port, listening(port))
+        for name, script, port in (
+            ("Kafka", "kafka-local.sh", config.kafka_port),
+            ("PostgreSQL", "pg-local.sh", config.pg_port),
+        )
+    ]
+
+
+def _infra_pid(config: StackConfig, script: str) -> int | None:
+    """The PID a script's ``status`` reports (``running pid N at …``; exit 1 when not running), or None."""
+    path = config.root / "deploy" / "local" / script
+    result = subprocess.run(["bash", str(path), "status"], capture_output=True, text=True, check=False)
+    found = re.match(r"running pid (\d+)", result.stdout.strip()) if result.returncode == 0 else None
+    return int(found.group(1)) if found else None
+
+
 def stop_infra(config: StackConfig) -> None:
     _script(config, "kafka-local.sh", "stop", env={})
     _script(config, "pg-local.sh", "stop", env={})
@@ -158,19 +210,57 @@ def start_service(config: StackConfig, infra: Infra, service: str) -> int:
         return existing
     config.run_dir.mkdir(parents=True, exist_ok=True)
     config.log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **service_env(config, infra, service)}
+    remembered = remembered_settings(config)
+    # remembered settings < the caller's environment (explicit wins) < the stack's wiring and extra_env
+    env = {**(remembered.env if remembered else {}), **os.environ, **service_env(config, infra, service)}
     # `dev` migrates before it serves, so the four services migrate in parallel.
-    log = (config.log_dir / f"{service}.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", service, "dev"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _pid_file(config, service).write_text(str(process.pid))
-    return process.pid
+    pid = config.launch([sys.executable, "-m", service, "dev"], env, config.log_dir / f"{service}.log")
+    _pid_file(config, service).write_text(str(pid))
+    return pid
+
+
+@dataclass(frozen=True)
+class RememberedSettings:
+    """Environment a stack's services were started with beyond its wiring, and who chose it (``demo``)."""
+
+    origin: str
+    env: dict[str, str]
+
+    def for_service(self, service: str, explicit: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+        """The service's own entries (``<SERVICE>_…``) a restart applies, and those the caller's environment
+        (``explicit``) overrides."""
+        prefix = f"{service.upper()}_"
+        own = {k: v for k, v in self.env.items() if k.startswith(prefix)}
+        return {k: v for k, v in own.items() if k not in explicit}, sorted(k for k in own if k in explicit)
+
+
+def _settings_file(config: StackConfig) -> Path:
+    return config.run_dir / "service-settings.json"
+
+
+def remember_settings(config: StackConfig, origin: str, env: Mapping[str, str]) -> None:
+    """Remember ``env`` as what the stack's services run with (written by ``demo`` before it starts them)."""
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    _settings_file(config).write_text(json.dumps({"origin": origin, "env": dict(env)}, indent=2) + "\n")
+
+
+def remembered_settings(config: StackConfig) -> RememberedSettings | None:
+    """What :func:`remember_settings` wrote, or None (a stack started by a plain ``up``, or after ``down``)."""
+    path = _settings_file(config)
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return RememberedSettings(str(saved["origin"]), {str(k): str(v) for k, v in saved["env"].items()})
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StackError(
+            f"{path} is not what tierstream wrote ({exc!r}); delete it to start the services without the "
+            "settings it held, or run `tierstream down` and the demo again"
+        ) from exc
+
+
+def forget_settings(config: StackConfig) -> None:
+    _settings_file(config).unlink(missing_ok=True)
 
 
 def wait_ready(config: StackConfig, service: str, timeout_s: float = 90) -> None:
@@ -235,6 +325,7 @@ def up(config: StackConfig) -> Infra:
 
 def down(config: StackConfig) -> list[str]:
     stopped = [s for s in SERVICES if stop_service(config, s)]
+    forget_settings(config)  # the next `up` starts a fresh stack, not the demo's
     stop_infra(config)
     return stopped
 

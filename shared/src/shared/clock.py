@@ -1,6 +1,7 @@
 """What "now" is for a service: the wall clock, or — for demos of historical data and for tests — a clock
-that starts at a given instant and runs in real time from there (``<SERVICE>_CLOCK_START``); and the rule
-for instants a caller gives (an order's ``placed_at``, a complaint's ``filed_at``, …): not in the future."""
+that starts at a given instant and runs in real time from there (``<SERVICE>_CLOCK_START``, optionally
+anchored at the real instant it read that start, ``<SERVICE>_CLOCK_ANCHOR``); and the rule for instants a
+caller gives (an order's ``placed_at``, a complaint's ``filed_at``, …): not in the future."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from shared.eventsourcing.aggregate import FieldRuleViolation
 Clock = Callable[[], datetime]
 
 
-def running_from(start: datetime) -> Clock:
-    """A clock that reads ``start`` now and advances in real time (monotonic: immune to wall-clock steps)."""
+def running_from(start: datetime, anchor: datetime | None = None) -> Clock:
+    """A clock that read ``start`` at the real instant ``anchor`` and advances in real time; without an
+    anchor it reads ``start`` now, when it is made.
+
+    The anchor is what lets processes share one simulated timeline: every service of a demo given the same
+    start and anchor reads the same time, and a restarted one continues where the others are instead of
+    going back by however long it had run. The time elapsed since the anchor is taken from the wall clock
+    once, here; from then on the clock advances monotonically (immune to wall-clock steps)."""
     origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+    before = timedelta(0) if anchor is None else datetime.now(UTC) - anchor
+    return lambda: start + before + timedelta(seconds=time.monotonic() - origin)
 
 
 #: How far ahead of the service's clock an instant a caller gives may be (callers' clocks drift a little).

@@ -11,11 +11,22 @@ whole stack shares (Kafka, environment, topic namespace, API tokens) have one un
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, AwareDatetime, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.clock import CLOCK_SKEW, iso
 
 DEV_DB_USER = "tierstream"
 DEV_DB_PASSWORD = "tierstream"
@@ -244,12 +255,48 @@ class SimulatedClockSettings(ServiceSettings):
     """Settings of a service whose time-driven work can run on a clock that starts in the past
     (``<SERVICE>_CLOCK_START``: demos of historical data, tests; see :func:`shared.clock.running_from`).
     Each service redeclares ``clock_start`` to say which of its clocks it moves; none is allowed in
-    production, where time is the wall clock's."""
+    production, where time is the wall clock's.
+
+    ``<SERVICE>_CLOCK_ANCHOR`` (optional) is the real instant at which that clock read its start: business
+    time = start + (now − anchor), the same in every process given the same pair, so a restarted service
+    continues on the timeline of the others. Without it the clock reads its start when the process starts
+    (as before the anchor existed). An anchor needs a start, may not lie in the future, and is refused in
+    production too; each is a validation error at start-up naming the variable."""
 
     clock_start: AwareDatetime | None = Field(default=None, description="start a simulated clock at this instant")
+    clock_anchor: AwareDatetime | None = Field(
+        default=None,
+        description="the real instant at which the simulated clock read clock_start (shared by every service "
+        "of a demo, so restarts do not rewind it); unset = when the process starts",
+    )
+
+    @field_validator("clock_anchor", mode="wrap")
+    @classmethod
+    def _anchor_named(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Pydantic's error names the field; the operator set the variable."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise ValueError(
+                f"{cls.env_name('clock_anchor')} {value!r} is not an instant with its UTC offset "
+                f"(e.g. 2026-11-24T07:53:32+00:00): {reason}"
+            ) from None
 
     @model_validator(mode="after")
     def _no_simulated_clock_in_production(self) -> SimulatedClockSettings:
-        if self.environment == "production" and self.clock_start is not None:
-            raise ValueError(f"{self.env_name('clock_start')} is for demos and tests; refused in production")
+        for name in ("clock_start", "clock_anchor"):
+            if self.environment == "production" and getattr(self, name) is not None:
+                raise ValueError(f"{self.env_name(name)} is for demos and tests; refused in production")
+        if self.clock_anchor is not None:
+            if self.clock_start is None:
+                raise ValueError(
+                    f"{self.env_name('clock_anchor')} is set but {self.env_name('clock_start')} is not: an anchor "
+                    "says when the simulated clock read its start, so it needs one"
+                )
+            if self.clock_anchor > datetime.now(UTC) + CLOCK_SKEW:
+                raise ValueError(
+                    f"{self.env_name('clock_anchor')} {iso(self.clock_anchor)} is in the future: it is the real "
+                    f"instant at which the clock read {self.env_name('clock_start')}, so it has passed"
+                )
         return self

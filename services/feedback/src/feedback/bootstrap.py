@@ -51,11 +51,12 @@ def wire_in_memory(container: Container[FeedbackSettings], clock: Clock | None =
 
 
 def _business_clock(container: Container[FeedbackSettings], injected: Clock | None) -> Clock:
-    """The injected clock (tests); else one running from ``FEEDBACK_CLOCK_START`` when set; else now."""
+    """The injected clock (tests); else, when ``FEEDBACK_CLOCK_START`` is set, one running from it (since
+    ``FEEDBACK_CLOCK_ANCHOR`` if that is set); else now."""
     if injected is not None:
         return injected
-    start = container.settings.clock_start
-    return utc_now if start is None else running_from(start)
+    settings = container.settings
+    return utc_now if settings.clock_start is None else running_from(settings.clock_start, settings.clock_anchor)
 
 
 def _repository(

@@ -41,7 +41,7 @@ def wire(
     container.parts["ledger"] = postgres_ledger  # the read side of the API
     business = clock
     if "clock" not in container.parts and settings.clock_start is not None:
-        business = running_from(settings.clock_start)
+        business = running_from(settings.clock_start, settings.clock_anchor)
     container.parts["handlers"] = OrderHandlers(repository, ledger, policy=settings.credit_policy(), clock=business)
     container.parts["overdue_sweep"] = OverdueSweep(
         repository, ledger, clock=business, batch_size=settings.overdue_sweep_batch_size

@@ -64,7 +64,9 @@ def cli() -> typer.Typer:
         clock: Annotated[
             datetime, typer.Option("--clock", help="the fixed instant to grade at (ISO 8601; UTC if no offset)")
         ],
-        keep: Annotated[bool, typer.Option(help="keep the rebuild schema for inspection")] = True,
+        keep: Annotated[
+            bool, typer.Option(help="keep the rebuild schema for inspection (default: drop it after the comparison)")
+        ] = False,
     ) -> None:
         """Replay every topic from the earliest offset into fresh tables and compare them with the live ones."""
         report = asyncio.run(_rebuild(_aware(clock), keep))
@@ -98,7 +100,11 @@ async def _rebuild(clock: datetime, keep: bool) -> dict[str, object]:
         "identical": report.identical,
         "schema": report.schema,
         "clock": report.clock,
+        "kept": keep,
         "events_replayed": report.events_replayed,
+        "events_applied": report.events_applied,
+        "duplicates": report.duplicates,
+        "dead_lettered": report.dead_lettered,
         "calibrations_applied": report.calibrations_applied,
         "tables": [{**t.__dict__, "equal": t.equal} for t in report.tables],
         "alerts_not_compared": report.alerts_not_compared,

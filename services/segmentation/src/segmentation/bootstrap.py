@@ -36,7 +36,7 @@ def wire(container: Container[SegmentationSettings]) -> None:
     settings = container.settings
     policy: Policy = container.parts.get("policy") or load_policy(settings.policy_file)
     clock: Clock = container.parts.get("clock") or (
-        running_from(settings.clock_start) if settings.clock_start is not None else utc_now
+        running_from(settings.clock_start, settings.clock_anchor) if settings.clock_start is not None else utc_now
     )
     container.parts["policy"] = policy
     container.parts["clock"] = clock

@@ -107,6 +107,7 @@ class TableComparison:
 class RebuildReport:
     schema: str
     clock: datetime
+    #: Kafka records read and fed to the consumer code, redeliveries and invalid records included
     events_replayed: int
     calibrations_applied: int
     #: the compared tables, and last the alert standing (``ALERT_STANDING``)
@@ -115,6 +116,14 @@ class RebuildReport:
     alerts_not_compared: dict[str, int] = field(default_factory=dict)
     #: operator actions on churn alerts applied again at their recorded offsets
     operator_actions_replayed: int = 0
+    #: distinct events applied (the rebuilt inbox), and records dead-lettered (invalid, or the handler failed)
+    events_applied: int = 0
+    dead_lettered: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        """Records read whose event had been applied already (a redelivery that is on the topic twice)."""
+        return self.events_replayed - self.events_applied - self.dead_lettered
 
     @property
     def identical(self) -> bool:
@@ -197,22 +206,35 @@ async def rebuild(
             tables = [await _compare_table(conn, schema, table) for table in COMPARED]
         async with live.begin() as conn:
             alerts, not_compared = await _compare_alerts(conn, schema, assessor, replayed_actions)
+            applied, dead = await _replay_counts(conn, schema, group_id, deadletter_topic)
         tables.append(alerts)
     finally:
         await fresh.dispose()
     if not keep:
         async with live.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    report = RebuildReport(schema, clock, replayed, len(recorded), tables, not_compared, len(replayed_actions))
+    report = RebuildReport(
+        schema, clock, replayed, len(recorded), tables, not_compared, len(replayed_actions), applied, dead
+    )
     log.info(
         "segmentation.rebuilt",
         schema=schema,
+        kept=keep,
         events=replayed,
+        events_applied=applied,
+        duplicates=report.duplicates,
         identical=report.identical,
         alerts_not_compared=not_compared,
         operator_actions_replayed=len(replayed_actions),
     )
     return report
+
+
+async def _replay_counts(conn: Any, schema: str, group_id: str, deadletter_topic: str) -> tuple[int, int]:
+    """Distinct events the replay applied (its inbox) and records it dead-lettered (its outbox)."""
+    applied = await conn.scalar(text(f"SELECT count(*) FROM {schema}.inbox WHERE consumer_group = :g"), {"g": group_id})
+    dead = await conn.scalar(text(f"SELECT count(*) FROM {schema}.outbox WHERE topic = :t"), {"t": deadletter_topic})
+    return int(applied), int(dead)
 
 
 @dataclass(frozen=True)
