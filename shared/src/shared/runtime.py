@@ -30,6 +30,7 @@ from shared.events.topics import Topics
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import Projection, ProjectionConsumer
 from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.reachability import KAFKA_ROLES, KafkaReachability
 from shared.messaging.relay import OutboxRelay
 from shared.serving import (
     CONSUMER_READY,
@@ -196,6 +197,12 @@ async def _run_roles(definition: ServiceDefinition[Any], roles: set[str]) -> Non
     if worker_socket is not None:
         app = worker_app(definition.name, health)
         listener = asyncio.create_task(serve_worker_http(app, worker_socket, listener_stop, stop))
+    # Logs kafka.unreachable / kafka.reachable_again (aiokafka's own retries say neither).
+    kafka_watcher = (
+        asyncio.create_task(KafkaReachability(settings.kafka_bootstrap_servers).watch(stop))
+        if roles & KAFKA_ROLES
+        else None
+    )
     log.info("service.starting", service=definition.name, roles=sorted(roles))
     try:
         results = await asyncio.gather(
@@ -210,6 +217,8 @@ async def _run_roles(definition: ServiceDefinition[Any], roles: set[str]) -> Non
                 listener_stop.set()
                 await listener
         finally:
+            if kafka_watcher is not None:
+                kafka_watcher.cancel()  # it may be in the middle of a probe
             await container.close()
             log.info("service.stopped", service=definition.name)
 

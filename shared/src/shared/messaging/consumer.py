@@ -151,6 +151,8 @@ class ProjectionConsumer:
         self.deadletter_topic = deadletter_topic
         self.batch_size = batch_size
         self.handler_attempts = handler_attempts
+        for metric in (APPLIED, DUPLICATES, DEADLETTERED, PROJECTION_LATENCY):
+            metric.labels(group_id)  # every series exists from the start, at 0 until counted
         self._processing = asyncio.Lock()
         self._on_committed: Callable[[Sequence[OutboxMessage]], None] | None = getattr(projection, "committed", None)
         #: the rebalance listener's time limit: aiokafka does not heartbeat while the listener runs
