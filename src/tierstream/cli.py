@@ -217,7 +217,7 @@ def status() -> None:
     for service in stack.SERVICES:
         pid = stack.service_pid(config, service)
         state = _readiness(config, service) if pid else "not running (run `tierstream up`)"
-        if state != "ready":
+        if not state.startswith("ready"):
             problems.append(f"{service} {state}")
         table.add_row(service, str(pid or "-"), config.url(service), escape(state))
     for infra in stack.infra_states(config):
@@ -237,7 +237,8 @@ def status() -> None:
 
 
 def _readiness(config: stack.StackConfig, service: str) -> str:
-    """``ready``, or what is wrong: ``unavailable: kafka`` (the failed checks of /health/ready), no answer…"""
+    """``ready`` (with the advisory checks that failed, e.g. ``ready (kafka not answering)``), or what is wrong:
+    ``unavailable: database`` (the failed checks of /health/ready), no answer…"""
     try:
         response = _request(config, service, "GET", "/health/ready", accept=(503,), timeout=3)
         body = response.json()
@@ -245,10 +246,10 @@ def _readiness(config: stack.StackConfig, service: str) -> str:
         return f"no answer ({exc})"
     except ValueError:
         return f"answered HTTP {response.status_code} without JSON"
-    if response.status_code == 200:
-        return "ready"
     checks = body.get("checks") if isinstance(body, dict) else None
     failed = sorted(name for name, ok in checks.items() if not ok) if isinstance(checks, dict) else []
+    if response.status_code == 200:  # a failed advisory check (kafka) does not make a service unready
+        return f"ready ({', '.join(failed)} not answering)" if failed else "ready"
     return f"{body.get('status', 'unavailable')}: {', '.join(failed)}" if failed else api.detail(response)
 
 

@@ -42,3 +42,22 @@ async def test_a_new_consumer_exposes_its_groups_series_at_zero(sample: str) -> 
     await consumer.consumer.stop()
 
     assert REGISTRY.get_sample_value(sample, {"group": f"{GROUP}-{sample}"}) == 0
+
+
+@pytest.mark.parametrize(
+    ("metric", "labels"),
+    [
+        ("tierstream_orders_credit_holds_total", {"reason": "over_credit_limit"}),
+        ("tierstream_orders_credit_holds_total", {"reason": "receivables_overdue_60"}),
+        ("tierstream_orders_overdue_reported_total", {"bucket": "90+"}),
+        ("tierstream_churn_alerts_raised_total", {"path": "sweep"}),
+    ],
+)
+def test_the_services_labelled_counters_exist_at_0_once_their_module_is_loaded(
+    metric: str, labels: dict[str, str]
+) -> None:
+    import orders.application.handlers
+    import orders.application.overdue
+    import segmentation.application.metrics  # noqa: F401
+
+    assert REGISTRY.get_sample_value(metric, labels) is not None

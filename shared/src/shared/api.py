@@ -156,6 +156,7 @@ def create_app(
     description: str,
     routers: list[APIRouter],
     ready_checks: dict[str, ReadyCheck],
+    advisory_checks: dict[str, ReadyCheck] | None = None,
     version: str = "0.1.0",
     settings: ApiSettings | None = None,
     engine: AsyncEngine | None = None,
@@ -202,7 +203,7 @@ def create_app(
 
     app.add_middleware(CorrelationMiddleware, service=service)
 
-    app.include_router(operations_router(service, ready_checks))
+    app.include_router(operations_router(service, ready_checks, advisory_checks=advisory_checks))
     for router in routers:
         app.include_router(router)
     _document_guarantees(app, service, public)
@@ -246,11 +247,19 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
 
 def operations_router(
-    service: str, ready_checks: dict[str, ReadyCheck], *, alive: Callable[[], bool] | None = None
+    service: str,
+    ready_checks: dict[str, ReadyCheck],
+    *,
+    advisory_checks: dict[str, ReadyCheck] | None = None,
+    alive: Callable[[], bool] | None = None,
 ) -> APIRouter:
-    """``/health/live``, ``/health/ready`` (every check answers True) and ``/metrics`` (the process's default
-    Prometheus registry): every API's, and the worker roles' own listener (:mod:`shared.runtime`), whose
-    ``alive`` says whether its role loops still run (503 once one has ended); without it, answering is alive."""
+    """``/health/live``, ``/health/ready`` (every check of ``ready_checks`` answers True) and ``/metrics``
+    (the process's default Prometheus registry): every API's, and the worker roles' own listener
+    (:mod:`shared.runtime`), whose ``alive`` says whether its role loops still run (503 once one has ended);
+    without it, answering is alive. ``advisory_checks`` are reported in ``checks`` (and named in ``advisory``)
+    but do not make the process unready: an API keeps serving while Kafka is away (commands wait in the
+    outbox), and a load balancer that routes by readiness must not take it out of service for that."""
+    advisory = advisory_checks or {}
     health = APIRouter(tags=["operations"])
 
     @health.get("/health/live", summary="Liveness: the process answers")
@@ -260,11 +269,14 @@ def operations_router(
             return {"status": "stopped", "service": service}
         return {"status": "ok", "service": service}
 
-    @health.get("/health/ready", summary="Readiness: database and Kafka answer")
+    @health.get("/health/ready", summary="Readiness: what serving needs answers (advisory checks reported)")
     async def ready() -> JSONResponse:
         results = {name: await check() for name, check in ready_checks.items()}
         ok = all(results.values())
-        body = {"status": "ok" if ok else "unavailable", "checks": results, "service": service}
+        results |= {name: await check() for name, check in advisory.items()}
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": results, "service": service}
+        if advisory:
+            body["advisory"] = sorted(advisory)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @health.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

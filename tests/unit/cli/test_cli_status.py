@@ -58,11 +58,21 @@ def test_a_dead_service_is_not_running_with_what_to_do_and_exits_1(running: dict
 def test_an_unavailable_service_names_the_dependency_that_failed(
     running: dict, answers: dict[tuple[str, str], Any]
 ) -> None:
-    answers[("GET", "/health/ready")] = (503, {"status": "unavailable", "checks": {"database": True, "kafka": False}})
+    answers[("GET", "/health/ready")] = (503, {"status": "unavailable", "checks": {"database": False, "kafka": True}})
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 1
-    assert sum("unavailable: kafka" in r for r in result.output.splitlines() if "│" in r) == 4
-    assert "segmentation unavailable: kafka" in said(result)
+    assert sum("unavailable: database" in r for r in result.output.splitlines() if "│" in r) == 4
+    assert "segmentation unavailable: database" in said(result)
+
+
+def test_a_ready_service_whose_advisory_check_failed_is_ready_and_says_what_is_away(
+    running: dict, answers: dict[tuple[str, str], Any]
+) -> None:
+    body = {"status": "ok", "checks": {"database": True, "kafka": False}, "advisory": ["kafka"]}
+    answers[("GET", "/health/ready")] = (200, body)
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0
+    assert sum("ready (kafka not answering)" in r for r in result.output.splitlines() if "│" in r) == 4
 
 
 def test_a_service_that_does_not_answer_says_so(running: dict, answers: dict[tuple[str, str], Any]) -> None:

@@ -187,7 +187,7 @@ def build_api(container: Container) -> FastAPI:
         settings=container.settings,
         ready_checks={
             "database": database_check(container.engine),
-            "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
         },
+        advisory_checks={"kafka": kafka_check(container.settings.kafka_bootstrap_servers)},
     )
     return app

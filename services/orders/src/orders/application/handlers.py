@@ -27,11 +27,14 @@ from orders.domain.placing import place_order
 from shared.api import NotFound
 from shared.clock import dated
 from shared.events.envelope import utc_now
+from shared.events.vocabulary import CreditHoldReason
 from shared.eventsourcing.aggregate import DomainError
 from shared.eventsourcing.repository import AggregateRepository
 from shared.eventsourcing.store import ConcurrencyConflict
 
 CREDIT_HOLDS = Counter("tierstream_orders_credit_holds_total", "Orders placed on credit hold", ["reason"])
+for _reason in CreditHoldReason:  # every series exists from start-up, at 0: alerts tell 0 from "not scraped"
+    CREDIT_HOLDS.labels(str(_reason))
 
 __all__ = ["CancelOrder", "OrderHandlers", "PlaceOrder", "ReceivePayment", "ReleaseCredit", "ReturnGoods"]
 

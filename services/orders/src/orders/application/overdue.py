@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from orders.application.ports import CreditLedger
 from orders.domain.order import Order
 from shared.events.envelope import utc_now
+from shared.events.vocabulary import OverdueBucket
 from shared.eventsourcing.repository import AggregateRepository
 from shared.eventsourcing.store import ConcurrencyConflict
 from shared.logging import get_logger
@@ -33,6 +34,8 @@ log = get_logger(__name__)
 OVERDUE_REPORTED = Counter(
     "tierstream_orders_overdue_reported_total", "PaymentOverdue recorded by the sweep", ["bucket"]
 )
+for _bucket in OverdueBucket:  # every series exists from start-up, at 0
+    OVERDUE_REPORTED.labels(str(_bucket))
 
 
 @dataclass

@@ -196,7 +196,7 @@ def build_api(container: Container) -> FastAPI:
         settings=settings,
         ready_checks={
             "database": database_check(container.engine),
-            "kafka": kafka_check(settings.kafka_bootstrap_servers),
         },
+        advisory_checks={"kafka": kafka_check(settings.kafka_bootstrap_servers)},
     )
     return app

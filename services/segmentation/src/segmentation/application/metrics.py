@@ -14,6 +14,8 @@ CHURN_ALERTS_RAISED = Counter(
     "Churn-risk alerts raised (ChurnRiskRaised staged), counted once the raising transaction committed",
     ["path"],  # "consumer" (live events), "sweep" (time-based re-assessment) or "recalibration"
 )
+for _path in ("consumer", "sweep", "recalibration"):  # every series exists from start-up, at 0
+    CHURN_ALERTS_RAISED.labels(_path)
 _RAISED = ChurnRiskRaised.__name__
 
 

@@ -227,8 +227,8 @@ def build_api(container: Container) -> FastAPI:
         settings=container.settings,
         ready_checks={
             "database": database_check(engine),
-            "kafka": kafka_check(container.settings.kafka_bootstrap_servers),
         },
+        advisory_checks={"kafka": kafka_check(container.settings.kafka_bootstrap_servers)},
         public_paths=PUBLIC_PATHS,
     )
     mount_dashboard(app)
