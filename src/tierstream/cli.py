@@ -665,7 +665,7 @@ def rebuild(
     with console.status(f"replaying every topic into fresh tables, graded at {instant:%Y-%m-%d %H:%M}…"):
         report = _run_rebuild(config, instant, keep=keep)
     table = Table(title=f"rebuild into {report['schema']}: {_records_read(report)}")
-    for column in ("table", "live rows", "rebuilt rows", "equal", "differing keys (first 5)"):
+    for column in ("table", "live rows", "rebuilt rows", "equal", "differing keys (first 10)"):
         table.add_column(column)
     for row in report["tables"]:
         table.add_row(
@@ -673,7 +673,7 @@ def rebuild(
             str(row["live_rows"]),
             str(row["rebuilt_rows"]),
             "yes" if row["equal"] else "[red]no[/]",
-            ", ".join(list(dict.fromkeys(row["differing_keys"]))[:5]),
+            ", ".join(list(dict.fromkeys(row["differing_keys"]))[:10]),
         )
     console.print(table)
     if report.get("operator_actions_replayed"):

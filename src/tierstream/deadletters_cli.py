@@ -82,12 +82,13 @@ def build_app(command: type[TyperCommand], fail: Callable[[str], typer.Exit]) ->
         if not selected:
             console.print("no dead letters" + (" match" if group or reason or topic else ""))
         else:
-            console.print(_table(shown, f"{len(shown)} of {len(selected)} dead letters"))
+            console.print(_table(shown, f"{len(shown)} of {_count(len(selected), 'dead letter')}"))
             console.print(_summary(selected))
         unreadable = sum(e.letter is None for e in found.entries)
         if unreadable:
             console.print(
-                f"and {unreadable} records of the topic that are not dead letters (listed above)", soft_wrap=True
+                f"and {_count(unreadable, 'record')} of the topic that {'is not a dead letter' if unreadable == 1 else 'are not dead letters'} (listed above)",
+                soft_wrap=True,
             )
 
     @app.command(cls=command)
@@ -129,19 +130,21 @@ def build_app(command: type[TyperCommand], fail: Callable[[str], typer.Exit]) ->
                 soft_wrap=True,
             )
             return
-        console.print(_table(plan.ready, f"{len(plan.ready)} dead letters of {group} to re-drive"))
+        console.print(_table(plan.ready, f"{_count(len(plan.ready), 'dead letter')} of {group} to re-drive"))
         if dry_run or not plan.ready:
             console.print(f"{'dry run: ' if dry_run else ''}nothing sent; skipped: {plan.skipped()}", soft_wrap=True)
             return
         if not yes:
-            typer.confirm(f"Re-drive {len(plan.ready)} dead letters to their original topics?", abort=True)
+            typer.confirm(f"Re-drive {_count(len(plan.ready), 'dead letter')} to their original topics?", abort=True)
         try:
             sent = asyncio.run(
                 deadletters.republish([e.original for e in plan.ready if e.original is not None], bootstrap)
             )
         except DeadLettersError as exc:
             raise fail(str(exc)) from exc
-        console.print(f"sent {sent} records to their original topics; skipped: {plan.skipped()}", soft_wrap=True)
+        console.print(
+            f"sent {_count(sent, 'record')} to their original topics; skipped: {plan.skipped()}", soft_wrap=True
+        )
 
     return app
 
@@ -212,3 +215,8 @@ def _report_unreadable(entries: Iterable[Entry]) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 record``, ``2 records``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -140,10 +141,49 @@ def database_check(engine: AsyncEngine) -> ReadyCheck:
 
 
 def kafka_check(bootstrap_servers: str) -> ReadyCheck:
-    async def check() -> bool:
+    """Kafka's state for /health/ready: from the last probe, never waiting for one (:class:`CachedCheck`)."""
+
+    async def probe() -> bool:
         return await kafka_ready(bootstrap_servers)
 
-    return check
+    return CachedCheck(probe)
+
+
+class CachedCheck:
+    """A check that answers at once with its probe's last result and refreshes it in the background when
+    it is older than ``max_age_s``. A probe of a dependency that hangs (a frozen broker, a network black
+    hole) takes its whole timeout — 3 s for Kafka — and a readiness probe with a shorter timeout would take
+    the process out of service for a dependency it does not need to serve. The first call waits at most
+    ``first_wait_s`` for the first probe; until a probe has answered, the answer is False (not known to be up).
+    """
+
+    def __init__(
+        self,
+        probe: ReadyCheck,
+        *,
+        max_age_s: float = 5.0,
+        first_wait_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.probe, self.max_age_s, self.first_wait_s, self.clock = probe, max_age_s, first_wait_s, clock
+        self.value = False
+        self._probed_at: float | None = None
+        self._running: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> bool:
+        stale = self._probed_at is None or self.clock() - self._probed_at > self.max_age_s
+        if stale and (self._running is None or self._running.done()):
+            self._running = asyncio.create_task(self._refresh())
+            if self._probed_at is None:
+                await asyncio.wait({self._running}, timeout=self.first_wait_s)
+        return self.value
+
+    async def _refresh(self) -> None:
+        try:
+            self.value = await self.probe()
+        except Exception:
+            self.value = False
+        self._probed_at = self.clock()
 
 
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

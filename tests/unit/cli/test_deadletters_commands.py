@@ -72,7 +72,7 @@ def test_list_shows_each_dead_letter_and_counts_them_by_group_and_reason(sent: l
         ["t1.orders.credit-terms", "unknown_event_type", "1"],
         ["t1.segmentation.projector", "handler_failed", "3"],
     ]
-    assert "and 1 records of the topic that are not dead letters" in out
+    assert "and 1 record of the topic that is not a dead letter" in out
     assert "skipped record 1@1 of the dead-letter topic: not DeadLetter JSON" in err
     assert sent == []
 
@@ -113,7 +113,7 @@ def test_redrive_asks_first_and_sends_nothing_when_refused(sent: list[Original])
 def test_a_dry_run_only_shows_what_would_be_sent(sent: list[Original]) -> None:
     code, out, _ = invoke("redrive", "--group", "orders.credit-terms", "--dry-run")
     assert code == 0
-    assert "1 dead letters of orders.credit-terms to re-drive" in out and "t1.crm.orders.v1:2@11" in out
+    assert "1 dead letter of orders.credit-terms to re-drive" in out and "t1.crm.orders.v1:2@11" in out
     assert "dry run: nothing sent; skipped: 0 withholding personal data, 1 unreadable records" in out
     assert sent == []
 
