@@ -9,8 +9,8 @@ soon, and how many copies?
    PostgreSQL server of ``DATABASE_URL`` (default: the dev server).
 2. Runs one ``OutboxRelay`` as the services do (``shared.runtime.run_relay``: a new producer after failed
    sends) while orders are written through the event store at ``--rate`` per second.
-3. After 5 s stops the broker (SIGTERM) for ``--outage-s`` — longer than the producer's 30 s request
-   timeout reproduces the failure aiokafka's idempotent producer had (``OutOfOrderSequenceNumber`` for
+3. After 5 s stops the broker (SIGTERM) for ``--outage-s`` — longer than the producer's request
+   timeout (``--request-timeout-ms``) reproduces the failure aiokafka's idempotent producer had (``OutOfOrderSequenceNumber`` for
    good) — then starts it again on its data and writes 10 s more.
 4. Prints how long the outbox took to drain after the writes stopped, and how many records the topic
    holds per event (1 = no duplicate).
@@ -48,7 +48,7 @@ from shared.events import orders as contract
 from shared.events.registry import parse_envelope
 from shared.eventsourcing.repository import AggregateRepository
 from shared.eventsourcing.store import PostgresEventStore
-from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.kafka import PRODUCER_REQUEST_TIMEOUT_MS, ensure_topics, make_producer
 from shared.messaging.relay import OutboxRelay
 from shared.settings import DEV_DB_PASSWORD, DEV_DB_USER, DEV_PG_PORT
 from shared.testing import infra
@@ -90,7 +90,7 @@ async def main(args: argparse.Namespace) -> None:
         await ensure_topics(bootstrap, [topic], partitions=3)
 
         def new_producer():  # type: ignore[no-untyped-def]
-            return make_producer(bootstrap, client_id="bench-relay")
+            return make_producer(bootstrap, client_id="bench-relay", request_timeout_ms=args.request_timeout_ms)
 
         producer = new_producer()
         await producer.start()
@@ -116,10 +116,16 @@ async def main(args: argparse.Namespace) -> None:
 
         await place_for(5)
         os.kill(int((run_dir / "kafka.pid").read_text()), signal.SIGTERM)
+        cpu_before = time.process_time()
         print(f"broker stopped after {placed} orders; writing on for {args.outage_s:.0f} s", flush=True)
         await place_for(args.outage_s)
+        cpu_outage = time.process_time() - cpu_before
         await asyncio.to_thread(kafka, "start", run_dir, port, keep_data=True)
-        print(f"broker back after {placed} orders", flush=True)
+        print(
+            f"broker back after {placed} orders; CPU of this process (relay + writer) during the outage: "
+            f"{cpu_outage:.1f} s in {args.outage_s:.0f} s",
+            flush=True,
+        )
         await place_for(10)
         started, left = time.monotonic(), -1
         while time.monotonic() - started < 90:
@@ -157,5 +163,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outage-s", type=float, default=40.0, help="how long the broker is away (default 40)")
     parser.add_argument("--rate", type=float, default=20.0, help="orders per second written (default 20)")
+    parser.add_argument(
+        "--request-timeout-ms",
+        type=int,
+        default=PRODUCER_REQUEST_TIMEOUT_MS,
+        help=f"the relay producer's request timeout (default {PRODUCER_REQUEST_TIMEOUT_MS}, the services')",
+    )
     parser.add_argument("--keep-producer", action="store_true", help="the relay before the fix, for comparison")
     asyncio.run(main(parser.parse_args()))
