@@ -132,7 +132,10 @@ class DeclaredQueries:
                     continue
             elif path_regex.match(path) is None:
                 continue
-            return None if declared is None else declared.refusal(scope["query_string"])
+            refused = None if declared is None else declared.refusal(scope["query_string"])
+            if refused is not None:
+                scope["route"] = context.original_route  # the request metrics name the operation, not "unmatched"
+            return refused
         return None
 
 

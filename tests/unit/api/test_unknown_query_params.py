@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import PlainTextResponse
+from prometheus_client import REGISTRY
 
 from customers.bootstrap import wire as wire_customers
 from customers.config import CustomersSettings
@@ -384,3 +385,12 @@ async def test_the_segmentation_dashboard_pages_take_any_query_string(url: str, 
     await engine.dispose()
 
     assert response.status_code == status, response.text
+
+
+async def test_a_refused_query_is_counted_under_its_operation_not_as_unmatched(client: httpx.AsyncClient) -> None:
+    labels = {"service": "items", "method": "GET", "route": "/items", "status": "422"}
+    before = REGISTRY.get_sample_value("tierstream_http_requests_total", labels) or 0
+
+    assert (await client.get("/items?regoin=East")).status_code == 422
+
+    assert REGISTRY.get_sample_value("tierstream_http_requests_total", labels) == before + 1
