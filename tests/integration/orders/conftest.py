@@ -13,9 +13,10 @@ from orders.__main__ import DEFINITION
 from orders.bootstrap import wire
 from orders.config import OrdersSettings
 from shared.db.engine import create_engine
-from shared.events.envelope import Envelope, EventPayload
+from shared.events.envelope import EventPayload
 from shared.events.topics import Topics
 from shared.runtime import Container, run_consumer
+from shared.testing.events import customer_event
 from shared.testing.kafka import produce
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -65,18 +66,6 @@ async def credit_consumer(orders_container: Container[OrdersSettings]) -> AsyncI
     await asyncio.wait_for(task, 30)
 
 
-def customer_envelope(customer_id: str, payload: EventPayload, version: int) -> Envelope:
-    return Envelope.wrap(
-        payload,
-        producer="customers",
-        aggregate_type="customer",
-        aggregate_id=customer_id,
-        aggregate_version=version,
-        customer_id=customer_id,
-        correlation_id=f"test-{customer_id}",
-    )
-
-
 CustomerFeed = Callable[..., Awaitable[None]]
 
 
@@ -89,7 +78,7 @@ def feed_customer(kafka_bootstrap: str, topics: Topics) -> CustomerFeed:
         messages = []
         for payload in payloads:
             versions[customer_id] = versions.get(customer_id, 0) + 1
-            envelope = customer_envelope(customer_id, payload, versions[customer_id])
+            envelope = customer_event(customer_id, payload, versions[customer_id])
             messages.append((customer_id.encode(), envelope.to_json()))
         await produce(kafka_bootstrap, topics.customers, messages)
 

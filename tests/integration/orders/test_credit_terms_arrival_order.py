@@ -21,6 +21,7 @@ from orders.domain.order import OrderLine
 from shared.events import customers
 from shared.events.envelope import Envelope, EventPayload, Money
 from shared.runtime import Container
+from shared.testing.events import customer_event
 from shared.testing.kafka import produce
 
 pytestmark = pytest.mark.integration
@@ -60,18 +61,7 @@ async def publish(
     kafka_bootstrap: str, container: Container, customer_id: str, *versioned: tuple[int, EventPayload]
 ) -> list[Envelope]:
     """Publish the customer's events with the given stream versions, in the given order."""
-    envelopes = [
-        Envelope.wrap(
-            payload,
-            producer="customers",
-            aggregate_type="customer",
-            aggregate_id=customer_id,
-            aggregate_version=version,
-            customer_id=customer_id,
-            correlation_id=f"test-{customer_id}",
-        )
-        for version, payload in versioned
-    ]
+    envelopes = [customer_event(customer_id, payload, version) for version, payload in versioned]
     messages = [(customer_id.encode(), e.to_json()) for e in envelopes]
     await produce(kafka_bootstrap, container.topics.customers, messages)
     return envelopes

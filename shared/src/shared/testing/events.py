@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.events import customers
-from shared.events.envelope import Envelope
+from shared.events.envelope import Envelope, EventPayload
 
 
 def customer_registered(customer_id: str, *, producer: str = "test") -> Envelope:
@@ -17,4 +17,17 @@ def customer_registered(customer_id: str, *, producer: str = "test") -> Envelope
         aggregate_version=1,
         customer_id=customer_id,
         correlation_id=customer_id,
+    )
+
+
+def customer_event(customer_id: str, payload: EventPayload, version: int, *, producer: str = "customers") -> Envelope:
+    """``payload`` as the ``version``-th event of ``customer_id``'s customer stream (what crm.customers.v1 carries)."""
+    return Envelope.wrap(
+        payload,
+        producer=producer,
+        aggregate_type="customer",
+        aggregate_id=customer_id,
+        aggregate_version=version,
+        customer_id=customer_id,
+        correlation_id=f"test-{customer_id}",
     )
