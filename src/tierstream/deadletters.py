@@ -263,9 +263,8 @@ class KafkaReader:
 async def scan(topic: str, bootstrap: str, *, reader_factory: Callable[[str], Reader] | None = None) -> Scan:
     """Every record of ``topic`` from its beginning to its end as of now, parsed."""
     from aiokafka import TopicPartition
-    from aiokafka.errors import KafkaError
 
-    from tierstream.tail import TailError, _listing, _quiet, check_topic_name
+    from tierstream.tail import TailError, check_topic_known, check_topic_name, connect
 
     try:
         check_topic_name(topic)
@@ -273,15 +272,11 @@ async def scan(topic: str, bootstrap: str, *, reader_factory: Callable[[str], Re
         raise DeadLettersError(f"{exc}; check --namespace (TIERSTREAM_TOPIC_NAMESPACE)") from exc
     reader = (reader_factory or KafkaReader)(bootstrap)
     try:
-        with _quiet("aiokafka"):  # its "Unable connect to …" line would come before ours, saying less
-            await reader.start()
-            partitions = await reader.partitions()
-    except (KafkaError, OSError, ValueError) as exc:
-        await reader.stop()
-        raise DeadLettersError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up? (tierstream up)") from exc
+        partitions = await connect(reader, bootstrap, reader.partitions)
+    except TailError as exc:
+        raise DeadLettersError(str(exc)) from exc
     try:
-        if topic not in partitions:
-            raise DeadLettersError(f"no topic {topic!r} in the cluster at {bootstrap}; {_listing(partitions)}")
+        check_topic_known(topic, bootstrap, partitions, DeadLettersError)
         tps = [TopicPartition(topic, p) for p in sorted(partitions[topic])]
         reader.assign(tps)
         return Scan(await _read_to_end(reader, tps), partitions)

@@ -11,14 +11,17 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
 #: What Kafka accepts as a topic name (its ``Topic.validate``): 1–249 of these characters.
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 SHOWN_TOPICS = 20
+
+
+T = TypeVar("T")
 
 
 class TailError(RuntimeError):
@@ -78,16 +81,9 @@ async def tail(
         raise TailError("--bootstrap is empty: give Kafka's host:port (e.g. 127.0.0.1:9092)")
     # made here, in the loop: aiokafka binds to the running one
     consumer = (consumer_factory or kafka_consumer)(bootstrap, from_beginning)
+    known = await connect(consumer, bootstrap, consumer.topics)
     try:
-        with _quiet("aiokafka"):  # its "Unable connect to …" line would come before ours, saying less
-            await consumer.start()
-            known = await consumer.topics()
-    except (KafkaError, OSError, ValueError) as exc:
-        await consumer.stop()
-        raise TailError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up? (tierstream up)") from exc
-    try:
-        if topic not in known:
-            raise TailError(f"no topic {topic!r} in the cluster at {bootstrap}; {_listing(known)}")
+        check_topic_known(topic, bootstrap, known)
         consumer.subscribe([topic])
         seen = 0
         async for record in consumer:
@@ -98,6 +94,26 @@ async def tail(
         return seen
     finally:
         await consumer.stop()
+
+
+async def connect(client: Any, bootstrap: str, known_topics: Callable[[], Awaitable[T]]) -> T:
+    """Start the Kafka ``client`` and return what ``known_topics`` fetches, or stop it and raise
+    :class:`TailError` saying Kafka cannot be reached (aiokafka's own "Unable connect" line kept quiet)."""
+    try:
+        with _quiet("aiokafka"):  # its "Unable connect to …" line would come before ours, saying less
+            await client.start()
+            return await known_topics()
+    except (KafkaError, OSError, ValueError) as exc:
+        await client.stop()
+        raise TailError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up? (tierstream up)") from exc
+
+
+def check_topic_known(
+    topic: str, bootstrap: str, known: Iterable[str], error: Callable[[str], Exception] = TailError
+) -> None:
+    """An ``error`` naming the crm topics the cluster holds, when ``topic`` is not among ``known``."""
+    if topic not in known:
+        raise error(f"no topic {topic!r} in the cluster at {bootstrap}; {_listing(known)}")
 
 
 @contextlib.contextmanager

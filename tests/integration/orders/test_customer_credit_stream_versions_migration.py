@@ -15,8 +15,8 @@ from orders.application.credit_terms import CreditTermsProjector
 from shared.db.engine import create_engine, to_asyncpg_url, to_libpq_url
 from shared.db.migrations import upgrade
 from shared.events import customers
-from shared.events.envelope import Envelope
 from shared.testing import infra
+from shared.testing.events import customer_event
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +40,7 @@ async def test_rows_from_before_migration_0005_take_their_next_event_whatever_it
         async with engine.connect() as conn:
             [before] = (await load_customers(conn, ["c-1"], lock=False)).values()
         assert (before.terms_stream_version, before.status_stream_version, before.version) == (0, 0, 7)
-        reactivated = Envelope.wrap(
-            customers.CustomerReactivated(reason="reopened"),
-            producer="customers",
-            aggregate_type="customer",
-            aggregate_id="c-1",
-            aggregate_version=2,
-            customer_id="c-1",
-            correlation_id="after-0005",
-        )
+        reactivated = customer_event("c-1", customers.CustomerReactivated(reason="reopened"), 2)
         async with engine.begin() as conn:
             await CreditTermsProjector().apply(conn, [reactivated])
             [after] = (await load_customers(conn, ["c-1"], lock=False)).values()
