@@ -17,7 +17,8 @@ What is compared: the facts (``customer_orders``, ``customer_complaints``, ``cus
 ``customer_segments`` without its bookkeeping columns (``updated_at``, ``first_seen_at`` — wall-clock
 times —, ``assessed_at`` — the instant of the last assessment: the live one was the sweep's or a later
 event's, the rebuilt one the fixed clock's, while the grades assessed are compared —, ``segmentation_version`` — how many events were published depends on batching —, ``alert_id``
-and the random ``facts_token`` of the consumer's cache). Grades are a function of facts, the
+and the random ``facts_token`` of the consumer's cache) and without the stream versions kept with the facts
+(``*_version``, ``customer_orders.outstanding_amount``; see :data:`COMPARED`). Grades are a function of facts, the
 recorded calibrations and the clock (docs/segmentation.md), so the live table matches when it was last
 assessed at the same clock (run the live sweep at that instant, or give the rebuild the instant of the
 live sweep). History rows and published events record *when* things were noticed and how polls were
@@ -78,13 +79,32 @@ TABLES = (
     "outbox",
 )
 #: Compared tables → (key columns, columns left out of the comparison).
+#: The ``*_version`` columns (and an order's ``outstanding_amount``) record how the facts beside them were
+#: reached, so that an older event arriving late leaves them alone (revision 0009): rows written before
+#: that revision hold 0 / NULL where a rebuild holds the real versions, while the facts themselves are
+#: compared.
 COMPARED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
-    "customer_orders": (("customer_id", "order_id"), frozenset()),
-    "customer_complaints": (("customer_id", "complaint_id"), frozenset()),
+    "customer_orders": (
+        ("customer_id", "order_id"),
+        frozenset({"credit_version", "outstanding_amount", "receivable_version"}),
+    ),
+    "customer_complaints": (("customer_id", "complaint_id"), frozenset({"status_version"})),
     "customer_surveys": (("customer_id", "survey_id"), frozenset()),
     "customer_segments": (
         ("customer_id",),
-        frozenset({"updated_at", "assessed_at", "segmentation_version", "alert_id", "first_seen_at", "facts_token"}),
+        frozenset(
+            {
+                "updated_at",
+                "assessed_at",
+                "segmentation_version",
+                "alert_id",
+                "first_seen_at",
+                "facts_token",
+                "company_name_version",
+                "region_version",
+                "deactivated_version",
+            }
+        ),
     ),
 }
 

@@ -11,6 +11,16 @@ topic touch their own facts (orders topic → order facts, feedback → complain
 profile), so any interleaving of the topics folds to the same facts. An event for an order, complaint or
 customer not seen yet creates a placeholder that the missing event fills in later.
 
+Within one stream, too, the order of arrival does not matter: an event that arrives after a later event
+of its stream (a re-driven dead letter, a producer's re-send) folds to the same facts as in stream order.
+Counts and flags that only go one way are order-free by nature (returns add up, a cancellation or a full
+payment is final, stages only advance). A piece of state that events overwrite — the company name, the
+region, deactivated, an order's credit hold, its outstanding receivable, a complaint's status — keeps
+the stream version (the envelope's ``aggregate_version``) of the event that set it, and an event of an
+older version leaves it alone (``*_version`` fields; 0 = set before revision 0009, so the next event
+wins). An event of the same version is the same event, which the inbox has already deduplicated, so it
+is applied (events built by hand with one version for all keep last-arrival order).
+
 :class:`CustomerFacts` is deliberately mutable: a batch folds hundreds of events into the same customer,
 and copying an order dictionary per event would be quadratic. It records which facts changed, so the
 adapter writes back only those rows.
@@ -63,6 +73,10 @@ class OrderFact:
     due_date: date | None = None
     overdue_amount: Decimal = ZERO  # outstanding amount while reported overdue; 0 once paid or cancelled
     paid_in_full: bool = False
+    credit_version: int = 0  # stream version of the event that last set ``credit_held``
+    #: the outstanding amount as of the newest payment or overdue notice, and that event's stream version
+    outstanding_amount: Decimal | None = None
+    receivable_version: int = 0
 
     @property
     def is_live(self) -> bool:
@@ -87,6 +101,7 @@ class ComplaintFact:
     acknowledged: bool = False
     escalated: bool = False
     reopened_count: int = 0
+    status_version: int = 0  # stream version of the event that last set ``status``
 
 
 @dataclass(slots=True)
@@ -109,6 +124,10 @@ class Profile:
     deactivated: bool = False
     events_applied: int = 0
     last_event_at: datetime | None = None
+    #: customer-stream versions of the events that last set the company name, the region, ``deactivated``
+    company_name_version: int = 0
+    region_version: int = 0
+    deactivated_version: int = 0
 
 
 #: The change set of facts with nothing to write (shared: a customer kept between polls costs no set).
@@ -205,30 +224,47 @@ def _with(changed: AbstractSet[str], key: str) -> set[str]:
 # -- customers topic ------------------------------------------------------------------------------
 
 
-def on_customer_registered(facts: CustomerFacts, data: customers.CustomerRegistered, _e: Envelope) -> None:
+def on_customer_registered(facts: CustomerFacts, data: customers.CustomerRegistered, e: Envelope) -> None:
     p = facts.profile
-    p.registered, p.company_name, p.region = True, data.company_name, label(data.region)
+    p.registered = True
+    _set_company_name(p, data.company_name, e.aggregate_version)
+    _set_region(p, data.region, e.aggregate_version)
     p.sales_stage = _later_stage(p.sales_stage, label(data.stage))
 
 
-def on_customer_profile_updated(facts: CustomerFacts, data: customers.CustomerProfileUpdated, _e: Envelope) -> None:
+def on_customer_profile_updated(facts: CustomerFacts, data: customers.CustomerProfileUpdated, e: Envelope) -> None:
     named = {str(f) for f in data.changed_fields}
     if "company_name" in named and data.company_name:
-        facts.profile.company_name = data.company_name
+        _set_company_name(facts.profile, data.company_name, e.aggregate_version)
     if "region" in named and data.region:
-        facts.profile.region = label(data.region)
+        _set_region(facts.profile, data.region, e.aggregate_version)
+
+
+def _set_company_name(p: Profile, name: str, version: int) -> None:
+    if version >= p.company_name_version:
+        p.company_name, p.company_name_version = name, version
+
+
+def _set_region(p: Profile, region: str, version: int) -> None:
+    if version >= p.region_version:
+        p.region, p.region_version = label(region), version
 
 
 def on_customer_stage_advanced(facts: CustomerFacts, data: customers.CustomerStageAdvanced, _e: Envelope) -> None:
     facts.profile.sales_stage = _later_stage(facts.profile.sales_stage, label(data.new_stage))
 
 
-def on_customer_deactivated(facts: CustomerFacts, _data: Any, _e: Envelope) -> None:
-    facts.profile.deactivated = True
+def on_customer_deactivated(facts: CustomerFacts, _data: Any, e: Envelope) -> None:
+    _set_deactivated(facts.profile, True, e.aggregate_version)
 
 
-def on_customer_reactivated(facts: CustomerFacts, _data: Any, _e: Envelope) -> None:
-    facts.profile.deactivated = False
+def on_customer_reactivated(facts: CustomerFacts, _data: Any, e: Envelope) -> None:
+    _set_deactivated(facts.profile, False, e.aggregate_version)
+
+
+def _set_deactivated(p: Profile, deactivated: bool, version: int) -> None:
+    if version >= p.deactivated_version:
+        p.deactivated, p.deactivated_version = deactivated, version
 
 
 _STAGES = ("prospect", "lead", "customer")
@@ -244,28 +280,35 @@ def _later_stage(current: str | None, new: str) -> str:
 # -- orders topic ---------------------------------------------------------------------------------
 
 
-def on_order_placed(facts: CustomerFacts, data: orders.OrderPlaced, _e: Envelope) -> None:
+def on_order_placed(facts: CustomerFacts, data: orders.OrderPlaced, e: Envelope) -> None:
     order = facts.order(data.order_id)
     order.placed_at, order.amount, order.currency = data.placed_at, data.total.amount, label(data.total.currency)
-    order.due_date = data.due_date
-    if str(data.status) == "credit_held":
-        order.credit_held = True
+    if order.due_date is None:  # else an overdue notice came first: its missed due date stands
+        order.due_date = data.due_date
+    _set_credit_held(order, str(data.status) == "credit_held", e.aggregate_version)
 
 
-def on_order_credit_held(facts: CustomerFacts, data: orders.OrderCreditHeld, _e: Envelope) -> None:
-    facts.order(data.order_id).credit_held = True
+def on_order_credit_held(facts: CustomerFacts, data: orders.OrderCreditHeld, e: Envelope) -> None:
+    _set_credit_held(facts.order(data.order_id), True, e.aggregate_version)
 
 
-def on_order_credit_released(facts: CustomerFacts, data: orders.OrderCreditReleased, _e: Envelope) -> None:
-    facts.order(data.order_id).credit_held = False
+def on_order_credit_released(facts: CustomerFacts, data: orders.OrderCreditReleased, e: Envelope) -> None:
+    _set_credit_held(facts.order(data.order_id), False, e.aggregate_version)
 
 
-def on_payment_received(facts: CustomerFacts, data: orders.PaymentReceived, _e: Envelope) -> None:
+def _set_credit_held(order: OrderFact, held: bool, version: int) -> None:
+    """A cancelled order holds no credit, whatever arrives after its cancellation."""
+    if version >= order.credit_version:
+        order.credit_held, order.credit_version = held and not order.cancelled, version
+
+
+def on_payment_received(facts: CustomerFacts, data: orders.PaymentReceived, e: Envelope) -> None:
     order = facts.order(data.order_id)
+    _set_outstanding(order, data.outstanding.amount, e.aggregate_version)
     if data.paid_in_full:
         order.paid_in_full, order.overdue_amount = True, ZERO
     elif order.overdue_amount > 0:
-        order.overdue_amount = data.outstanding.amount
+        order.overdue_amount = order.outstanding_amount or ZERO
 
 
 def on_order_cancelled(facts: CustomerFacts, data: orders.OrderCancelled, _e: Envelope) -> None:
@@ -279,10 +322,19 @@ def on_order_returned(facts: CustomerFacts, data: orders.OrderReturned, _e: Enve
     order.returned_amount += data.amount.amount
 
 
-def on_payment_overdue(facts: CustomerFacts, data: orders.PaymentOverdue, _e: Envelope) -> None:
+def on_payment_overdue(facts: CustomerFacts, data: orders.PaymentOverdue, e: Envelope) -> None:
+    """Overdue from now on (until paid in full or cancelled), for the newest outstanding amount known:
+    a notice that arrives after a later partial payment is overdue for what that payment left."""
     order = facts.order(data.order_id)
+    _set_outstanding(order, data.amount.amount, e.aggregate_version)
+    order.due_date = data.due_date  # the missed due date (orders fixes it at placement: every notice repeats it)
     if not order.paid_in_full and not order.cancelled:
-        order.overdue_amount, order.due_date = data.amount.amount, data.due_date
+        order.overdue_amount = order.outstanding_amount or ZERO
+
+
+def _set_outstanding(order: OrderFact, amount: Decimal, version: int) -> None:
+    if version >= order.receivable_version:
+        order.outstanding_amount, order.receivable_version = amount, version
 
 
 # -- feedback topic -------------------------------------------------------------------------------
@@ -298,17 +350,23 @@ def on_complaint_acknowledged(facts: CustomerFacts, data: feedback.ComplaintAckn
     facts.complaint(data.complaint_id).acknowledged = True
 
 
-def on_complaint_resolved(facts: CustomerFacts, data: feedback.ComplaintResolved, _e: Envelope) -> None:
-    facts.complaint(data.complaint_id).status = ComplaintStatus.RESOLVED
+def on_complaint_resolved(facts: CustomerFacts, data: feedback.ComplaintResolved, e: Envelope) -> None:
+    _set_status(facts.complaint(data.complaint_id), ComplaintStatus.RESOLVED, e.aggregate_version)
 
 
-def on_complaint_confirmed(facts: CustomerFacts, data: feedback.ComplaintConfirmed, _e: Envelope) -> None:
-    facts.complaint(data.complaint_id).status = ComplaintStatus.CONFIRMED
+def on_complaint_confirmed(facts: CustomerFacts, data: feedback.ComplaintConfirmed, e: Envelope) -> None:
+    _set_status(facts.complaint(data.complaint_id), ComplaintStatus.CONFIRMED, e.aggregate_version)
 
 
-def on_complaint_reopened(facts: CustomerFacts, data: feedback.ComplaintReopened, _e: Envelope) -> None:
+def on_complaint_reopened(facts: CustomerFacts, data: feedback.ComplaintReopened, e: Envelope) -> None:
     c = facts.complaint(data.complaint_id)
-    c.status, c.reopened_count = ComplaintStatus.OPEN, c.reopened_count + 1
+    c.reopened_count += 1
+    _set_status(c, ComplaintStatus.OPEN, e.aggregate_version)
+
+
+def _set_status(complaint: ComplaintFact, status: str, version: int) -> None:
+    if version >= complaint.status_version:
+        complaint.status, complaint.status_version = status, version
 
 
 def on_complaint_escalated(facts: CustomerFacts, data: feedback.ComplaintEscalated, _e: Envelope) -> None:

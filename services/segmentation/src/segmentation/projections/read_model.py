@@ -56,6 +56,10 @@ customer_segments = Table(
     Column("region", Text),
     Column("stage", Text),
     Column("deactivated", Boolean, nullable=False),
+    # customer-stream versions of the events that set the company name, region, deactivated (revision 0009)
+    Column("company_name_version", Integer, nullable=False, server_default="0"),
+    Column("region_version", Integer, nullable=False, server_default="0"),
+    Column("deactivated_version", Integer, nullable=False, server_default="0"),
     # lifetime figures
     Column("orders_count", Integer, nullable=False),
     Column("cancelled_orders", Integer, nullable=False),
@@ -130,6 +134,10 @@ customer_orders = Table(
     Column("due_date", Date),
     Column("overdue_amount", Money, nullable=False),
     Column("paid_in_full", Boolean, nullable=False),
+    # order-stream versions of the events that set credit_held / the outstanding amount (revision 0009)
+    Column("credit_version", Integer, nullable=False, server_default="0"),
+    Column("outstanding_amount", Money),
+    Column("receivable_version", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("customer_id", "order_id"),
 )
 
@@ -147,6 +155,7 @@ customer_complaints = Table(
     Column("acknowledged", Boolean, nullable=False),
     Column("escalated", Boolean, nullable=False),
     Column("reopened_count", Integer, nullable=False),
+    Column("status_version", Integer, nullable=False, server_default="0"),  # revision 0009
     PrimaryKeyConstraint("customer_id", "complaint_id"),
 )
 

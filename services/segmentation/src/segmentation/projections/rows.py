@@ -26,6 +26,9 @@ def segment_row(record: CustomerRecord, g: Grades, calibration: Calibration) -> 
         p.region,
         p.sales_stage,
         p.deactivated,
+        p.company_name_version,
+        p.region_version,
+        p.deactivated_version,
         *lifetime_figures_row(facts),
         p.events_applied,
         p.last_event_at,
@@ -73,7 +76,7 @@ def segment_row(record: CustomerRecord, g: Grades, calibration: Calibration) -> 
 
 
 #: The columns of :func:`lifetime_figures` (and the order of :func:`lifetime_figures_row`).
-LIFETIME_COLUMNS = SEGMENT_COLUMNS[6:17]
+LIFETIME_COLUMNS = SEGMENT_COLUMNS[SEGMENT_COLUMNS.index("orders_count") : SEGMENT_COLUMNS.index("open_complaints") + 1]
 
 
 def lifetime_figures(facts: CustomerFacts) -> dict[str, Any]:

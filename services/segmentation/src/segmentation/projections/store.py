@@ -85,6 +85,9 @@ _ORDER = (
     "due_date",
     "overdue_amount",
     "paid_in_full",
+    "credit_version",
+    "outstanding_amount",
+    "receivable_version",
 )
 _COMPLAINT = (
     "filed_at",
@@ -96,6 +99,7 @@ _COMPLAINT = (
     "acknowledged",
     "escalated",
     "reopened_count",
+    "status_version",
 )
 _ALERT = (
     "state",
@@ -115,6 +119,7 @@ _ALERT = (
 
 _SEGMENT_COLUMNS = (
     "customer_id, registered, company_name, region, stage, deactivated, events_applied, last_event_at, "
+    "company_name_version, region_version, deactivated_version, "
     "value_tier, tier_below, anchor_tier, anchor_below, lifecycle_stage, rfm_segment, activity_status, "
     "churn_score, segmentation_version, first_seen_at, alert_id, assessed_at, facts_token"
 )
@@ -209,6 +214,9 @@ def _record(row: Any) -> CustomerRecord:
         deactivated,
         events_applied,
         last_event_at,
+        company_name_version,
+        region_version,
+        deactivated_version,
         value_tier,
         tier_below,
         anchor_tier,
@@ -234,6 +242,9 @@ def _record(row: Any) -> CustomerRecord:
         deactivated,
         events_applied,
         last_event_at,
+        company_name_version,
+        region_version,
+        deactivated_version,
     )
     tier = _TIERS[value_tier]
     lifecycle = _LIFECYCLE[lifecycle_stage] if lifecycle_stage else None
@@ -301,6 +312,9 @@ def fact_rows(facts: CustomerFacts) -> tuple[list[tuple[Any, ...]], list[tuple[A
             o.due_date,
             o.overdue_amount,
             o.paid_in_full,
+            o.credit_version,
+            o.outstanding_amount,
+            o.receivable_version,
         )
         for o in (facts.orders[i] for i in sorted(facts.changed_orders))
     ]
@@ -317,6 +331,7 @@ def fact_rows(facts: CustomerFacts) -> tuple[list[tuple[Any, ...]], list[tuple[A
             c.acknowledged,
             c.escalated,
             c.reopened_count,
+            c.status_version,
         )
         for c in (facts.complaints[i] for i in sorted(facts.changed_complaints))
     ]
@@ -335,6 +350,9 @@ SEGMENT_COLUMNS = (
     "region",
     "stage",
     "deactivated",
+    "company_name_version",
+    "region_version",
+    "deactivated_version",
     "orders_count",
     "cancelled_orders",
     "gross_revenue",
