@@ -48,6 +48,19 @@ def migrations_of(service: str) -> Path:
 DatabaseFactory = Callable[[str], Awaitable[str]]
 
 
+@pytest.fixture
+async def unmigrated_database(pg_server: str) -> AsyncIterator[str]:
+    """URL of a database of its own that does not exist yet (``shared.db.migrations.upgrade`` creates it),
+    for tests that migrate step by step; dropped after the test, whatever holds connections to it."""
+    name = unique("t_migrate_")
+    yield infra.with_database(to_asyncpg_url(pg_server), name)
+    conn = await asyncpg.connect(to_libpq_url(pg_server))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 async def database_factory(pg_server: str) -> AsyncIterator[DatabaseFactory]:
     """``await make("orders")`` → URL of a fresh, migrated database of that service.

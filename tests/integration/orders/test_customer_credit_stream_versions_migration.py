@@ -3,27 +3,24 @@ them applies whatever its version — the consumer's behaviour before the versio
 
 from __future__ import annotations
 
-import uuid
-
-import asyncpg
 import pytest
 from sqlalchemy import text
 
 from orders.__main__ import DEFINITION
 from orders.adapters.ledger import load_customers
 from orders.application.credit_terms import CreditTermsProjector
-from shared.db.engine import create_engine, to_asyncpg_url, to_libpq_url
+from shared.db.engine import create_engine
 from shared.db.migrations import upgrade
 from shared.events import customers
-from shared.testing import infra
 from shared.testing.events import customer_event
 
 pytestmark = pytest.mark.integration
 
 
-async def test_rows_from_before_migration_0005_take_their_next_event_whatever_its_version(pg_server: str) -> None:
-    name = f"t_orders_stream_versions_{uuid.uuid4().hex[:8]}"
-    url = infra.with_database(to_asyncpg_url(pg_server), name)
+async def test_rows_from_before_migration_0005_take_their_next_event_whatever_its_version(
+    unmigrated_database: str,
+) -> None:
+    url = unmigrated_database
     await upgrade(DEFINITION.migrations, url, revision="0004")
     engine = create_engine(url)
     try:
@@ -48,8 +45,3 @@ async def test_rows_from_before_migration_0005_take_their_next_event_whatever_it
         assert after.terms == before.terms and after.terms_stream_version == 0
     finally:
         await engine.dispose()
-        admin = await asyncpg.connect(to_libpq_url(pg_server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()

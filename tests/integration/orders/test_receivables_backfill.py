@@ -3,11 +3,9 @@ hook would have written."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 
@@ -16,12 +14,11 @@ from orders.adapters.ledger import receivable_row
 from orders.adapters.tables import receivables
 from orders.domain.credit import CreditDecision
 from orders.domain.order import Order, OrderLine
-from shared.db.engine import create_engine, to_asyncpg_url, to_libpq_url
+from shared.db.engine import create_engine
 from shared.db.migrations import upgrade
 from shared.events.vocabulary import CreditHoldReason
 from shared.eventsourcing.repository import AggregateRepository
 from shared.eventsourcing.store import PostgresEventStore
-from shared.testing import infra
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +38,10 @@ def place(order_id: str, amount: str, *, held: bool = False) -> Order:
     return Order.place(order_id, "c-1", [line], currency="CNY", placed_at=PLACED_AT, payment_days=30, credit=decision)
 
 
-async def test_orders_stored_before_migration_0003_get_the_rows_the_hook_would_have_written(pg_server: str) -> None:
-    name = f"t_orders_backfill_{uuid.uuid4().hex[:8]}"
-    url = infra.with_database(to_asyncpg_url(pg_server), name)
+async def test_orders_stored_before_migration_0003_get_the_rows_the_hook_would_have_written(
+    unmigrated_database: str,
+) -> None:
+    url = unmigrated_database
     await upgrade(DEFINITION.migrations, url, revision="0002")
     engine = create_engine(url)
     try:
@@ -86,8 +84,3 @@ async def test_orders_stored_before_migration_0003_get_the_rows_the_hook_would_h
         assert rows == expected
     finally:
         await engine.dispose()
-        admin = await asyncpg.connect(to_libpq_url(pg_server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()

@@ -8,7 +8,6 @@ string) and CustomerTierChanged could not carry the customer's net contribution.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,12 +16,11 @@ import pytest
 from engine_harness import T0, Segmentation, placed, registered, wrap
 
 from segmentation.__main__ import DEFINITION
-from shared.db.engine import to_asyncpg_url, to_libpq_url
+from shared.db.engine import to_libpq_url
 from shared.db.migrations import upgrade
 from shared.events import orders
 from shared.events.envelope import Money
 from shared.events.vocabulary import OverdueBucket
-from shared.testing import infra
 
 pytestmark = pytest.mark.integration
 
@@ -178,9 +176,8 @@ async def test_the_returns_of_one_order_are_summed_without_a_bound(segmentation:
     assert order["returned_amount"] == Decimal("120000000000000")
 
 
-async def test_the_migration_widens_the_totals_and_keeps_their_values(pg_server: str) -> None:
-    name = f"t_totals_{uuid.uuid4().hex[:10]}"
-    url = infra.with_database(to_asyncpg_url(pg_server), name)
+async def test_the_migration_widens_the_totals_and_keeps_their_values(unmigrated_database: str) -> None:
+    url = unmigrated_database
     await upgrade(DEFINITION.migrations, url, "0007")
     conn = await asyncpg.connect(to_libpq_url(url))
     try:
@@ -206,11 +203,6 @@ async def test_the_migration_widens_the_totals_and_keeps_their_values(pg_server:
         types = {column: shape for column, shape in columns}
     finally:
         await conn.close()
-        admin = await asyncpg.connect(to_libpq_url(pg_server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
     assert kept is not None and tuple(kept) == ("99999999999999.9999", "5.5000", "12.2500")
     assert widened == "1000000000000000.1234"
