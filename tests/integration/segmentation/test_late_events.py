@@ -12,7 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from alembic import command
-from engine_harness import T0, Segmentation, placed, wrap
+from engine_harness import T0, Segmentation, complaint_filed, placed, wrap
 
 from segmentation.__main__ import DEFINITION
 from shared.db.engine import to_libpq_url
@@ -67,16 +67,7 @@ def streams(cid: str) -> list[list[Envelope]]:
         orders.OrderCreditReleased(order_id="o-2", released_by="ops-1"),
     )
     complaint = stream(
-        feedback.ComplaintFiled(
-            complaint_id="k-1",
-            customer_id=cid,
-            category="delivery",
-            severity="low",
-            summary="late",
-            filed_at=AT,
-            acknowledge_by=AT + timedelta(days=1),
-            resolve_by=AT + timedelta(days=5),
-        ),
+        complaint_filed(cid, "k-1", AT),
         feedback.ComplaintResolved(complaint_id="k-1", resolution="refund"),
         feedback.ComplaintReopened(complaint_id="k-1", reason="not fixed"),
     )

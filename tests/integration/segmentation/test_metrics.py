@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from engine_harness import T0, Segmentation, placed, wrap
+from engine_harness import T0, Segmentation, complaint_filed, placed, wrap
 from prometheus_client import REGISTRY
 
 from segmentation.application.sweep import sweep
@@ -29,17 +29,7 @@ def at_risk_history(cid: str) -> list[Envelope]:
     events = [wrap(customers.CustomerRegistered(customer_id=cid, company_name="Co", region="East"), cid, start)]
     events += [placed(cid, f"{cid}-o{n}", 500, start + timedelta(days=10 * n)) for n in range(4)]
     events.append(wrap(feedback.SurveyAnswered(survey_id=f"{cid}-s", customer_id=cid, nps=3), cid, start))
-    complaint = feedback.ComplaintFiled(
-        complaint_id=f"{cid}-k",
-        customer_id=cid,
-        category="delivery",
-        severity="high",
-        summary="late truck",
-        filed_at=T0,
-        acknowledge_by=T0 + timedelta(hours=4),
-        resolve_by=T0 + timedelta(days=3),
-    )
-    events.append(wrap(complaint, cid, T0))
+    events.append(wrap(complaint_filed(cid, f"{cid}-k"), cid, T0))
     overdue = orders.PaymentOverdue(
         order_id=f"{cid}-o3",
         days_overdue=1,
