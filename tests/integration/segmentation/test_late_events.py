@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from alembic import command
 from engine_harness import T0, Segmentation, complaint_filed, placed, wrap
+from structlog.testing import capture_logs
 
 from segmentation.__main__ import DEFINITION
 from shared.db.engine import to_libpq_url
@@ -98,10 +99,11 @@ async def test_events_arriving_after_later_events_of_their_stream_change_nothing
     late = streams("c-late")
     await segmentation.feed(*(e for s in late for e in s if e is not s[1]))
     # ... and re-driven in a later poll (the next poll loads the facts and their versions from the tables)
-    await segmentation.feed(*(s[1] for s in late))
-    # the deactivation (customer stream, version 4) re-driven once more after the reactivation
-    customer = late[0]
-    await segmentation.feed(customer[3].model_copy(update={"event_id": uuid.uuid4()}))
+    with capture_logs() as logs:
+        await segmentation.feed(*(s[1] for s in late))
+        # the deactivation (customer stream, version 4) re-driven once more after the reactivation
+        customer = late[0]
+        await segmentation.feed(customer[3].model_copy(update={"event_id": uuid.uuid4()}))
 
     expected = await projection(segmentation, "c-order")
     got = await projection(segmentation, "c-late")
@@ -118,6 +120,15 @@ async def test_events_arriving_after_later_events_of_their_stream_change_nothing
     )
     assert (held["credit_held"], held["credit_version"]) == (False, 3)
     assert got["complaints"] == [{"complaint_id": "k-1", "status": "open", "reopened_count": 1, "status_version": 3}]
+    superseded = [e for e in logs if e["event"] == "facts.stale_event_superseded"]
+    assert {(e["event_type"], e["stream_version"], e["applied_stream_version"]) for e in superseded} == {
+        ("CustomerProfileUpdated", 2, 3),
+        ("PaymentOverdue", 2, 3),
+        ("OrderCreditHeld", 2, 3),
+        ("ComplaintResolved", 2, 3),
+        ("CustomerDeactivated", 4, 5),
+    }
+    assert {e["customer_id"] for e in superseded} == {"c-late"}
 
 
 async def test_rows_from_before_revision_0009_start_at_version_0_and_the_downgrade_drops_the_versions(

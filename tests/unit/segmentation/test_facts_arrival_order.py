@@ -106,6 +106,23 @@ def test_an_old_resolution_arriving_after_the_reopening_leaves_the_complaint_ope
     assert (c.status, c.reopened_count) == (ComplaintStatus.OPEN, 1)
 
 
+def test_apply_reports_the_version_that_kept_its_state_against_an_older_event() -> None:
+    c = stream(
+        customers.CustomerRegistered(customer_id=b.CID, company_name="Acme", region="East"),
+        customers.CustomerProfileUpdated(changed_fields=["region"], region="West"),
+        customers.CustomerProfileUpdated(changed_fields=["company_name"], company_name="Acme Trading"),
+    )
+    facts = fold([c[2]])
+    assert facts.apply(c[1]) is None  # the region: nothing newer set it
+    assert facts.apply(c[0]) == 3  # the name is kept from version 3 (the region from 2): the newest is reported
+    assert (facts.profile.company_name, facts.profile.region, facts.profile.registered) == (
+        "Acme Trading",
+        "West",
+        True,
+    )
+    assert fold([]).apply(b.placed("o-1", 10, 0)) is None
+
+
 # -- any arrival order of valid streams ------------------------------------------------------------------
 
 

@@ -26,7 +26,10 @@ from segmentation.projections.calibrations import latest_calibration
 from segmentation.projections.facts_cache import FactsCache
 from segmentation.projections.store import LOCK_SHARED, load_records
 from shared.events.envelope import Envelope, utc_now
+from shared.logging import get_logger
 from shared.messaging.outbox import OutboxMessage
+
+log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -55,7 +58,17 @@ class SegmentProjector:
         records = await load_records(conn, ids, lock=True, create=True, cache=self.cache)
         last: dict[str, Envelope] = {}
         for envelope in events:
-            records[envelope.customer_id].facts.apply(envelope)
+            kept_by = records[envelope.customer_id].facts.apply(envelope)
+            if kept_by is not None:
+                log.info(
+                    "facts.stale_event_superseded",
+                    customer_id=envelope.customer_id,
+                    event_type=envelope.event_type,
+                    event_id=str(envelope.event_id),
+                    aggregate_id=envelope.aggregate_id,
+                    stream_version=envelope.aggregate_version,
+                    applied_stream_version=kept_by,
+                )
             last[envelope.customer_id] = envelope
         for record in records.values():
             record.facts_token = uuid.uuid4()

@@ -162,15 +162,19 @@ class CustomerFacts:
     def customer_id(self) -> str:
         return self.profile.customer_id
 
-    def apply(self, envelope: Envelope) -> None:
-        """Fold one (new, valid) event of this customer; unknown event types only count as applied."""
+    def apply(self, envelope: Envelope) -> int | None:
+        """Fold one (new, valid) event of this customer; unknown event types only count as applied.
+
+        Returns None, or — when a newer event of the stream had set state this one would overwrite, and
+        that state was kept — the newest such event's stream version (the event is still applied and
+        counted: it may change other facts)."""
         handler = _HANDLERS.get(type(envelope.data))
-        if handler is not None:
-            handler(self, envelope.data, envelope)
+        kept = handler(self, envelope.data, envelope) if handler is not None else None
         profile = self.profile
         profile.events_applied += 1
         if profile.last_event_at is None or envelope.occurred_at > profile.last_event_at:
             profile.last_event_at = envelope.occurred_at
+        return kept
 
     def mark_saved(self) -> None:
         """Forget which facts changed: their rows are written (the next changes start a new set)."""
@@ -224,47 +228,66 @@ def _with(changed: AbstractSet[str], key: str) -> set[str]:
 # -- customers topic ------------------------------------------------------------------------------
 
 
-def on_customer_registered(facts: CustomerFacts, data: customers.CustomerRegistered, e: Envelope) -> None:
+# Each ``_set_*`` sets one piece of overwritten state unless a newer event of the stream set it: then it
+# returns that event's version (what ``CustomerFacts.apply`` reports), else None.
+
+
+def _newest(*kept: int | None) -> int | None:
+    return max((k for k in kept if k is not None), default=None)
+
+
+def on_customer_registered(facts: CustomerFacts, data: customers.CustomerRegistered, e: Envelope) -> int | None:
     p = facts.profile
     p.registered = True
-    _set_company_name(p, data.company_name, e.aggregate_version)
-    _set_region(p, data.region, e.aggregate_version)
     p.sales_stage = _later_stage(p.sales_stage, label(data.stage))
+    return _newest(
+        _set_company_name(p, data.company_name, e.aggregate_version), _set_region(p, data.region, e.aggregate_version)
+    )
 
 
-def on_customer_profile_updated(facts: CustomerFacts, data: customers.CustomerProfileUpdated, e: Envelope) -> None:
+def on_customer_profile_updated(
+    facts: CustomerFacts, data: customers.CustomerProfileUpdated, e: Envelope
+) -> int | None:
     named = {str(f) for f in data.changed_fields}
+    name = region = None
     if "company_name" in named and data.company_name:
-        _set_company_name(facts.profile, data.company_name, e.aggregate_version)
+        name = _set_company_name(facts.profile, data.company_name, e.aggregate_version)
     if "region" in named and data.region:
-        _set_region(facts.profile, data.region, e.aggregate_version)
+        region = _set_region(facts.profile, data.region, e.aggregate_version)
+    return _newest(name, region)
 
 
-def _set_company_name(p: Profile, name: str, version: int) -> None:
-    if version >= p.company_name_version:
-        p.company_name, p.company_name_version = name, version
+def _set_company_name(p: Profile, name: str, version: int) -> int | None:
+    if version < p.company_name_version:
+        return p.company_name_version
+    p.company_name, p.company_name_version = name, version
+    return None
 
 
-def _set_region(p: Profile, region: str, version: int) -> None:
-    if version >= p.region_version:
-        p.region, p.region_version = label(region), version
+def _set_region(p: Profile, region: str, version: int) -> int | None:
+    if version < p.region_version:
+        return p.region_version
+    p.region, p.region_version = label(region), version
+    return None
 
 
 def on_customer_stage_advanced(facts: CustomerFacts, data: customers.CustomerStageAdvanced, _e: Envelope) -> None:
     facts.profile.sales_stage = _later_stage(facts.profile.sales_stage, label(data.new_stage))
 
 
-def on_customer_deactivated(facts: CustomerFacts, _data: Any, e: Envelope) -> None:
-    _set_deactivated(facts.profile, True, e.aggregate_version)
+def on_customer_deactivated(facts: CustomerFacts, _data: Any, e: Envelope) -> int | None:
+    return _set_deactivated(facts.profile, True, e.aggregate_version)
 
 
-def on_customer_reactivated(facts: CustomerFacts, _data: Any, e: Envelope) -> None:
-    _set_deactivated(facts.profile, False, e.aggregate_version)
+def on_customer_reactivated(facts: CustomerFacts, _data: Any, e: Envelope) -> int | None:
+    return _set_deactivated(facts.profile, False, e.aggregate_version)
 
 
-def _set_deactivated(p: Profile, deactivated: bool, version: int) -> None:
-    if version >= p.deactivated_version:
-        p.deactivated, p.deactivated_version = deactivated, version
+def _set_deactivated(p: Profile, deactivated: bool, version: int) -> int | None:
+    if version < p.deactivated_version:
+        return p.deactivated_version
+    p.deactivated, p.deactivated_version = deactivated, version
+    return None
 
 
 _STAGES = ("prospect", "lead", "customer")
@@ -280,35 +303,38 @@ def _later_stage(current: str | None, new: str) -> str:
 # -- orders topic ---------------------------------------------------------------------------------
 
 
-def on_order_placed(facts: CustomerFacts, data: orders.OrderPlaced, e: Envelope) -> None:
+def on_order_placed(facts: CustomerFacts, data: orders.OrderPlaced, e: Envelope) -> int | None:
     order = facts.order(data.order_id)
     order.placed_at, order.amount, order.currency = data.placed_at, data.total.amount, label(data.total.currency)
     if order.due_date is None:  # else an overdue notice came first: its missed due date stands
         order.due_date = data.due_date
-    _set_credit_held(order, str(data.status) == "credit_held", e.aggregate_version)
+    return _set_credit_held(order, str(data.status) == "credit_held", e.aggregate_version)
 
 
-def on_order_credit_held(facts: CustomerFacts, data: orders.OrderCreditHeld, e: Envelope) -> None:
-    _set_credit_held(facts.order(data.order_id), True, e.aggregate_version)
+def on_order_credit_held(facts: CustomerFacts, data: orders.OrderCreditHeld, e: Envelope) -> int | None:
+    return _set_credit_held(facts.order(data.order_id), True, e.aggregate_version)
 
 
-def on_order_credit_released(facts: CustomerFacts, data: orders.OrderCreditReleased, e: Envelope) -> None:
-    _set_credit_held(facts.order(data.order_id), False, e.aggregate_version)
+def on_order_credit_released(facts: CustomerFacts, data: orders.OrderCreditReleased, e: Envelope) -> int | None:
+    return _set_credit_held(facts.order(data.order_id), False, e.aggregate_version)
 
 
-def _set_credit_held(order: OrderFact, held: bool, version: int) -> None:
+def _set_credit_held(order: OrderFact, held: bool, version: int) -> int | None:
     """A cancelled order holds no credit, whatever arrives after its cancellation."""
-    if version >= order.credit_version:
-        order.credit_held, order.credit_version = held and not order.cancelled, version
+    if version < order.credit_version:
+        return order.credit_version
+    order.credit_held, order.credit_version = held and not order.cancelled, version
+    return None
 
 
-def on_payment_received(facts: CustomerFacts, data: orders.PaymentReceived, e: Envelope) -> None:
+def on_payment_received(facts: CustomerFacts, data: orders.PaymentReceived, e: Envelope) -> int | None:
     order = facts.order(data.order_id)
-    _set_outstanding(order, data.outstanding.amount, e.aggregate_version)
+    kept = _set_outstanding(order, data.outstanding.amount, e.aggregate_version)
     if data.paid_in_full:
         order.paid_in_full, order.overdue_amount = True, ZERO
     elif order.overdue_amount > 0:
         order.overdue_amount = order.outstanding_amount or ZERO
+    return kept
 
 
 def on_order_cancelled(facts: CustomerFacts, data: orders.OrderCancelled, _e: Envelope) -> None:
@@ -322,19 +348,22 @@ def on_order_returned(facts: CustomerFacts, data: orders.OrderReturned, _e: Enve
     order.returned_amount += data.amount.amount
 
 
-def on_payment_overdue(facts: CustomerFacts, data: orders.PaymentOverdue, e: Envelope) -> None:
+def on_payment_overdue(facts: CustomerFacts, data: orders.PaymentOverdue, e: Envelope) -> int | None:
     """Overdue from now on (until paid in full or cancelled), for the newest outstanding amount known:
     a notice that arrives after a later partial payment is overdue for what that payment left."""
     order = facts.order(data.order_id)
-    _set_outstanding(order, data.amount.amount, e.aggregate_version)
+    kept = _set_outstanding(order, data.amount.amount, e.aggregate_version)
     order.due_date = data.due_date  # the missed due date (orders fixes it at placement: every notice repeats it)
     if not order.paid_in_full and not order.cancelled:
         order.overdue_amount = order.outstanding_amount or ZERO
+    return kept
 
 
-def _set_outstanding(order: OrderFact, amount: Decimal, version: int) -> None:
-    if version >= order.receivable_version:
-        order.outstanding_amount, order.receivable_version = amount, version
+def _set_outstanding(order: OrderFact, amount: Decimal, version: int) -> int | None:
+    if version < order.receivable_version:
+        return order.receivable_version
+    order.outstanding_amount, order.receivable_version = amount, version
+    return None
 
 
 # -- feedback topic -------------------------------------------------------------------------------
@@ -350,23 +379,25 @@ def on_complaint_acknowledged(facts: CustomerFacts, data: feedback.ComplaintAckn
     facts.complaint(data.complaint_id).acknowledged = True
 
 
-def on_complaint_resolved(facts: CustomerFacts, data: feedback.ComplaintResolved, e: Envelope) -> None:
-    _set_status(facts.complaint(data.complaint_id), ComplaintStatus.RESOLVED, e.aggregate_version)
+def on_complaint_resolved(facts: CustomerFacts, data: feedback.ComplaintResolved, e: Envelope) -> int | None:
+    return _set_status(facts.complaint(data.complaint_id), ComplaintStatus.RESOLVED, e.aggregate_version)
 
 
-def on_complaint_confirmed(facts: CustomerFacts, data: feedback.ComplaintConfirmed, e: Envelope) -> None:
-    _set_status(facts.complaint(data.complaint_id), ComplaintStatus.CONFIRMED, e.aggregate_version)
+def on_complaint_confirmed(facts: CustomerFacts, data: feedback.ComplaintConfirmed, e: Envelope) -> int | None:
+    return _set_status(facts.complaint(data.complaint_id), ComplaintStatus.CONFIRMED, e.aggregate_version)
 
 
-def on_complaint_reopened(facts: CustomerFacts, data: feedback.ComplaintReopened, e: Envelope) -> None:
+def on_complaint_reopened(facts: CustomerFacts, data: feedback.ComplaintReopened, e: Envelope) -> int | None:
     c = facts.complaint(data.complaint_id)
     c.reopened_count += 1
-    _set_status(c, ComplaintStatus.OPEN, e.aggregate_version)
+    return _set_status(c, ComplaintStatus.OPEN, e.aggregate_version)
 
 
-def _set_status(complaint: ComplaintFact, status: str, version: int) -> None:
-    if version >= complaint.status_version:
-        complaint.status, complaint.status_version = status, version
+def _set_status(complaint: ComplaintFact, status: str, version: int) -> int | None:
+    if version < complaint.status_version:
+        return complaint.status_version
+    complaint.status, complaint.status_version = status, version
+    return None
 
 
 def on_complaint_escalated(facts: CustomerFacts, data: feedback.ComplaintEscalated, _e: Envelope) -> None:
@@ -379,7 +410,7 @@ def on_survey_answered(facts: CustomerFacts, data: feedback.SurveyAnswered, enve
     facts.changed_surveys = _with(facts.changed_surveys, data.survey_id)
 
 
-_HANDLERS: dict[type, Callable[[CustomerFacts, Any, Envelope], None]] = {
+_HANDLERS: dict[type, Callable[[CustomerFacts, Any, Envelope], int | None]] = {
     customers.CustomerRegistered: on_customer_registered,
     customers.CustomerProfileUpdated: on_customer_profile_updated,
     customers.CustomerStageAdvanced: on_customer_stage_advanced,
