@@ -3,7 +3,9 @@ dead-lettered" from "not scraped"."""
 
 from __future__ import annotations
 
-import importlib
+import json
+import subprocess
+import sys
 
 import pytest
 from prometheus_client import REGISTRY
@@ -46,19 +48,43 @@ async def test_a_new_consumer_exposes_its_groups_series_at_zero(sample: str) -> 
     assert REGISTRY.get_sample_value(sample, {"group": f"{GROUP}-{sample}"}) == 0
 
 
-@pytest.mark.parametrize(
-    ("metric", "labels"),
-    [
-        ("tierstream_orders_credit_holds_total", {"reason": "over_credit_limit"}),
-        ("tierstream_orders_credit_holds_total", {"reason": "receivables_overdue_60"}),
-        ("tierstream_orders_overdue_reported_total", {"bucket": "90+"}),
-        ("tierstream_churn_alerts_raised_total", {"path": "sweep"}),
-    ],
-)
-def test_the_services_labelled_counters_exist_at_0_once_their_module_is_loaded(
-    metric: str, labels: dict[str, str]
-) -> None:
-    for module in ("orders.application.handlers", "orders.application.overdue", "segmentation.application.metrics"):
-        importlib.import_module(module)  # the series are set up when the module is loaded
+#: Series that a service module sets up, at 0, when it is loaded.
+SERVICE_SERIES = [
+    ("tierstream_orders_credit_holds_total", {"reason": "over_credit_limit"}),
+    ("tierstream_orders_credit_holds_total", {"reason": "receivables_overdue_60"}),
+    ("tierstream_orders_overdue_reported_total", {"bucket": "90+"}),
+    ("tierstream_churn_alerts_raised_total", {"path": "sweep"}),
+]
+SERVICE_MODULES = ["orders.application.handlers", "orders.application.overdue", "segmentation.application.metrics"]
+#: Run in a fresh interpreter: in this one, another test may already have created the series.
+_READ_SAMPLES = """
+import importlib, json, sys
+from prometheus_client import REGISTRY
+wanted, modules = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+before = [REGISTRY.get_sample_value(name, labels) for name, labels in wanted]
+for module in modules:
+    importlib.import_module(module)
+print(json.dumps({"before": before, "after": [REGISTRY.get_sample_value(n, labels) for n, labels in wanted]}))
+"""
 
-    assert REGISTRY.get_sample_value(metric, labels) is not None
+
+@pytest.fixture(scope="module")
+def fresh_process_samples() -> dict[str, list[float | None]]:
+    """The series' values in a new interpreter, before and after the service modules are imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_SAMPLES, json.dumps(SERVICE_SERIES), json.dumps(SERVICE_MODULES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    samples: dict[str, list[float | None]] = json.loads(done.stdout)
+    return samples
+
+
+@pytest.mark.parametrize("index", range(len(SERVICE_SERIES)), ids=[f"{m}{lb}" for m, lb in SERVICE_SERIES])
+def test_the_services_labelled_counters_exist_at_0_once_their_module_is_loaded(
+    index: int, fresh_process_samples: dict[str, list[float | None]]
+) -> None:
+    assert fresh_process_samples["before"][index] is None  # not there before the import ...
+    assert fresh_process_samples["after"][index] == 0  # ... at 0 after it
