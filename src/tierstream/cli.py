@@ -226,8 +226,10 @@ def status() -> None:
             state = "running"
         elif infra.pid is None:
             state = "not running (run `tierstream up`)"
-        else:
+        elif not infra.listening:
             state = f"not answering on {where}"
+        else:  # the port accepts connections, the server behind does not answer (stopped, wedged, refusing)
+            state = f"accepts connections but does not answer: {infra.unanswered}"
         if state != "running":
             problems.append(f"{infra.name} {state}")
         table.add_row(infra.name, str(infra.pid or "-"), where, escape(state))

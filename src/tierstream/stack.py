@@ -8,6 +8,7 @@ what ``up`` started, by PID. The settings the services were started with beyond 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,13 +17,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
+from aiokafka.client import AIOKafkaClient
 
-from shared.db.engine import to_asyncpg_url
+from shared.db.engine import to_asyncpg_url, to_libpq_url
 from shared.settings import DEV_KAFKA_PORT, DEV_PG_PORT
 
 SERVICES = ("customers", "orders", "feedback", "segmentation")
@@ -136,27 +140,77 @@ def start_infra(config: StackConfig) -> Infra:
 
 @dataclass(frozen=True)
 class InfraState:
-    """Kafka or PostgreSQL of the local stack: its process (by the project's script) and its port."""
+    """Kafka or PostgreSQL of the local stack: its process (by the project's script), whether its port
+    accepts connections and, if so, why it did not answer a request (None: it answered)."""
 
     name: str
     pid: int | None
     port: int
     listening: bool
+    unanswered: str | None = None
 
     @property
     def running(self) -> bool:
-        return self.pid is not None and self.listening
+        return self.pid is not None and self.listening and self.unanswered is None
 
 
 def infra_states(config: StackConfig) -> list[InfraState]:
-    """What ``kafka-local.sh status`` / ``pg-local.sh status`` say, and whether their ports answer."""
-    return [
-        InfraState(name, _infra_pid(config, script), port, listening(port))
-        for name, script, port in (
-            ("Kafka", "kafka-local.sh", config.kafka_port),
-            ("PostgreSQL", "pg-local.sh", config.pg_port),
-        )
-    ]
+    """What ``kafka-local.sh status`` / ``pg-local.sh status`` say, whether their ports accept connections
+    and whether the server behind answers a request (a stopped — SIGSTOP — or wedged process still has its
+    port accept connections: the kernel does that)."""
+    probes: tuple[tuple[str, str, int, Callable[[], str | None]], ...] = (
+        ("Kafka", "kafka-local.sh", config.kafka_port, lambda: kafka_unanswered(f"127.0.0.1:{config.kafka_port}")),
+        ("PostgreSQL", "pg-local.sh", config.pg_port, lambda: postgres_unanswered(local_pg_url(config))),
+    )
+    states = []
+    for name, script, port, probe in probes:
+        up = listening(port)
+        states.append(InfraState(name, _infra_pid(config, script), port, up, probe() if up else None))
+    return states
+
+
+def local_pg_url(config: StackConfig) -> str:
+    """The local PostgreSQL server's URL (database ``postgres``), as ``pg-local.sh url`` prints it."""
+    return _script(config, "pg-local.sh", "url", env={"PG_PORT": str(config.pg_port)})
+
+
+PROBE_TIMEOUT_S = 3.0
+
+
+def kafka_unanswered(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None if the broker answers a metadata request within ``timeout_s``, else why not."""
+
+    async def probe() -> None:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout_s)
+        finally:
+            await client.close()
+
+    return _unanswered(probe, timeout_s)
+
+
+def postgres_unanswered(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None if the server accepts a session and answers ``SELECT 1`` within ``timeout_s``, else why not."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(to_libpq_url(url), timeout=timeout_s)
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout_s)
+        finally:
+            await conn.close(timeout=timeout_s)
+
+    return _unanswered(probe, timeout_s)
+
+
+def _unanswered(probe: Callable[[], Coroutine[Any, Any, None]], timeout_s: float) -> str | None:
+    try:
+        asyncio.run(probe())
+    except TimeoutError:
+        return f"timed out after {timeout_s:g} s"
+    except Exception as exc:  # any failure is the answer reported
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def _infra_pid(config: StackConfig, script: str) -> int | None:

@@ -87,6 +87,10 @@ def test_a_service_that_does_not_answer_says_so(running: dict, answers: dict[tup
     [
         (stack.InfraState("Kafka", None, 9092, listening=False), "not running (run `tierstream up`)"),
         (stack.InfraState("Kafka", 201, 9092, listening=False), "not answering on 127.0.0.1:9092"),
+        (
+            stack.InfraState("Kafka", 201, 9092, listening=True, unanswered="timed out after 3 s"),
+            "accepts connections but does not answer: timed out after 3 s",
+        ),
     ],
 )
 def test_kafka_down_is_shown_and_exits_1(
@@ -108,6 +112,22 @@ def test_the_infrastructure_pid_is_what_the_projects_script_reports(monkeypatch:
     }
     monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: reports[command[1].rsplit("/", 1)[-1]])
     monkeypatch.setattr(stack, "listening", lambda port: port == 55432)
+    monkeypatch.setattr(stack, "postgres_unanswered", lambda url: None)
     kafka, postgres = stack.infra_states(stack.StackConfig())
-    assert (kafka.pid, kafka.running) == (None, False)
+    assert (kafka.pid, kafka.running, kafka.unanswered) == (None, False, None)  # not listening: not probed
     assert (postgres.pid, postgres.port, postgres.running) == (29462, 55432, True)
+
+
+def test_a_server_whose_port_accepts_connections_but_that_does_not_answer_is_not_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+
+    running = subprocess.CompletedProcess([], 0, stdout="running pid 7 at postgresql://x@127.0.0.1:1/postgres\n")
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: running)
+    monkeypatch.setattr(stack, "listening", lambda port: True)
+    monkeypatch.setattr(stack, "kafka_unanswered", lambda bootstrap: "timed out after 3 s")
+    monkeypatch.setattr(stack, "postgres_unanswered", lambda url: None)
+    kafka, postgres = stack.infra_states(stack.StackConfig())
+    assert (kafka.pid, kafka.listening, kafka.unanswered, kafka.running) == (7, True, "timed out after 3 s", False)
+    assert postgres.running
