@@ -13,7 +13,8 @@ hold and overdue amount, and a complaint's status. Each of these now keeps the s
 * ``customer_complaints``: ``status_version``.
 
 Existing rows start at version 0 (the next event of the stream is applied, as before) and without an
-outstanding amount. ``rebuild`` leaves these columns out of its comparison: they record how facts were
+outstanding amount. A consumer still on the code before this revision writes such state without its
+version: run the migration, replace every consumer, then re-drive dead letters. ``rebuild`` leaves these columns out of its comparison: they record how facts were
 reached, while the facts themselves are compared.
 
 Revision ID: 0009

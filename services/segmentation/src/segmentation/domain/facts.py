@@ -12,14 +12,17 @@ profile), so any interleaving of the topics folds to the same facts. An event fo
 customer not seen yet creates a placeholder that the missing event fills in later.
 
 Within one stream, too, the order of arrival does not matter: an event that arrives after a later event
-of its stream (a re-driven dead letter, a producer's re-send) folds to the same facts as in stream order.
-Counts and flags that only go one way are order-free by nature (returns add up, a cancellation or a full
-payment is final, stages only advance). A piece of state that events overwrite — the company name, the
-region, deactivated, an order's credit hold, its outstanding receivable, a complaint's status — keeps
-the stream version (the envelope's ``aggregate_version``) of the event that set it, and an event of an
-older version leaves it alone (``*_version`` fields; 0 = set before revision 0009, so the next event
-wins). An event of the same version is the same event, which the inbox has already deduplicated, so it
-is applied (events built by hand with one version for all keep last-arrival order).
+of its stream (a dead letter re-driven once its cause is fixed: the consumer had never applied it) folds
+to the same facts as in stream order. Counts and flags that only go one way are order-free by nature
+(returns add up, a cancellation or a full payment is final, stages only advance). A piece of state that
+events overwrite — the company name, the region, deactivated, an order's credit hold, its outstanding
+receivable, a complaint's status — keeps the stream version (the envelope's ``aggregate_version``) of the
+event that set it, and an event of an older version leaves it alone (``*_version`` fields; 0 = set
+before revision 0009, so the next event wins). An event of the *same* version is applied: a producer's
+stream never has two (the repository numbers them), and events built by hand with one version for all
+(tests, ``tierstream.dataset.contract_events``) keep last-arrival order. A copy of an applied event is
+the inbox's business (same ``event_id``: dropped); an old event sent again under a *new* id is a new
+event, and facts that add up (returns, reopenings) count it again.
 
 :class:`CustomerFacts` is deliberately mutable: a batch folds hundreds of events into the same customer,
 and copying an order dictionary per event would be quadratic. It records which facts changed, so the
