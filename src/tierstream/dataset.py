@@ -278,7 +278,8 @@ def contract_events(
     producer: str = "online-retail",
 ) -> Iterator[tuple[str, Envelope]]:
     """The plan as the contract events the services would publish, for replays that skip the APIs
-    (the real-data test, the rebuild benchmark). Yields ("customers" | "orders" | "feedback", envelope);
+    (the real-data test, the rebuild benchmark). Yields ("customers" | "orders" | "feedback", envelope),
+    each numbered in its aggregate's stream (a customer, an order, a complaint or survey) as its service would;
     each customer registers at its first order, returns and payments are dated by their order; the
     assumed feedback (:func:`tierstream.assumed_feedback.feedback_for`), when given, comes last, each
     event dated on the data's timeline."""
@@ -288,13 +289,17 @@ def contract_events(
         first_order.setdefault(o.customer_id, o.placed_at)
         placed[o.order_id] = o.placed_at
 
-    def wrap(payload: EventPayload, customer_id: str, aggregate: str, at: datetime) -> Envelope:
+    versions: dict[tuple[str, str], int] = {}  # per aggregate, the version of its last event (from 1)
+
+    def wrap(payload: EventPayload, customer_id: str, aggregate: tuple[str, str], at: datetime) -> Envelope:
+        kind, aggregate_id = aggregate
+        versions[aggregate] = version = versions.get(aggregate, 0) + 1
         return Envelope.wrap(
             payload,
             producer=producer,
-            aggregate_type=aggregate,
-            aggregate_id=customer_id,
-            aggregate_version=1,
+            aggregate_type=kind,
+            aggregate_id=aggregate_id,
+            aggregate_version=version,
             customer_id=customer_id,
             correlation_id="online-retail",
             occurred_at=at,
@@ -308,7 +313,7 @@ def contract_events(
             customer_id=c.customer_id, company_name=c.company_name, region=c.region, country=c.country
         )
         at = first_order.get(c.customer_id, datetime(2010, 12, 1, tzinfo=UTC))
-        yield "customers", wrap(registered, c.customer_id, "customer", at)
+        yield "customers", wrap(registered, c.customer_id, ("customer", c.customer_id), at)
     for o in plan.orders:
         lines = [
             orders.OrderLine(
@@ -328,12 +333,12 @@ def contract_events(
             due_date=(o.placed_at + timedelta(days=30)).date(),
             payment_days=30,
         )
-        yield "orders", wrap(placed_event, o.customer_id, "order", o.placed_at)
+        yield "orders", wrap(placed_event, o.customer_id, ("order", o.order_id), o.placed_at)
     for r in plan.returns:
         returned = orders.OrderReturned(
             order_id=r.order_id, return_id=r.return_id, amount=money(r.amount), reason=r.reason
         )
-        yield "orders", wrap(returned, r.customer_id, "order", placed[r.order_id])
+        yield "orders", wrap(returned, r.customer_id, ("order", r.order_id), placed[r.order_id])
     if with_payments:
         for pay in payments_for(plan):
             paid = orders.PaymentReceived(
@@ -343,7 +348,10 @@ def contract_events(
                 outstanding=money(Decimal(0)),
                 paid_in_full=True,
             )
-            yield "orders", wrap(paid, pay.customer_id, "order", placed[pay.order_id] + timedelta(days=30))
+            yield (
+                "orders",
+                wrap(paid, pay.customer_id, ("order", pay.order_id), placed[pay.order_id] + timedelta(days=30)),
+            )
     if feedback is not None:
         for event in feedback.events():
             envelope = Envelope.wrap(

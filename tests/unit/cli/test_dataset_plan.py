@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tierstream.dataset import customer_id_of, payments_for, plan
+from tierstream.dataset import contract_events, customer_id_of, payments_for, plan
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +90,24 @@ def test_assumed_payments_settle_what_is_left_after_returns() -> None:
     payments = payments_for(result)
     assert [(p.order_id, p.amount) for p in payments] == [("INV-536365", Decimal("10.00"))]
     assert payments[0].payment_id == "PAY-INV-536365"
+
+
+def test_the_contract_events_number_each_aggregates_stream_as_its_service_would() -> None:
+    result = plan(
+        [
+            row("536365", 10, "1.00", when="2010-12-01 08:00:00"),
+            row("536366", 5, "1.00", when="2010-12-02 08:00:00"),
+            row("C536400", -8, "1.00", when="2010-12-03 08:00:00"),  # returns from both orders
+        ]
+    )
+    events = [e for _, e in contract_events(result, with_payments=True)]
+    streams = [(e.aggregate_type, e.aggregate_id, e.aggregate_version, e.event_type) for e in events]
+    assert sorted(streams) == [
+        ("customer", "C17850", 1, "CustomerRegistered"),
+        ("order", "INV-536365", 1, "OrderPlaced"),
+        ("order", "INV-536365", 2, "OrderReturned"),
+        ("order", "INV-536365", 3, "PaymentReceived"),
+        ("order", "INV-536366", 1, "OrderPlaced"),
+        ("order", "INV-536366", 2, "OrderReturned"),
+    ]  # INV-536366 is returned in full: nothing left to pay
+    assert {e.customer_id for e in events} == {"C17850"}
