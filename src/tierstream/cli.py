@@ -647,7 +647,11 @@ def recalibrate(
 @app.command(cls=Command)
 def rebuild(
     clock: Annotated[
-        str | None, typer.Option("--clock", help="the fixed instant to grade at (ISO 8601; default: now)")
+        str | None,
+        typer.Option(
+            "--clock",
+            help="the fixed instant to replay at (ISO 8601; default: the segmentation service's clock, else now)",
+        ),
     ] = None,
     keep: Annotated[
         bool, typer.Option("--keep", help="keep the rebuild schema for inspection (default: drop it after comparing)")
@@ -657,10 +661,11 @@ def rebuild(
 ) -> None:
     """Replay every topic into fresh segmentation tables and compare them with the live ones (per table).
 
-    The fresh tables live in a schema `rebuild_<stamp>` of the segmentation database, dropped once compared
-    unless `--keep`."""
+    Each rebuilt customer is graded as of the instant its live grades were taken, so a service whose clock
+    moves on is compared like for like. The fresh tables live in a schema `rebuild_<stamp>` of the
+    segmentation database, dropped once compared unless `--keep`."""
     config = _config(kafka_port, pg_port, 3)
-    instant = _instant(clock, "--clock") or datetime.now(UTC)
+    instant = _instant(clock, "--clock") or _service_clock(config) or datetime.now(UTC)
     for what, port in (("Kafka", kafka_port), ("PostgreSQL", pg_port)):
         if not stack.listening(port):
             raise _fail(f"cannot reach {what} at 127.0.0.1:{port}; is the stack up? (tierstream up)")
@@ -697,12 +702,20 @@ def rebuild(
         )
         if facts_equal:
             err.print(
-                "[yellow]the facts tables match; customer_segments can differ because a running service grades "
-                "on its own moving clock (recency, activity and churn depend on the instant) while the replay "
-                "grades at --clock[/]"
+                "[yellow]the facts tables match; customer_segments rows that the running service re-graded "
+                "while the rebuild ran (its sweep, new events) can differ: run the rebuild again[/]"
             )
         raise _fail("the rebuilt projection differs from the live one (see the tables marked no)")
     console.print("[green]identical[/]: the live projection equals a replay of the history")
+
+
+def _service_clock(config: stack.StackConfig) -> datetime | None:
+    """The segmentation service's clock (a demo runs on the data's timeline), or None if it does not answer."""
+    try:
+        response = _request(config, "segmentation", "GET", "/caller", timeout=3)
+        return datetime.fromisoformat(response.json()["service_time"])
+    except (api.ApiError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _records_read(report: dict[str, Any]) -> str:

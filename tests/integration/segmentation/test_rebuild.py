@@ -435,3 +435,29 @@ async def test_a_rebuild_compares_the_grades_not_the_instant_they_were_last_asse
     report = await live.rebuild("rebuild_g", keep=False)
 
     assert report.identical, differences(report)
+
+
+async def test_a_rebuild_grades_each_customer_as_of_the_instant_of_its_live_grades(live: Live) -> None:
+    """A running service's clock moves on: its sweep graded everyone at one instant, events that came later
+    graded their customers at later ones. The rebuild grades each customer as of its live row's instant,
+    so its own clock — here two months past every live grade — changes nothing in the comparison."""
+    live.clock.advance(timedelta(days=20))
+    added = await publish(live.kafka_bootstrap, live.topics, history(random.Random(5), 100, 6, live.clock()))
+    consumer = ProjectionConsumer(
+        live.container.engine,
+        build_projection(live.container),
+        bootstrap_servers=live.kafka_bootstrap,
+        group_id=live.group,
+        topics=[live.topics.customers, live.topics.orders, live.topics.feedback],
+        deadletter_topic=live.topics.deadletter,
+    )
+    await consume_until(consumer, live.container.engine, live.total + added)
+    async with live.container.engine.connect() as conn:
+        instants = await conn.scalar(text("SELECT count(DISTINCT assessed_at) FROM customer_segments"))
+    live.clock.advance(timedelta(days=60))
+
+    report = await live.rebuild("rebuild_h", keep=False)
+
+    assert instants == 2  # the live sweep's, and the later events'
+    assert report.clock == live.clock()
+    assert report.identical, differences(report)

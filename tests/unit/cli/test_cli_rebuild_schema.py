@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -78,3 +80,26 @@ def test_the_count_is_of_records_read_with_the_distinct_events_and_the_duplicate
     text = said(result.output)
     assert "27,310 records read, 27,000 distinct events applied (300 duplicates, 10 dead-lettered)" in text
     assert "events replayed" not in text
+
+
+def clock_given(command: list[str]) -> str:
+    return command[command.index("--clock") + 1]
+
+
+def test_without_clock_the_replay_runs_at_the_segmentation_services_clock(
+    replays: list[list[str]], answers: dict[tuple[str, str], Any]
+) -> None:
+    answers[("GET", "/caller")] = (200, {"caller": "token:x", "service_time": "2011-12-10T00:03:00+00:00"})
+    result = CliRunner().invoke(app, ["rebuild"])
+    assert result.exit_code == 0, result.output
+    assert clock_given(replays[0]) == "2011-12-10T00:03:00+00:00"
+
+
+def test_without_clock_and_without_an_answering_service_the_replay_runs_at_now(
+    replays: list[list[str]], answers: dict[tuple[str, str], Any]
+) -> None:
+    answers[("GET", "/caller")] = httpx.ConnectError("connection refused")
+    before = datetime.now(UTC)
+    result = CliRunner().invoke(app, ["rebuild"])
+    assert result.exit_code == 0, result.output
+    assert before <= datetime.fromisoformat(clock_given(replays[0])) <= datetime.now(UTC)

@@ -11,7 +11,9 @@
    decision is applied — a calibration with its recorded cut points and breakpoints, an operator's
    acknowledge / snooze / close of a churn alert as it was recorded in ``alert_log`` — and so on up to
    the live offsets;
-4. run one sweep at the fixed clock, and compare per-table checksums with the live tables.
+4. assess every rebuilt customer once more — as of the instant its live row was last assessed at
+   (``assessed_at``: the live sweep's, or the live clock's when its last event came), or at the fixed
+   clock if the live table has not graded it — and compare per-table checksums with the live tables.
 
 What is compared: the facts (``customer_orders``, ``customer_complaints``, ``customer_surveys``) and
 ``customer_segments`` without its bookkeeping columns (``updated_at``, ``first_seen_at`` — wall-clock
@@ -19,10 +21,11 @@ times —, ``assessed_at`` — the instant of the last assessment: the live one 
 event's, the rebuilt one the fixed clock's, while the grades assessed are compared —, ``segmentation_version`` — how many events were published depends on batching —, ``alert_id``
 and the random ``facts_token`` of the consumer's cache) and without the stream versions kept with the facts
 (``*_version``, ``customer_orders.outstanding_amount``; see :data:`COMPARED`). Grades are a function of facts, the
-recorded calibrations and the clock (docs/segmentation.md), so the live table matches when it was last
-assessed at the same clock (run the live sweep at that instant, or give the rebuild the instant of the
-live sweep). History rows and published events record *when* things were noticed and how polls were
-batched; they are rebuilt but not compared.
+recorded calibrations and the clock (docs/segmentation.md), so step 4 grades each rebuilt customer at
+the instant of its live grades: a running service whose clock moves on (recency, activity, churn depend
+on the instant) is compared like for like, whatever its sweep interval or simulated clock. Only a live
+row that the service changes while the rebuild runs can differ (run it again). History rows and published
+events record *when* things were noticed and how polls were batched; they are rebuilt but not compared.
 
 Churn alerts are compared by their *standing* after the sweep (:func:`_compare_alerts`): per customer,
 the live (not closed) alert's state and current score, or none. An alert's raise instant, raise score,
@@ -55,7 +58,7 @@ from segmentation.application.alerts import replay_alert_action
 from segmentation.application.assessment import Assessor
 from segmentation.application.projector import SegmentProjector
 from segmentation.application.recalibration import regrade_all
-from segmentation.application.sweep import sweep
+from segmentation.application.sweep import reassess
 from segmentation.projections.calibrations import calibration_from_row
 from segmentation.projections.store import LOCK_EXCLUSIVE, all_customer_ids
 from shared.db.engine import to_asyncpg_url
@@ -221,7 +224,7 @@ async def rebuild(
         finally:
             await reader.stop()
             await replayer.consumer.stop()  # created by the constructor, never started: release it
-        await sweep(fresh, assessor, now=clock)
+        await _assess_as_graded_live(live, fresh, assessor, schema, clock)
         async with live.connect() as conn:
             tables = [await _compare_table(conn, schema, table) for table in COMPARED]
         async with live.begin() as conn:
@@ -248,6 +251,30 @@ async def rebuild(
         operator_actions_replayed=len(replayed_actions),
     )
     return report
+
+
+async def _assess_as_graded_live(
+    live: AsyncEngine, fresh: AsyncEngine, assessor: Assessor, schema: str, clock: datetime
+) -> None:
+    """Assess every rebuilt customer as of the instant its live row was last assessed at (one pass per
+    distinct instant), and those the live table has not graded at ``clock``."""
+    async with live.connect() as conn:
+        rows = await conn.execute(
+            text(
+                f"SELECT l.assessed_at, array_agg(r.customer_id ORDER BY r.customer_id) "
+                f"FROM {schema}.customer_segments r LEFT JOIN public.customer_segments l USING (customer_id) "
+                "GROUP BY l.assessed_at ORDER BY l.assessed_at NULLS LAST"
+            )
+        )
+        groups: list[tuple[datetime | None, list[str]]] = [(at, list(ids)) for at, ids in rows]
+    for at, ids in groups:
+        await reassess(fresh, assessor, ids, now=at or clock)
+    log.info(
+        "segmentation.rebuild_assessed_as_live",
+        instants=len(groups),
+        customers=sum(len(ids) for _, ids in groups),
+        at_the_clock=sum(len(ids) for at, ids in groups if at is None),
+    )
 
 
 async def _replay_counts(conn: Any, schema: str, group_id: str, deadletter_topic: str) -> tuple[int, int]:

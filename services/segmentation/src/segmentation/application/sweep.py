@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +48,16 @@ class SweepResult:
 async def sweep(db: AsyncEngine, assessor: Assessor, *, now: datetime, chunk: int = 1000) -> SweepResult:
     async with db.connect() as conn:
         ids = await all_customer_ids(conn)
+    emitted = await reassess(db, assessor, ids, now=now, chunk=chunk)
+    log.info("segmentation.swept", as_of=now.isoformat(), customers=len(ids), events=dict(emitted))
+    return SweepResult(as_of=now, customers=len(ids), events=dict(emitted))
+
+
+async def reassess(
+    db: AsyncEngine, assessor: Assessor, ids: Sequence[str], *, now: datetime, chunk: int = 1000
+) -> Counter[str]:
+    """Assess the customers ``ids`` as of ``now`` (a sweep of them), ``chunk`` per transaction; what it staged,
+    by event type."""
     emitted: Counter[str] = Counter()
     trigger = Trigger("sweep", f"sweep-{now.isoformat()}")
     for start in range(0, len(ids), chunk):
@@ -61,8 +71,7 @@ async def sweep(db: AsyncEngine, assessor: Assessor, *, now: datetime, chunk: in
             await write_outbox(conn, messages)
         count_raised_alerts(messages, path="sweep")  # committed: the chunk's transaction has ended
         emitted.update(dict(m.headers)["event_type"] for m in messages)
-    log.info("segmentation.swept", as_of=now.isoformat(), customers=len(ids), events=dict(emitted))
-    return SweepResult(as_of=now, customers=len(ids), events=dict(emitted))
+    return emitted
 
 
 async def run_schedule(
