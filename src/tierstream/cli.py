@@ -669,7 +669,7 @@ def rebuild(
     for what, port in (("Kafka", kafka_port), ("PostgreSQL", pg_port)):
         if not stack.listening(port):
             raise _fail(f"cannot reach {what} at 127.0.0.1:{port}; is the stack up? (tierstream up)")
-    with console.status(f"replaying every topic into fresh tables, graded at {instant:%Y-%m-%d %H:%M}…"):
+    with console.status(f"replaying every topic into fresh tables at {instant:%Y-%m-%d %H:%M}…"):
         report = _run_rebuild(config, instant, keep=keep)
     table = Table(title=f"rebuild into {report['schema']}: {_records_read(report)}")
     for column in ("table", "live rows", "rebuilt rows", "equal", "differing keys (first 10)"):

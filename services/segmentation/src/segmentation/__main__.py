@@ -62,7 +62,12 @@ def cli() -> typer.Typer:
     @app.command("rebuild")
     def rebuild_command(
         clock: Annotated[
-            datetime, typer.Option("--clock", help="the fixed instant to grade at (ISO 8601; UTC if no offset)")
+            datetime,
+            typer.Option(
+                "--clock",
+                help="the fixed instant to replay at (ISO 8601; UTC if no offset); each customer is then graded "
+                "as of its live grades' instant, or at this one if the live table has none",
+            ),
         ],
         keep: Annotated[
             bool, typer.Option(help="keep the rebuild schema for inspection (default: drop it after the comparison)")
