@@ -461,3 +461,71 @@ async def test_a_rebuild_grades_each_customer_as_of_the_instant_of_its_live_grad
     assert instants == 2  # the live sweep's, and the later events'
     assert report.clock == live.clock()
     assert report.identical, differences(report)
+
+
+# -- path-dependent grades: the replay grades at the instants the live service had, not at its own clock --
+
+
+def live_consumer(live: Live) -> ProjectionConsumer:
+    return ProjectionConsumer(
+        live.container.engine,
+        build_projection(live.container),
+        bootstrap_servers=live.kafka_bootstrap,
+        group_id=live.group,
+        topics=[live.topics.customers, live.topics.orders, live.topics.feedback],
+        deadletter_topic=live.topics.deadletter,
+    )
+
+
+async def feed(live: Live, kind: str, cid: str, payload: EventPayload, at: datetime) -> None:
+    records = {"customers": [], "orders": [], "feedback": []} | {
+        kind: [(cid.encode(), wrap(payload, cid, at).to_json())]
+    }
+    live.total += await publish(live.kafka_bootstrap, live.topics, records)
+    await consume_until(live_consumer(live), live.container.engine, live.total)
+
+
+async def test_a_recalibrations_hysteresis_starts_from_the_tier_the_live_service_had_then(live: Live) -> None:
+    """A second recalibration holds customers in their tier by the demotion margin, starting from the tier
+    graded before it. Replayed at the rebuild's clock — a year and more later, every order out of the
+    trailing window — those tiers came out lower, and the hysteresis held the wrong ones."""
+    live.clock.advance(timedelta(days=1))
+    assert await recalibrate(live.container.engine, live.container.parts["assessor"], as_of=live.clock(), trigger="t")
+    live.clock.advance(timedelta(days=1))
+    await sweep(live.container.engine, live.container.parts["assessor"], now=live.clock())
+    live.clock.advance(timedelta(days=400))  # the service's clock moves on; no event, no sweep since
+
+    report = await live.rebuild("rebuild_i", keep=False)
+
+    assert report.calibrations_applied == 2
+    assert report.identical, differences(report)
+
+
+async def test_an_alert_snoozed_live_stays_snoozed_where_the_rebuilds_clock_is_past_its_snooze(live: Live) -> None:
+    alert_id, cid, _ = (await live_alerts(live))[0]
+    await act(live, alert_id, AlertAction.SNOOZE, until=live.clock() + timedelta(days=10))
+    survey = feedback.SurveyAnswered(survey_id=f"{cid}-late", customer_id=cid, nps=0)
+    await feed(live, "feedback", cid, survey, live.clock())  # graded live with the alert snoozed
+    live.clock.advance(timedelta(days=11))  # the snooze has run out; the live sweep has not run yet
+
+    report = await live.rebuild("rebuild_j", keep=False)
+
+    assert report.operator_actions_replayed == 1
+    assert report.identical, differences(report)
+
+
+async def test_an_order_dated_ahead_of_the_live_clock_is_graded_as_live_graded_it(live: Live) -> None:
+    """Live ignored an order dated days ahead of its clock (a producer's clock ahead): the customer stayed a
+    prospect, and the lifecycle only moves forward. Replayed at a clock past that date, it became a customer."""
+    placed_ahead = placed("ahead-1", "ahead-1-o", 100, live.clock() + timedelta(days=2))
+    live.total += await publish(
+        live.kafka_bootstrap,
+        live.topics,
+        {"customers": [], "feedback": [], "orders": [(b"ahead-1", placed_ahead.to_json())]},
+    )
+    await consume_until(live_consumer(live), live.container.engine, live.total)
+    live.clock.advance(timedelta(days=30))
+
+    report = await live.rebuild("rebuild_k", keep=False)
+
+    assert report.identical, differences(report)

@@ -7,7 +7,8 @@
    recorded calibrations;
 3. replay the three input topics from the earliest offset through the *same* consumer code
    (``ProjectionConsumer.process_records``: validation, inbox dedupe, projector, offsets) into that
-   schema, with a fixed clock — phase by phase: up to the offsets each recorded decision saw, then that
+   schema — phase by phase, graded at each decision's instant (the last phase at the live table's latest
+   grade; never later than ``clock``): up to the offsets each recorded decision saw, then that
    decision is applied — a calibration with its recorded cut points and breakpoints, an operator's
    acknowledge / snooze / close of a churn alert as it was recorded in ``alert_log`` — and so on up to
    the live offsets;
@@ -23,8 +24,11 @@ and the random ``facts_token`` of the consumer's cache) and without the stream v
 (``*_version``, ``customer_orders.outstanding_amount``; see :data:`COMPARED`). Grades are a function of facts, the
 recorded calibrations and the clock (docs/segmentation.md), so step 4 grades each rebuilt customer at
 the instant of its live grades: a running service whose clock moves on (recency, activity, churn depend
-on the instant) is compared like for like, whatever its sweep interval or simulated clock. Only a live
-row that the service changes while the rebuild runs can differ (run it again). History rows and published
+on the instant) is compared like for like. State that depends on the path (a recalibration's hysteresis
+starts from the tier graded before it; a snooze runs out; the lifecycle only advances) is why the replay's
+clock follows the decisions' instants instead of ``clock``. What can still differ: a live row that the
+service changes while the rebuild runs (run it again), and path-dependent state where live applied the
+events of one phase at instants far apart. History rows and published
 events record *when* things were noticed and how polls were batched; they are rebuilt but not compared.
 
 Churn alerts are compared by their *standing* after the sweep (:func:`_compare_alerts`): per customer,
@@ -178,6 +182,8 @@ async def rebuild(
             {"g": group_id},
         )
         targets = {TopicPartition(r.topic, r.partition): r.next_offset for r in stored}
+        # every event the live consumer applied was graded at its instant: none later than the latest grade
+        latest_live_grade = await conn.scalar(text("SELECT max(assessed_at) FROM customer_segments"))
         if not targets:
             log.warning(
                 "segmentation.rebuild_nothing_to_replay",
@@ -195,6 +201,11 @@ async def rebuild(
     fresh = create_async_engine(
         to_asyncpg_url(database_url), connect_args={"server_settings": {"search_path": f"{schema},public"}}
     )
+    # The instant the replay grades at: up to each recorded decision, the decision's own instant; after the
+    # last one, the live table's latest grade — never later than ``clock``, and only forward. So
+    # path-dependent grades (the tier a recalibration's hysteresis starts from, an alert snoozed until a
+    # time, a lifecycle stage that only advances) see about what the live service saw when it applied them.
+    replay_clock = _ReplayClock()
     try:
         replayer = ProjectionConsumer(
             fresh,
@@ -202,7 +213,7 @@ async def rebuild(
             # it never reloads a customer's fact rows (a cache smaller than the customers seen made every
             # miss re-read that customer's whole history, so the replay slowed down as history grew).
             SegmentProjector(
-                topic="rebuild.discarded", policy=assessor.policy, clock=lambda: clock, cache_size=cache_size
+                topic="rebuild.discarded", policy=assessor.policy, clock=replay_clock, cache_size=cache_size
             ),
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -215,11 +226,16 @@ async def rebuild(
         replayed_actions: list[int] = []
         try:
             for point in _decision_points(recorded, actions, group_id, targets):
+                # the live consumer applied what came before a decision before the decision's instant
+                earlier = replay_clock.now
+                replay_clock.now = min(clock, point.at if earlier is None else max(earlier, point.at))
                 replayed += await reader.replay_until(point.offsets, replayer, batch_size)
                 if point.calibration is not None:
                     await _apply_recorded_calibration(fresh, assessor, point.calibration, first=point.first)
                 elif await _replay_action(fresh, assessor, point.action):
                     replayed_actions.append(point.action["id"])
+            final = clock if latest_live_grade is None else min(clock, latest_live_grade)
+            replay_clock.now = final if replay_clock.now is None else max(replay_clock.now, final)
             replayed += await reader.replay_until(targets, replayer, batch_size)
         finally:
             await reader.stop()
@@ -284,6 +300,15 @@ async def _replay_counts(conn: Any, schema: str, group_id: str, deadletter_topic
     return int(applied), int(dead)
 
 
+class _ReplayClock:
+    def __init__(self) -> None:
+        self.now: datetime | None = None
+
+    def __call__(self) -> datetime:
+        assert self.now is not None, "set before the first replayed batch"
+        return self.now
+
+
 @dataclass(frozen=True)
 class _DecisionPoint:
     """A recorded decision that is not a function of the events, and where the input streams stood when it
@@ -291,6 +316,7 @@ class _DecisionPoint:
     operator's action on a churn alert (its ``alert_log`` row)."""
 
     offsets: dict[TopicPartition, int]
+    at: datetime  # when it was taken, by the service clock
     calibration: dict[str, Any] | None = None
     first: bool = False
     action: dict[str, Any] = field(default_factory=dict)
@@ -310,10 +336,12 @@ def _decision_points(
         first = index == 0 or calibrations[index - 1]["population"] == 0  # as recalibrate() decides
         offsets = _offsets_seen(row["consumer_offsets"], group_id, live)
         key = (sum(offsets.values()), row["effective_at"], 0, row["id"])
-        points.append((key, _DecisionPoint(offsets, calibration=row, first=first)))
+        points.append((key, _DecisionPoint(offsets, row["effective_at"], calibration=row, first=first)))
     for row in actions:
         offsets = _offsets_seen(row["consumer_offsets"], group_id, live)
-        points.append(((sum(offsets.values()), row["at"], 1, row["id"]), _DecisionPoint(offsets, action=row)))
+        points.append(
+            ((sum(offsets.values()), row["at"], 1, row["id"]), _DecisionPoint(offsets, row["at"], action=row))
+        )
     return [point for _, point in sorted(points, key=lambda p: p[0])]
 
 
