@@ -228,8 +228,8 @@ def status() -> None:
             state = "not running (run `tierstream up`)"
         elif not infra.listening:
             state = f"not answering on {where}"
-        else:  # the port accepts connections, the server behind does not answer (stopped, wedged, refusing)
-            state = f"accepts connections but does not answer: {infra.unanswered}"
+        else:  # the port accepts connections; the server behind does not serve (stopped, wedged, refusing)
+            state = f"accepts connections but does not serve requests: {infra.unanswered}"
         if state != "running":
             problems.append(f"{infra.name} {state}")
         table.add_row(infra.name, str(infra.pid or "-"), where, escape(state))
@@ -665,10 +665,11 @@ def rebuild(
     moves on is compared like for like. The fresh tables live in a schema `rebuild_<stamp>` of the
     segmentation database, dropped once compared unless `--keep`."""
     config = _config(kafka_port, pg_port, 3)
-    instant = _instant(clock, "--clock") or _service_clock(config) or datetime.now(UTC)
+    given = _instant(clock, "--clock")
     for what, port in (("Kafka", kafka_port), ("PostgreSQL", pg_port)):
         if not stack.listening(port):
             raise _fail(f"cannot reach {what} at 127.0.0.1:{port}; is the stack up? (tierstream up)")
+    instant = given or _service_clock(config) or datetime.now(UTC)
     with console.status(f"replaying every topic into fresh tables at {instant:%Y-%m-%d %H:%M}…"):
         report = _run_rebuild(config, instant, keep=keep)
     table = Table(title=f"rebuild into {report['schema']}: {_records_read(report)}")
@@ -713,9 +714,10 @@ def _service_clock(config: stack.StackConfig) -> datetime | None:
     """The segmentation service's clock (a demo runs on the data's timeline), or None if it does not answer."""
     try:
         response = _request(config, "segmentation", "GET", "/caller", timeout=3)
-        return datetime.fromisoformat(response.json()["service_time"])
+        at = datetime.fromisoformat(response.json()["service_time"])
     except (api.ApiError, ValueError, KeyError, TypeError):
         return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _records_read(report: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -164,8 +165,8 @@ def infra_states(config: StackConfig) -> list[InfraState]:
     )
     states = []
     for name, script, port, probe in probes:
-        up = listening(port)
-        states.append(InfraState(name, _infra_pid(config, script), port, up, probe() if up else None))
+        pid, up = _infra_pid(config, script), listening(port)
+        states.append(InfraState(name, pid, port, up, probe() if pid is not None and up else None))
     return states
 
 
@@ -183,11 +184,17 @@ def kafka_unanswered(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -> str 
     async def probe() -> None:
         client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
         try:
-            await asyncio.wait_for(client.bootstrap(), timeout_s)
+            await client.bootstrap()
         finally:
             await client.close()
 
-    return _unanswered(probe, timeout_s)
+    logger = logging.getLogger("aiokafka")  # its connection errors are the answer, not lines on stderr
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return _unanswered(probe, timeout_s)
+    finally:
+        logger.setLevel(level)
 
 
 def postgres_unanswered(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
@@ -196,20 +203,21 @@ def postgres_unanswered(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | N
     async def probe() -> None:
         conn = await asyncpg.connect(to_libpq_url(url), timeout=timeout_s)
         try:
-            await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout_s)
+            await conn.fetchval("SELECT 1")
         finally:
-            await conn.close(timeout=timeout_s)
+            conn.terminate()  # no goodbye to wait for: the answer is in
 
     return _unanswered(probe, timeout_s)
 
 
 def _unanswered(probe: Callable[[], Coroutine[Any, Any, None]], timeout_s: float) -> str | None:
+    """Run ``probe`` with ``timeout_s`` for all of it: None if it ended well, else why not."""
     try:
-        asyncio.run(probe())
+        asyncio.run(asyncio.wait_for(probe(), timeout_s))
     except TimeoutError:
-        return f"timed out after {timeout_s:g} s"
+        return f"no answer within {timeout_s:g} s"
     except Exception as exc:  # any failure is the answer reported
-        return str(exc) or type(exc).__name__
+        return f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}"
     return None
 
 

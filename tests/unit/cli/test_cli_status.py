@@ -88,8 +88,8 @@ def test_a_service_that_does_not_answer_says_so(running: dict, answers: dict[tup
         (stack.InfraState("Kafka", None, 9092, listening=False), "not running (run `tierstream up`)"),
         (stack.InfraState("Kafka", 201, 9092, listening=False), "not answering on 127.0.0.1:9092"),
         (
-            stack.InfraState("Kafka", 201, 9092, listening=True, unanswered="timed out after 3 s"),
-            "accepts connections but does not answer: timed out after 3 s",
+            stack.InfraState("Kafka", 201, 9092, listening=True, unanswered="no answer within 3 s"),
+            "accepts connections but does not serve requests: no answer within 3 s",
         ),
     ],
 )
@@ -126,8 +126,8 @@ def test_a_server_whose_port_accepts_connections_but_that_does_not_answer_is_not
     running = subprocess.CompletedProcess([], 0, stdout="running pid 7 at postgresql://x@127.0.0.1:1/postgres\n")
     monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: running)
     monkeypatch.setattr(stack, "listening", lambda port: True)
-    monkeypatch.setattr(stack, "kafka_unanswered", lambda bootstrap: "timed out after 3 s")
+    monkeypatch.setattr(stack, "kafka_unanswered", lambda bootstrap: "no answer within 3 s")
     monkeypatch.setattr(stack, "postgres_unanswered", lambda url: None)
     kafka, postgres = stack.infra_states(stack.StackConfig())
-    assert (kafka.pid, kafka.listening, kafka.unanswered, kafka.running) == (7, True, "timed out after 3 s", False)
+    assert (kafka.pid, kafka.listening, kafka.unanswered, kafka.running) == (7, True, "no answer within 3 s", False)
     assert postgres.running

@@ -37,6 +37,7 @@ from shared.events.envelope import Envelope
 from shared.events.registry import InvalidEvent, parse_envelope
 from shared.logging import get_logger
 from shared.messaging.deadletter import dead_letter
+from shared.messaging.kafka import METADATA_MAX_AGE_MS
 from shared.messaging.outbox import OutboxMessage, write_outbox
 from shared.messaging.positions import PartitionPositions, StoredOffset, fingerprint
 from shared.messaging.transient import is_transient  # imported from here by the sweeps and middleware
@@ -171,6 +172,7 @@ class ProjectionConsumer:
             # typical events), so that polls reach ``batch_size`` and share the per-transaction costs.
             max_partition_fetch_bytes=max_partition_fetch_bytes,
             isolation_level="read_committed",
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,  # partitions added to a topic are read within a minute
         )
         #: floors, re-reads, deferred positions and lag of the partitions held (offsets: ``self``)
         self.positions = PartitionPositions(self.consumer, self, group_id=group_id, log=_log)
