@@ -115,6 +115,17 @@ class Live:
     kafka_bootstrap: str
     total: int
 
+    def consumer(self) -> ProjectionConsumer:
+        """A consumer of the live group: the service's projection, at its clock."""
+        return ProjectionConsumer(
+            self.container.engine,
+            build_projection(self.container),
+            bootstrap_servers=self.kafka_bootstrap,
+            group_id=self.group,
+            topics=[self.topics.customers, self.topics.orders, self.topics.feedback],
+            deadletter_topic=self.topics.deadletter,
+        )
+
     async def rebuild(self, schema: str, *, keep: bool = True) -> RebuildReport:
         return await rebuild(
             self.container.engine,
@@ -316,15 +327,7 @@ async def test_an_operator_action_is_replayed_before_the_events_that_came_after_
         "feedback": [(customer_id.encode(), wrap(survey, customer_id, at).to_json())],
     }
     total = live.total + await publish(live.kafka_bootstrap, live.topics, recovery)
-    consumer = ProjectionConsumer(
-        live.container.engine,
-        build_projection(live.container),
-        bootstrap_servers=live.kafka_bootstrap,
-        group_id=live.group,
-        topics=[live.topics.customers, live.topics.orders, live.topics.feedback],
-        deadletter_topic=live.topics.deadletter,
-    )
-    await consume_until(consumer, live.container.engine, total)
+    await consume_until(live.consumer(), live.container.engine, total)
     await sweep(live.container.engine, live.container.parts["assessor"], now=live.clock())
     async with live.container.engine.connect() as conn:
         state = await conn.scalar(text("SELECT state FROM churn_alerts WHERE alert_id = :a"), {"a": alert_id})
@@ -443,15 +446,7 @@ async def test_a_rebuild_grades_each_customer_as_of_the_instant_of_its_live_grad
     so its own clock — here two months past every live grade — changes nothing in the comparison."""
     live.clock.advance(timedelta(days=20))
     added = await publish(live.kafka_bootstrap, live.topics, history(random.Random(5), 100, 6, live.clock()))
-    consumer = ProjectionConsumer(
-        live.container.engine,
-        build_projection(live.container),
-        bootstrap_servers=live.kafka_bootstrap,
-        group_id=live.group,
-        topics=[live.topics.customers, live.topics.orders, live.topics.feedback],
-        deadletter_topic=live.topics.deadletter,
-    )
-    await consume_until(consumer, live.container.engine, live.total + added)
+    await consume_until(live.consumer(), live.container.engine, live.total + added)
     async with live.container.engine.connect() as conn:
         instants = await conn.scalar(text("SELECT count(DISTINCT assessed_at) FROM customer_segments"))
     live.clock.advance(timedelta(days=60))
@@ -466,23 +461,12 @@ async def test_a_rebuild_grades_each_customer_as_of_the_instant_of_its_live_grad
 # -- path-dependent grades: the replay grades at the instants the live service had, not at its own clock --
 
 
-def live_consumer(live: Live) -> ProjectionConsumer:
-    return ProjectionConsumer(
-        live.container.engine,
-        build_projection(live.container),
-        bootstrap_servers=live.kafka_bootstrap,
-        group_id=live.group,
-        topics=[live.topics.customers, live.topics.orders, live.topics.feedback],
-        deadletter_topic=live.topics.deadletter,
-    )
-
-
 async def feed(live: Live, kind: str, cid: str, payload: EventPayload, at: datetime) -> None:
     records = {"customers": [], "orders": [], "feedback": []} | {
         kind: [(cid.encode(), wrap(payload, cid, at).to_json())]
     }
     live.total += await publish(live.kafka_bootstrap, live.topics, records)
-    await consume_until(live_consumer(live), live.container.engine, live.total)
+    await consume_until(live.consumer(), live.container.engine, live.total)
 
 
 async def test_a_recalibrations_hysteresis_starts_from_the_tier_the_live_service_had_then(live: Live) -> None:
@@ -523,7 +507,7 @@ async def test_an_order_dated_ahead_of_the_live_clock_is_graded_as_live_graded_i
         live.topics,
         {"customers": [], "feedback": [], "orders": [(b"ahead-1", placed_ahead.to_json())]},
     )
-    await consume_until(live_consumer(live), live.container.engine, live.total)
+    await consume_until(live.consumer(), live.container.engine, live.total)
     live.clock.advance(timedelta(days=30))
 
     report = await live.rebuild("rebuild_k", keep=False)
