@@ -272,24 +272,23 @@ async def rebuild(
 async def _assess_as_graded_live(
     live: AsyncEngine, fresh: AsyncEngine, assessor: Assessor, schema: str, clock: datetime
 ) -> None:
-    """Assess every rebuilt customer as of the instant its live row was last assessed at (one pass per
-    distinct instant), and those the live table has not graded at ``clock``."""
+    """Assess every rebuilt customer as of the instant its live row was last assessed at, and those the live
+    table has not graded at ``clock`` (customers of one instant together, a chunk per transaction)."""
     async with live.connect() as conn:
         rows = await conn.execute(
             text(
-                f"SELECT l.assessed_at, array_agg(r.customer_id ORDER BY r.customer_id) "
-                f"FROM {schema}.customer_segments r LEFT JOIN public.customer_segments l USING (customer_id) "
-                "GROUP BY l.assessed_at ORDER BY l.assessed_at NULLS LAST"
+                f"SELECT l.assessed_at, r.customer_id FROM {schema}.customer_segments r "
+                "LEFT JOIN public.customer_segments l USING (customer_id) "
+                "ORDER BY l.assessed_at NULLS LAST, r.customer_id"
             )
         )
-        groups: list[tuple[datetime | None, list[str]]] = [(at, list(ids)) for at, ids in rows]
-    for at, ids in groups:
-        await reassess(fresh, assessor, ids, now=at or clock)
+        graded = [(at, customer_id) for at, customer_id in rows]
+    await reassess(fresh, assessor, [(at or clock, customer_id) for at, customer_id in graded])
     log.info(
         "segmentation.rebuild_assessed_as_live",
-        instants=len(groups),
-        customers=sum(len(ids) for _, ids in groups),
-        at_the_clock=sum(len(ids) for at, ids in groups if at is None),
+        instants=len({at for at, _ in graded}),
+        customers=len(graded),
+        at_the_clock=sum(1 for at, _ in graded if at is None),
     )
 
 

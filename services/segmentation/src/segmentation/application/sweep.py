@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,10 +29,10 @@ from segmentation.application.assessment import Assessor, Trigger, assess_in_par
 from segmentation.application.metrics import count_raised_alerts
 from segmentation.application.recalibration import recalibrate
 from segmentation.projections.calibrations import latest_calibration
-from segmentation.projections.store import LOCK_SHARED, all_customer_ids, load_records
+from segmentation.projections.store import LOCK_SHARED, CustomerRecord, all_customer_ids, load_records
 from shared.logging import get_logger
 from shared.messaging.consumer import is_transient
-from shared.messaging.outbox import write_outbox
+from shared.messaging.outbox import OutboxMessage, write_outbox
 
 log = get_logger(__name__)
 
@@ -48,30 +50,43 @@ class SweepResult:
 async def sweep(db: AsyncEngine, assessor: Assessor, *, now: datetime, chunk: int = 1000) -> SweepResult:
     async with db.connect() as conn:
         ids = await all_customer_ids(conn)
-    emitted = await reassess(db, assessor, ids, now=now, chunk=chunk)
+    emitted = await reassess(db, assessor, [(now, customer_id) for customer_id in ids], chunk=chunk)
     log.info("segmentation.swept", as_of=now.isoformat(), customers=len(ids), events=dict(emitted))
     return SweepResult(as_of=now, customers=len(ids), events=dict(emitted))
 
 
 async def reassess(
-    db: AsyncEngine, assessor: Assessor, ids: Sequence[str], *, now: datetime, chunk: int = 1000
+    db: AsyncEngine, assessor: Assessor, graded: Sequence[tuple[datetime, str]], *, chunk: int = 1000
 ) -> Counter[str]:
-    """Assess the customers ``ids`` as of ``now`` (a sweep of them), ``chunk`` per transaction; what it staged,
-    by event type."""
+    """Assess each customer of ``graded`` as of its instant — (instant, customer id) pairs, those of one
+    instant next to each other —, ``chunk`` customers per transaction; what it staged, by event type."""
     emitted: Counter[str] = Counter()
-    trigger = Trigger("sweep", f"sweep-{now.isoformat()}")
-    for start in range(0, len(ids), chunk):
+    for start in range(0, len(graded), chunk):
+        part = graded[start : start + chunk]
+        messages: list[OutboxMessage] = []
         async with db.begin() as conn:
             await conn.execute(LOCK_SHARED)
             calibration = await latest_calibration(conn, assessor.policy)
-            records = list((await load_records(conn, ids[start : start + chunk], lock=True)).values())
-            messages = await assess_in_parts(
-                conn, assessor, records, calibration, now, lambda _record: trigger, part=_WRITE_PART
-            )
+            records = await load_records(conn, [customer_id for _, customer_id in part], lock=True)
+            for now, same_instant in itertools.groupby(part, key=operator.itemgetter(0)):
+                trigger = Trigger("sweep", f"sweep-{now.isoformat()}")
+                messages += await assess_in_parts(
+                    conn,
+                    assessor,
+                    [records[customer_id] for _, customer_id in same_instant],
+                    calibration,
+                    now,
+                    _always(trigger),
+                    part=_WRITE_PART,
+                )
             await write_outbox(conn, messages)
         count_raised_alerts(messages, path="sweep")  # committed: the chunk's transaction has ended
         emitted.update(dict(m.headers)["event_type"] for m in messages)
     return emitted
+
+
+def _always(trigger: Trigger) -> Callable[[CustomerRecord], Trigger]:
+    return lambda _record: trigger
 
 
 async def run_schedule(
