@@ -19,6 +19,7 @@ from decimal import Decimal
 from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope, EventPayload, Money
 from shared.events.vocabulary import OverdueBucket
+from shared.testing.events import complaint_filed
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AT_RISK = ("r-01", "r-02")
@@ -74,16 +75,7 @@ def _at_risk(customer_id: str) -> tuple[list[Envelope], list[Envelope]]:
         due_date=(last + timedelta(days=30)).date(),
     )
     filed = T0 - timedelta(days=5)
-    complaint = feedback.ComplaintFiled(
-        complaint_id=f"{customer_id}-k1",
-        customer_id=customer_id,
-        category="delivery",
-        severity="high",
-        summary="late truck",
-        filed_at=filed,
-        acknowledge_by=filed + timedelta(hours=4),
-        resolve_by=filed + timedelta(days=3),
-    )
+    complaint = complaint_filed(customer_id, f"{customer_id}-k1", filed)
     survey = feedback.SurveyAnswered(
         survey_id=f"{customer_id}-s1", customer_id=customer_id, nps=3, answered_at=first + timedelta(days=5)
     )

@@ -35,6 +35,7 @@ from shared.events.topics import Topics
 from shared.events.vocabulary import OverdueBucket
 from shared.messaging.consumer import ProjectionConsumer
 from shared.messaging.kafka import ensure_topics
+from shared.testing.events import complaint_filed
 
 pytestmark = pytest.mark.fault
 
@@ -130,18 +131,7 @@ def customer_streams(rng: random.Random, cid: str) -> dict[str, list[Envelope]]:
     add("orders", ("order", order_id), order)
 
     complaint_id = f"{cid}-k"
-    complaint: list[EventPayload] = [
-        feedback.ComplaintFiled(
-            complaint_id=complaint_id,
-            customer_id=cid,
-            category="delivery",
-            severity="low",
-            summary="late",
-            filed_at=start,
-            acknowledge_by=start + timedelta(days=1),
-            resolve_by=start + timedelta(days=30),
-        )
-    ]
+    complaint: list[EventPayload] = [complaint_filed(cid, complaint_id, start)]
     for _ in range(rng.randint(0, 3)):
         complaint.append(feedback.ComplaintResolved(complaint_id=complaint_id, resolution="refund"))
         if rng.random() < 0.3:

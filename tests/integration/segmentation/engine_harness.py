@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from segmentation.bootstrap import FixedClock, build_projection
 from segmentation.config import SegmentationSettings
-from shared.events import customers, feedback, orders
+from shared.events import customers, orders
 from shared.events.envelope import Envelope, EventPayload, Money
 from shared.events.registry import parse_envelope
 from shared.messaging.outbox import write_outbox
@@ -79,20 +79,6 @@ def placed(customer_id: str, order_id: str, amount: int | str, at: datetime) -> 
         ),
         customer_id,
         at,
-    )
-
-
-def complaint_filed(customer_id: str, complaint_id: str, at: datetime = T0) -> feedback.ComplaintFiled:
-    """A high-severity delivery complaint filed at ``at`` (acknowledge within 4 hours, resolve within 3 days)."""
-    return feedback.ComplaintFiled(
-        complaint_id=complaint_id,
-        customer_id=customer_id,
-        category="delivery",
-        severity="high",
-        summary="late truck",
-        filed_at=at,
-        acknowledge_by=at + timedelta(hours=4),
-        resolve_by=at + timedelta(days=3),
     )
 
 

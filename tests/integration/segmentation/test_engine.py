@@ -7,13 +7,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from engine_harness import T0, Segmentation, complaint_filed, placed, registered, wrap
+from engine_harness import T0, Segmentation, placed, registered, wrap
 
 from segmentation.application.recalibration import recalibrate, recalibration_due
 from segmentation.application.sweep import sweep
 from shared.events import feedback, orders
 from shared.events.envelope import Money
 from shared.events.vocabulary import OverdueBucket
+from shared.testing.events import complaint_filed
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +123,7 @@ async def test_the_sweep_moves_customers_through_activity_and_raises_then_handle
         registered(cid),
         *(placed(cid, f"o-{n}", 500, start + timedelta(days=10 * n)) for n in range(4)),  # every 10 days
         wrap(feedback.SurveyAnswered(survey_id="s-1", customer_id=cid, nps=3, answered_at=start), cid, start),
-        wrap(complaint_filed(cid, "k-1"), cid),
+        wrap(complaint_filed(cid, "k-1", T0), cid),
     )
     row = (await seg.http.get(f"/customers/{cid}/view")).json()
     assert (row["activity"]["status"], row["churn"]["score"]) == ("active", 15)  # the detractor survey only

@@ -11,7 +11,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from alembic import command
-from engine_harness import T0, Segmentation, complaint_filed, placed, wrap
+from engine_harness import T0, Segmentation, placed, wrap
 from structlog.testing import capture_logs
 
 from segmentation.__main__ import DEFINITION
@@ -20,6 +20,7 @@ from shared.db.migrations import alembic_config, upgrade
 from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope, EventPayload, Money
 from shared.events.vocabulary import OverdueBucket
+from shared.testing.events import complaint_filed
 
 pytestmark = pytest.mark.integration
 

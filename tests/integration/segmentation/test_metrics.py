@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from engine_harness import T0, Segmentation, complaint_filed, placed, wrap
+from engine_harness import T0, Segmentation, placed, wrap
 from prometheus_client import REGISTRY
 
 from segmentation.application.sweep import sweep
@@ -18,6 +18,7 @@ from shared.events import customers, feedback, orders
 from shared.events.envelope import Envelope, Money
 from shared.events.vocabulary import OverdueBucket
 from shared.messaging.consumer import ProjectionConsumer
+from shared.testing.events import complaint_filed
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def at_risk_history(cid: str) -> list[Envelope]:
     events = [wrap(customers.CustomerRegistered(customer_id=cid, company_name="Co", region="East"), cid, start)]
     events += [placed(cid, f"{cid}-o{n}", 500, start + timedelta(days=10 * n)) for n in range(4)]
     events.append(wrap(feedback.SurveyAnswered(survey_id=f"{cid}-s", customer_id=cid, nps=3), cid, start))
-    events.append(wrap(complaint_filed(cid, f"{cid}-k"), cid, T0))
+    events.append(wrap(complaint_filed(cid, f"{cid}-k", T0), cid, T0))
     overdue = orders.PaymentOverdue(
         order_id=f"{cid}-o3",
         days_overdue=1,

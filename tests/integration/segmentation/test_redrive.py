@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from engine_harness import T0, complaint_filed, placed
+from engine_harness import T0, placed
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from typer.testing import CliRunner
@@ -30,6 +30,7 @@ from shared.messaging.consumer import ProjectionConsumer
 from shared.messaging.kafka import make_producer
 from shared.messaging.outbox import OutboxMessage
 from shared.messaging.relay import OutboxRelay
+from shared.testing.events import complaint_filed
 from shared.testing.kafka import produce
 from tierstream.cli import app
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.events import customers
+from datetime import datetime, timedelta
+
+from shared.events import customers, feedback
 from shared.events.envelope import Envelope, EventPayload
 
 
@@ -30,4 +32,18 @@ def customer_event(customer_id: str, payload: EventPayload, version: int, *, pro
         aggregate_version=version,
         customer_id=customer_id,
         correlation_id=f"test-{customer_id}",
+    )
+
+
+def complaint_filed(customer_id: str, complaint_id: str, at: datetime) -> feedback.ComplaintFiled:
+    """A high-severity delivery complaint filed at ``at`` (acknowledge within 4 hours, resolve within 3 days)."""
+    return feedback.ComplaintFiled(
+        complaint_id=complaint_id,
+        customer_id=customer_id,
+        category="delivery",
+        severity="high",
+        summary="late truck",
+        filed_at=at,
+        acknowledge_by=at + timedelta(hours=4),
+        resolve_by=at + timedelta(days=3),
     )
