@@ -13,7 +13,11 @@
 4. Open loop at half the measured API peak (``--open-rate R``: at R/s, to compare versions at one load):
    requests start on a fixed schedule (not when the previous answer came back), latency counted from the
    scheduled start, so queueing is not hidden; prints p50 / p99.
-5. The same writes without the API: one asyncpg transaction per order inserting an events row and an
+5. The ceiling (``--no-ceiling`` skips it): the thinnest FastAPI endpoint making the same writes
+   (``ceiling_app.py``: body validation, then the two rows of step 6 in one transaction; no auth,
+   middleware, domain or envelope) on uvicorn as the API runs, closed loop as in 3; prints its rate, its
+   CPU per order and its ratio to the raw inserts, what any FastAPI service writing per command can reach here.
+6. The same writes without the API: one asyncpg transaction per order inserting an events row and an
    outbox row shaped like the API's (copied from what it stored), same concurrency, same duration;
    prints rows/s and the ratio API ÷ raw. (Last, so that its rows do not weigh on the API passes.)
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import json
@@ -52,6 +57,7 @@ import asyncpg
 import httpx
 import uvloop
 
+from ceiling_app import INSERT_EVENT, INSERT_OUTBOX, TEMPLATE_EVENT, TEMPLATE_OUTBOX
 from orders.__main__ import DEFINITION
 from orders.application.credit_terms import CreditTermsProjector
 from shared.db.engine import create_engine, to_libpq_url
@@ -340,11 +346,8 @@ async def raw_inserts(database_url: str, clients: int, seconds: float) -> Run:
     dsn = to_libpq_url(database_url)
     template = await asyncpg.connect(dsn)
     try:
-        event = await template.fetchrow(
-            "SELECT event_type, schema_version, data::text AS data, metadata::text AS metadata FROM events "
-            "WHERE event_type = 'OrderPlaced' LIMIT 1"
-        )
-        outbox = await template.fetchrow("SELECT topic, key, value, headers::text AS headers FROM outbox LIMIT 1")
+        event = await template.fetchrow(TEMPLATE_EVENT)
+        outbox = await template.fetchrow(TEMPLATE_OUTBOX)
     finally:
         await template.close()
     assert event is not None and outbox is not None, "the API run stored nothing to copy"
@@ -356,14 +359,8 @@ async def raw_inserts(database_url: str, clients: int, seconds: float) -> Run:
 
     async def worker() -> None:
         async with pool.acquire() as conn:
-            insert_event = await conn.prepare(
-                "INSERT INTO events (stream_id, stream_version, aggregate_type, event_id, event_type, "
-                "schema_version, occurred_at, data, metadata) "
-                "VALUES ($1, 1, 'order', $2, $3, $4, now(), $5::jsonb, $6::jsonb)"
-            )
-            insert_outbox = await conn.prepare(
-                "INSERT INTO outbox (message_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)"
-            )
+            insert_event = await conn.prepare(INSERT_EVENT)
+            insert_outbox = await conn.prepare(INSERT_OUTBOX)
             while time.perf_counter() < end:
                 n = next(counter)
                 event_id = uuid.uuid4()
@@ -388,6 +385,48 @@ async def raw_inserts(database_url: str, clients: int, seconds: float) -> Run:
     finally:
         run.elapsed = time.perf_counter() - started
         await pool.close()
+    return run
+
+
+def start_ceiling(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "benchmarks"), "ceiling_app:app"]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    return subprocess.Popen(
+        [*command, *options, "--loop", "uvloop", "--http", "httptools"],
+        env={**os.environ, "CEILING_DSN": to_libpq_url(database_url)},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=REPO,
+    )
+
+
+async def ceiling_pass(database_url: str, args: argparse.Namespace) -> Run:
+    """Closed loop against ``ceiling_app`` (one uvicorn process, as the API runs); prints rate and CPU."""
+    port = free_port()
+    ceiling = start_ceiling(database_url, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            while True:
+                if ceiling.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the ceiling endpoint did not serve within 60 s (its stderr is above)")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.post("/orders", json=order_body(1, "ceiling-warmup", 0))).status_code == 201:
+                        break
+                await asyncio.sleep(0.2)
+        await closed_loop([base], args.clients, min(3.0, args.seconds), args.customers, keyed=False)  # warm-up
+        before = cpu_seconds(ceiling.pid)
+        run = await closed_loop([base], args.clients, args.seconds, args.customers, keyed=False)
+        cpu = (cpu_seconds(ceiling.pid) - before) / max(1, len(run.latencies)) * 1000
+    finally:
+        os.killpg(ceiling.pid, signal.SIGTERM)
+        try:
+            ceiling.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(ceiling.pid, signal.SIGKILL)
+    print(line("ceiling endpoint, same writes", run))
+    print(f"{'ceiling process CPU':<34} {cpu:17.2f} ms per order")
     return run
 
 
@@ -544,9 +583,12 @@ async def main(args: argparse.Namespace) -> None:
         rate = args.open_rate or peak.rate / 2
         paced = await open_loop(bases, rate, args.seconds, args.customers, keyed, args.clients, use_httpx)
         print(line(f"API, open loop at {rate:.0f}/s", paced))
+        ceiling = None if args.no_ceiling else await ceiling_pass(database_url, args)
         raw = await raw_inserts(database_url, args.clients, args.seconds)
         print(line("asyncpg events+outbox txn", raw))
         print(f"{'ratio API / raw inserts':<34} {peak.rate / raw.rate:9.2f}")
+        if ceiling is not None:
+            print(f"{'ratio ceiling / raw inserts':<34} {ceiling.rate / raw.rate:9.2f}")
     finally:
         for api in apis:
             os.killpg(api.pid, signal.SIGTERM)
@@ -574,6 +616,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idempotency-key", action="store_true", help="send a fresh Idempotency-Key per command")
     parser.add_argument(
         "--api-processes", type=int, default=1, metavar="K", help="API processes sharing the load (default 1)"
+    )
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the ceiling pass (the thinnest endpoint making the same writes)"
     )
     parser.add_argument("--httpx", action="store_true", help="load with httpx (the former client) instead")
     parser.add_argument("--pg-url", help="PostgreSQL server URL (default: $DATABASE_URL, else the dev server)")

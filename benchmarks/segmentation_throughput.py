@@ -8,14 +8,16 @@ crm.customers.v1; orders, returns, payments on crm.orders.v1; surveys on crm.fee
 three ways from the earliest offset, each until every event was seen:
 
 1. ``raw``      — aiokafka ``getmany`` only (the ceiling: bytes off the wire);
-2. ``decode``   — raw + ``parse_envelope`` of every record (the contract validation every consumer pays);
-3. ``project``  — the real ``ProjectionConsumer`` + ``SegmentProjector`` into a fresh, migrated
+2. ``parse``    — raw + the standard library's ``json.loads`` of every record and nothing else: the ceiling
+   of any Python consumer that looks at the events' contents;
+3. ``decode``   — raw + ``parse_envelope`` of every record (the contract validation every consumer pays);
+4. ``project``  — the real ``ProjectionConsumer`` + ``SegmentProjector`` into a fresh, migrated
    database: inbox dedupe, facts, grading, history, outbox and offsets in one transaction per poll;
-4. with ``--processes K``: the same again into a second fresh database by K ``python -m segmentation
+5. with ``--processes K``: the same again into a second fresh database by K ``python -m segmentation
    consume`` processes in one consumer group (the production role, scaled out by partitions), timed from
    the first committed poll to the last, so interpreter start-up and the group join are not counted.
 
-Prints events/s for each and the ratio project / raw. Creates its own topics and database and drops the
+Prints events/s for each and the ratios project / raw and parse / raw. Creates its own topics and database and drops the
 database at the end (topics stay; they are namespaced ``bench<random>.``).
 """
 
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -134,7 +137,9 @@ async def prefill(bootstrap: str, names: Topics, records: list[tuple[str, str, b
         await producer.stop()
 
 
-async def read_all(bootstrap: str, names: Topics, partitions: int, total: int, *, decode: bool) -> float:
+async def read_all(
+    bootstrap: str, names: Topics, partitions: int, total: int, *, decode: Callable[[bytes], object] | None
+) -> float:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500)
     await consumer.start()
     try:
@@ -147,9 +152,9 @@ async def read_all(bootstrap: str, names: Topics, partitions: int, total: int, *
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             for records in batch.values():
                 seen += len(records)
-                if decode:
+                if decode is not None:
                     for r in records:
-                        parse_envelope(r.value)
+                        decode(r.value)
         return time.perf_counter() - started
     finally:
         await consumer.stop()
@@ -281,8 +286,9 @@ async def main() -> None:
     await prefill(args.bootstrap, names, records, args.partitions)
     databases = [await fresh_database(args.database_url)]
     try:
-        raw = await read_all(args.bootstrap, names, args.partitions, len(records), decode=False)
-        decode = await read_all(args.bootstrap, names, args.partitions, len(records), decode=True)
+        raw = await read_all(args.bootstrap, names, args.partitions, len(records), decode=None)
+        parse = await read_all(args.bootstrap, names, args.partitions, len(records), decode=json.loads)
+        decode = await read_all(args.bootstrap, names, args.partitions, len(records), decode=parse_envelope)
         project = await project_all(args.bootstrap, databases[0], names, len(records), args.batch)
         if args.processes:
             databases.append(await fresh_database(args.database_url))
@@ -298,10 +304,12 @@ async def main() -> None:
         "customers": args.customers,
         "batch": args.batch,
         "raw_events_per_s": round(n / raw),
+        "parse_events_per_s": round(n / parse),
         "decode_events_per_s": round(n / decode),
         "project_events_per_s": round(n / project),
         "project_vs_raw": round(raw / project, 3),
         "project_vs_decode": round(decode / project, 3),
+        "parse_vs_raw": round(raw / parse, 3),
     }
     if args.processes:
         result[f"project_{args.processes}_processes_events_per_s"] = round(in_processes)
