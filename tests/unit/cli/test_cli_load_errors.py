@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tierstream import cli
-from tierstream.cli import app
+from tierstream.cli import app, data_commands
 from tierstream.dataset import DatasetError, read_rows
 from tierstream.loader import LoadReport
 
@@ -91,7 +90,7 @@ def test_a_refused_token_stops_the_load_before_it_sends_anything(
     csv_file: Path, stack_up: Answers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack_up[("GET", "/customers")] = (401, {"detail": "invalid bearer token"})
-    monkeypatch.setattr(cli, "load", None)  # calling it would fail the test
+    monkeypatch.setattr(data_commands, "load", None)  # calling it would fail the test
     code, output = run("load", "--data", str(csv_file), "--no-feedback")
     assert code == 1
     assert "the customers API refused the token (HTTP 401: invalid bearer token)" in output
@@ -113,7 +112,7 @@ def test_a_load_with_failed_commands_exits_1(
         report.failures.append("orders: HTTP 422: lines: at least one line")
         return report
 
-    monkeypatch.setattr(cli, "load", failing_load)
+    monkeypatch.setattr(data_commands, "load", failing_load)
     code, output = run("load", "--data", str(csv_file), "--no-feedback")
     assert code == 1
     assert "failed: orders: HTTP 422: lines: at least one line" in output

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tierstream import cli, stack
-from tierstream.cli import app, last_error
+from tierstream import stack
+from tierstream.cli import app, base
+from tierstream.cli.rebuild_command import last_error
 
 pytestmark = pytest.mark.unit
 
@@ -28,14 +29,14 @@ HINT:  run the migrations first
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The stack's state (its logs) under ``tmp_path``, not the repository's .build."""
-    real_config = cli._config
+    real_config = base.stack_config
 
     def config_in_tmp(kafka_port: int, pg_port: int, partitions: int) -> stack.StackConfig:
         config = real_config(kafka_port, pg_port, partitions)
         config.state_dir = tmp_path
         return config
 
-    monkeypatch.setattr(cli, "_config", config_in_tmp)
+    monkeypatch.setattr(base, "stack_config", config_in_tmp)
     return tmp_path
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tierstream import cli, stack
-from tierstream.cli import app
+from tierstream import stack
+from tierstream.cli import app, base
 
 pytestmark = pytest.mark.unit
 
@@ -38,14 +38,14 @@ def replays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         commands.append(command)
         return subprocess.CompletedProcess(command, 0, stdout=json.dumps(REPORT), stderr="")
 
-    real_config = cli._config
+    real_config = base.stack_config
 
     def config_in_tmp(*args: int) -> stack.StackConfig:
         made = real_config(*args)
         made.state_dir = tmp_path
         return made
 
-    monkeypatch.setattr(cli, "_config", config_in_tmp)
+    monkeypatch.setattr(base, "stack_config", config_in_tmp)
     monkeypatch.setattr(subprocess, "run", run)
     monkeypatch.setattr(stack, "listening", lambda port: True)
     return commands

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tierstream import cli, stack
-from tierstream.cli import app
+from tierstream import stack
+from tierstream.cli import app, base
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ INFRA_UP = [
 @pytest.fixture
 def running(answers: dict[tuple[str, str], Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Every service has a PID and answers ready; Kafka and PostgreSQL run. Tests take parts away."""
-    monkeypatch.setattr(cli.console, "width", 200)  # one line per row
+    monkeypatch.setattr(base.console, "width", 200)  # one line per row
     pids = dict(PIDS)
     monkeypatch.setattr(stack, "service_pid", lambda config, service: pids.get(service))
     monkeypatch.setattr(stack, "infra_states", lambda config: list(INFRA_UP))

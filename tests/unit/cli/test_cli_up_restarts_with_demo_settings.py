@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tierstream import cli, stack
-from tierstream.cli import app, demo_clock
+from tierstream import stack
+from tierstream.cli import app, base, data_commands
+from tierstream.cli.data_commands import demo_clock
 
 pytestmark = pytest.mark.unit
 
@@ -42,14 +43,14 @@ def launcher() -> FakeLauncher:
 def config(tmp_path: Path, launcher: FakeLauncher, monkeypatch: pytest.MonkeyPatch) -> stack.StackConfig:
     """The stack's state under ``tmp_path``; processes go to the fake launcher; Kafka and PostgreSQL "start"
     at once and every service is "ready" (no process, no HTTP)."""
-    real_config = cli._config
+    real_config = base.stack_config
 
     def config_in_tmp(*args: int) -> stack.StackConfig:
         made = real_config(*args)
         made.state_dir, made.launch = tmp_path, launcher
         return made
 
-    monkeypatch.setattr(cli, "_config", config_in_tmp)
+    monkeypatch.setattr(base, "stack_config", config_in_tmp)
     monkeypatch.setattr(stack, "start_infra", lambda config: INFRA)
     monkeypatch.setattr(stack, "stop_infra", lambda config: None)
     monkeypatch.setattr(stack, "wait_ready", lambda config, service: None)
@@ -117,7 +118,7 @@ def test_a_plain_up_on_a_fresh_stack_starts_the_services_without_a_simulated_clo
 
 
 def test_the_demo_remembers_one_anchored_clock_for_every_clocked_service(config: stack.StackConfig) -> None:
-    cli._use_demo_clock(config, AS_OF)
+    data_commands._use_demo_clock(config, AS_OF)
     remembered = stack.remembered_settings(config)
     assert remembered is not None and remembered.origin == "demo"
     anchors = {remembered.env[f"{s}_CLOCK_ANCHOR"] for s in ("SEGMENTATION", "ORDERS", "FEEDBACK")}
@@ -129,7 +130,7 @@ def test_the_demo_remembers_one_anchored_clock_for_every_clocked_service(config:
 
 def test_a_demo_run_again_on_the_same_days_data_continues_the_remembered_clock(config: stack.StackConfig) -> None:
     stack.remember_settings(config, "demo", demo_clock(AS_OF, ANCHOR))
-    cli._use_demo_clock(config, AS_OF)
+    data_commands._use_demo_clock(config, AS_OF)
     remembered = stack.remembered_settings(config)
     assert remembered is not None and remembered.env == demo_clock(AS_OF, ANCHOR)
 
