@@ -25,18 +25,12 @@ import argparse
 import asyncio
 import importlib
 import os
-import random
-import shutil
 import signal
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 from sqlalchemy import text
@@ -54,25 +48,6 @@ from shared.settings import DEV_DB_PASSWORD, DEV_DB_USER, DEV_PG_PORT
 from shared.testing import infra
 from shared.testing.kafka import read_topic
 
-SCRIPT = infra.repo_root() / "deploy" / "local" / "kafka-local.sh"
-
-
-def port_below_ephemeral_range() -> int:
-    for _ in range(200):
-        port = random.randint(20_000, 30_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 20000-30000")
-
-
-def kafka(command: str, run_dir: Path, port: int, *, keep_data: bool = False) -> None:
-    env = {**os.environ, "KAFKA_RUN_DIR": str(run_dir), "KAFKA_PORT": str(port), "KAFKA_KEEP_DATA": str(int(keep_data))}
-    subprocess.run(["bash", str(SCRIPT), command], env=env, check=True, capture_output=True, timeout=180)
-
 
 async def main(args: argparse.Namespace) -> None:
     dev = f"postgresql://{DEV_DB_USER}:{DEV_DB_PASSWORD}@127.0.0.1:{DEV_PG_PORT}/postgres"
@@ -81,10 +56,8 @@ async def main(args: argparse.Namespace) -> None:
     url = infra.with_database(to_asyncpg_url(pg), name)
     await upgrade(importlib.import_module("orders.__main__").DEFINITION.migrations, url)
     engine = create_engine(url)
-    run_dir = Path(tempfile.mkdtemp(prefix="tierstream-relay-outage-")) / "kafka"
-    port = port_below_ephemeral_range()
-    bootstrap = f"127.0.0.1:{port}"
-    kafka("start", run_dir, port)
+    broker = infra.PrivateKafka()
+    bootstrap = broker.start()
     try:
         topic = f"bench{uuid.uuid4().hex[:6]}.crm.orders.v1"
         await ensure_topics(bootstrap, [topic], partitions=3)
@@ -115,12 +88,12 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(1 / args.rate)
 
         await place_for(5)
-        os.kill(int((run_dir / "kafka.pid").read_text()), signal.SIGTERM)
+        os.kill(broker.pid, signal.SIGTERM)
         cpu_before = time.process_time()
         print(f"broker stopped after {placed} orders; writing on for {args.outage_s:.0f} s", flush=True)
         await place_for(args.outage_s)
         cpu_outage = time.process_time() - cpu_before
-        await asyncio.to_thread(kafka, "start", run_dir, port, keep_data=True)
+        await asyncio.to_thread(broker.start, keep_data=True)
         print(
             f"broker back after {placed} orders; CPU of this process (relay + writer) during the outage: "
             f"{cpu_outage:.1f} s in {args.outage_s:.0f} s",
@@ -137,7 +110,7 @@ async def main(args: argparse.Namespace) -> None:
         drained = time.monotonic() - started
         stop.set()
         await running
-        await relay.producer.stop()
+        await relay.close()
         records = await read_topic(bootstrap, topic, expect=10**9, timeout_s=8)
         copies = Counter(parse_envelope(r.value).event_id for r in records)
         print(
@@ -150,8 +123,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         await engine.dispose()
     finally:
-        kafka("stop", run_dir, port)
-        shutil.rmtree(run_dir.parent, ignore_errors=True)
+        broker.remove()
         conn = await asyncpg.connect(to_libpq_url(pg))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

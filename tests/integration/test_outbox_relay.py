@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from orders.domain.order import Order, OrderLine
@@ -18,7 +19,7 @@ from shared.events.topics import Topics
 from shared.eventsourcing.repository import AggregateRepository
 from shared.eventsourcing.store import PostgresEventStore
 from shared.messaging.kafka import make_producer
-from shared.messaging.relay import OutboxRelay, PublishFailed
+from shared.messaging.relay import AwaitingAcknowledgement, OutboxRelay, PublishFailed
 from shared.testing.kafka import read_topic
 
 pytestmark = pytest.mark.integration
@@ -170,3 +171,109 @@ async def test_a_partly_failed_batch_marks_what_kafka_acknowledged_and_retries_o
     working = RefusingProducer(b"nobody", refuse_from=0)
     assert await OutboxRelay(orders_engine, working, service="orders-test").publish_batch() == len(unsent)  # type: ignore[arg-type]
     assert [k.decode() for k, _ in working.sent] == unsent  # the acknowledged part is not sent again
+
+
+class SilentProducer:
+    """Kafka away: sends are accepted and never answered, until ``answer()`` (the broker is back and the
+    producer's retries get through). ``stop`` waits for that too, as aiokafka's does."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[bytes | None, asyncio.Future[object]]] = []
+        self.sent_some = asyncio.Event()
+        self.answered = asyncio.Event()
+
+    async def send(self, topic: str, *, value: bytes, key: bytes | None, headers: object) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.sends.append((key, future))
+        self.sent_some.set()
+        return future
+
+    def answer(self) -> None:
+        for _, future in self.sends:
+            if not future.done():
+                future.set_result(object())
+        self.answered.set()
+
+    async def stop(self) -> None:
+        await self.answered.wait()
+
+
+async def transactions_open(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    """The states of the other sessions on this database that are inside a transaction."""
+    async with engine.connect() as conn:
+        return list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                    )
+                )
+            ).scalars()
+        )
+
+
+async def unsent(engine) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) or 0)
+
+
+async def test_a_batch_kafka_does_not_answer_ends_its_transaction_and_is_marked_once_kafka_answers(
+    orders_engine,  # type: ignore[no-untyped-def]
+    topics: Topics,
+) -> None:
+    await place_orders(orders_engine, topics, customers=2, per_customer=2)  # 8 events
+    silent = SilentProducer()
+    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.2)  # type: ignore[arg-type]
+
+    with pytest.raises(AwaitingAcknowledgement, match="8 of 8 outbox messages still wait"):
+        await asyncio.wait_for(relay.publish_batch(), 10)  # a guard: it used to wait for Kafka for ever
+    assert await transactions_open(orders_engine) == []  # nothing held open while Kafka is away
+    assert await unsent(orders_engine) == 8
+    assert REGISTRY.get_sample_value("tierstream_outbox_unacknowledged", {"service": "orders-silent-test"}) == 8
+
+    with pytest.raises(AwaitingAcknowledgement):  # still away: nothing marked, nothing sent again
+        await relay.confirm_in_flight()
+    assert len(silent.sends) == 8 and await unsent(orders_engine) == 8
+
+    silent.answer()
+    assert await relay.confirm_in_flight() == 8
+    assert await unsent(orders_engine) == 0
+    assert len(silent.sends) == 8  # each event handed to Kafka once for the whole outage
+    assert REGISTRY.get_sample_value("tierstream_outbox_unacknowledged", {"service": "orders-silent-test"}) == 0
+    assert await relay.publish_batch() == 0
+
+
+async def test_in_flight_rows_another_relay_took_over_are_left_to_it(
+    orders_engine,  # type: ignore[no-untyped-def]
+    topics: Topics,
+) -> None:
+    await place_orders(orders_engine, topics, customers=1, per_customer=1)  # 2 events
+    silent = SilentProducer()
+    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.1)  # type: ignore[arg-type]
+    with pytest.raises(AwaitingAcknowledgement):
+        await relay.publish_batch()
+    silent.answer()
+    async with orders_engine.begin() as conn:  # another relay is active (holds the lock)
+        assert await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": relay.lock_key})
+        assert await relay.confirm_in_flight() is None
+    assert await unsent(orders_engine) == 2  # the active relay publishes them (again): at least once
+
+
+async def test_a_relay_stops_promptly_while_kafka_does_not_answer(
+    orders_engine,  # type: ignore[no-untyped-def]
+    topics: Topics,
+) -> None:
+    await place_orders(orders_engine, topics, customers=1, per_customer=1)
+    silent = SilentProducer()
+    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=30)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    await asyncio.wait_for(silent.sent_some.wait(), 10)
+    stop.set()
+    # Guards against hanging, not speed checks: before, run waited for Kafka inside the batch's transaction,
+    # and stopping the producer waited for it too.
+    await asyncio.wait_for(running, 5)
+    await asyncio.wait_for(relay.close(), 10)
+    assert await transactions_open(orders_engine) == []
+    assert await unsent(orders_engine) == 2  # left for the next relay

@@ -137,7 +137,7 @@ async def run_relay(
     try:
         await relay.run(stop)
     finally:
-        await relay.producer.stop()  # the one in use: the relay replaces a producer whose sends failed
+        await relay.close()  # the producer in use: the relay replaces one whose sends failed
 
 
 async def run_consumer(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
@@ -14,11 +14,14 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
 
-#: How long a send waits for the broker. aiokafka's sender retries metadata without a pause while a
-#: partition's leader is unknown (a broker away: ~13,000 failed connects/s, a core busy) until the batch
-#: expires after this long; the relay then replaces its producer and backs off. 10 s rather than aiokafka's
-#: 30 s: benchmarks/relay_outage.py, 40 s outage, CPU 22.9 s → 8.1 s, everything still published once.
+#: How long a request waits for the broker, and how long a batch for a partition without a known leader
+#: waits before it fails (the relay then replaces its producer and backs off). A batch already sent to a
+#: leader does not expire: the idempotent producer retries it until the broker answers (the relay's
+#: ACK_TIMEOUT_S bounds its own wait). 10 s rather than aiokafka's 30 s.
 PRODUCER_REQUEST_TIMEOUT_MS = 10_000
+#: Least time from the end of one metadata refresh a producer asks for to the start of the next (aiokafka's
+#: retry_backoff_ms default; the Java producer waits retry.backoff.ms likewise). See pace_metadata_refreshes.
+METADATA_REFRESH_MIN_INTERVAL_S = 0.1
 #: How often clients refresh topic metadata (aiokafka's default: 5 minutes). Partitions added to a topic
 #: reach producers and consumer groups within this; a request per client and minute costs nothing.
 METADATA_MAX_AGE_MS = 60_000
@@ -28,7 +31,7 @@ def make_producer(
     bootstrap_servers: str, *, client_id: str, request_timeout_ms: int = PRODUCER_REQUEST_TIMEOUT_MS
 ) -> AIOKafkaProducer:
     """Idempotent producer (implies acks=all): retries never duplicate or reorder within a partition."""
-    return AIOKafkaProducer(
+    producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
@@ -37,6 +40,41 @@ def make_producer(
         request_timeout_ms=request_timeout_ms,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
+    pace_metadata_refreshes(producer.client, METADATA_REFRESH_MIN_INTERVAL_S)
+    return producer
+
+
+def pace_metadata_refreshes(client: AIOKafkaClient, min_interval_s: float) -> None:
+    """Make ``client.force_metadata_update`` start a refresh ``min_interval_s`` after the previous one ended.
+
+    While it holds a batch for a partition without a known leader (a topic deleted, a broker shutting
+    down), aiokafka 0.14's sender asks for a refresh and asks again the moment it ends, with no pause
+    (``unknown_leaders_exist`` in aiokafka/producer/sender.py; neither ``retry_backoff_ms`` nor
+    ``metadata_max_age_ms`` reaches it), until the batch expires after the request timeout: a core busy and
+    ~4,000 metadata requests a second at the broker, or ~13,000 refused connects a second with it away.
+    Calls while a refresh is pending or waiting join it, as aiokafka's own calls do. aiokafka offers no
+    setting for it, so this replaces the method on this one client instance."""
+    force = client.force_metadata_update
+    next_at = 0.0
+    pending: asyncio.Future[bool] | None = None
+
+    async def paced() -> bool:
+        nonlocal next_at
+        loop = asyncio.get_running_loop()
+        if (delay := next_at - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        try:
+            return bool(await force())
+        finally:
+            next_at = loop.time() + min_interval_s
+
+    def force_metadata_update() -> asyncio.Future[bool]:
+        nonlocal pending
+        if pending is None or pending.done():
+            pending = asyncio.ensure_future(paced())
+        return asyncio.shield(pending)
+
+    client.force_metadata_update = force_metadata_update
 
 
 async def ensure_topics(

@@ -11,6 +11,16 @@ sent — for each key, those before its first failure, so a key's order holds �
 retried: a retry does not publish the acknowledged part again. The producer is then replaced before the
 next batch: after a send timed out, an idempotent producer's sequence numbers no longer match the
 broker's, and it would fail with ``OutOfOrderSequenceNumber`` for good (aiokafka keeps its producer id).
+
+A batch waits for its acknowledgements at most ``ack_timeout_s`` inside its transaction. When Kafka is away
+(stopped, hung, cut off) an idempotent producer never gives up on a batch it has sent: it retries it until
+the broker answers, however long that takes. Waiting for that inside the transaction held a PostgreSQL
+transaction open for the whole outage (holding back vacuum on the outbox and the event store) and kept
+the relay from stopping. So after ``ack_timeout_s`` the transaction commits what was acknowledged and ends;
+the rest stays *in flight*: the producer keeps retrying it, the relay claims nothing new and waits for it
+outside any transaction (``tierstream_outbox_unacknowledged`` counts it), and once Kafka answered, marks
+it sent in a new transaction under the lock — nothing is sent twice for the outage. A relay stopping
+meanwhile leaves it unsent, and whoever publishes next sends it again (at least once, as after a crash).
 """
 
 from __future__ import annotations
@@ -34,6 +44,12 @@ log = get_logger(__name__)
 
 PUBLISHED = Counter("tierstream_outbox_published_total", "Outbox messages published to Kafka", ["service"])
 BACKLOG = Gauge("tierstream_outbox_backlog", "Outbox messages not yet published", ["service"])
+UNACKNOWLEDGED = Gauge(
+    "tierstream_outbox_unacknowledged",
+    "Outbox messages handed to Kafka and not acknowledged within the relay's ack timeout (Kafka away); "
+    "the producer keeps retrying them",
+    ["service"],
+)
 OLDEST_UNSENT = Gauge(
     "tierstream_outbox_oldest_unsent_age_seconds",
     "Age of the oldest outbox message not yet published (0 when none is waiting)",
@@ -42,12 +58,18 @@ OLDEST_UNSENT = Gauge(
 
 _CLAIM = text("SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT :limit")
 _MARK_SENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)")
+_MARK_SENT_IF_UNSENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids) AND sent_at IS NULL")
 _PURGE = text("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => :secs)")
 _BACKLOG = text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 _OLDEST_UNSENT = text(
     "SELECT coalesce(extract(epoch FROM now() - (SELECT created_at FROM outbox WHERE sent_at IS NULL "
     "ORDER BY id LIMIT 1)), 0)"
 )
+
+
+#: How long a batch waits for Kafka's acknowledgements inside its transaction (see the module). Longer
+#: than the producer's request timeout, so that a broker that answers late is not mistaken for one away.
+ACK_TIMEOUT_S = 15.0
 
 
 def relay_lock_key(service: str) -> int:
@@ -68,6 +90,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(hours=72),
         purge_every_s: float = 60.0,
         backlog_every_s: float = 5.0,
+        ack_timeout_s: float = ACK_TIMEOUT_S,
     ) -> None:
         self.engine = engine
         self.producer = producer
@@ -80,15 +103,20 @@ class OutboxRelay:
         self.retention = retention
         self.purge_every_s = purge_every_s
         self.backlog_every_s = backlog_every_s
+        self.ack_timeout_s = ack_timeout_s
         self.lock_key = relay_lock_key(service)
-        for metric in (PUBLISHED, BACKLOG, OLDEST_UNSENT):
+        #: the last batch's rows and sends while some still wait for Kafka (see the module)
+        self._in_flight: InFlight | None = None
+        self._stop = asyncio.Event()  # ``run``'s: ends a wait for acknowledgements early
+        for metric in (PUBLISHED, BACKLOG, UNACKNOWLEDGED, OLDEST_UNSENT):
             metric.labels(service)  # every series exists from the start, at 0 until measured
 
     async def publish_batch(self) -> int | None:
         """Publish one batch. Returns the number published, or None when another relay is active.
 
         Raises :class:`PublishFailed` when Kafka did not acknowledge some of the batch, after the
-        acknowledged part was marked sent (see the module)."""
+        acknowledged part was marked sent (see the module), and :class:`AwaitingAcknowledgement` when
+        some of it is still in flight after ``ack_timeout_s``."""
         async with self.engine.begin() as conn:
             locked = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
             if not locked:
@@ -96,25 +124,63 @@ class OutboxRelay:
             rows = (await conn.execute(_CLAIM, {"limit": self.batch_size})).all()
             if not rows:
                 return 0
-            outcomes = await self._send(rows)
+            in_flight = InFlight(rows, await self._send(rows))
+            await _wait_for_acks(in_flight.sends, self.ack_timeout_s, self._stop)
             fault_point("relay_exit_after_ack")  # inert unless TIERSTREAM_FAULT_INJECT names it (tests)
-            sent = acknowledged_in_key_order(rows, outcomes)
+            sent = acknowledged_in_key_order(rows, in_flight.outcomes())
             if sent:
                 await conn.execute(_MARK_SENT, {"ids": [row.id for row in sent]})
         PUBLISHED.labels(self.service).inc(len(sent))
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
-            self._replace_producer = True
-            raise PublishFailed(len(rows), len(sent), failures[0])
-        return len(rows)
+        return self._settled(in_flight, len(sent))
 
-    async def _send(self, rows: Sequence[Any]) -> list[object]:
-        """Each row's outcome: Kafka's acknowledgement, or the exception that stopped it (a row after a
-        failed ``send`` call is not sent at all: its outcome is that exception too)."""
-        pending: list[asyncio.Future[Any]] = []
+    async def confirm_in_flight(self) -> int | None:
+        """Mark the in-flight rows sent once Kafka answered for all of them; the count newly marked, or None
+        when another relay took over meanwhile (it publishes them again).
+
+        Raises :class:`AwaitingAcknowledgement` while some still wait (after ``ack_timeout_s`` more), and
+        :class:`PublishFailed` when Kafka refused some in the end."""
+        in_flight = self._in_flight
+        assert in_flight is not None
+        await _wait_for_acks(in_flight.sends, self.ack_timeout_s, self._stop)
+        if in_flight.pending():
+            raise AwaitingAcknowledgement(len(in_flight.rows), in_flight.pending())
+        self._in_flight = None
+        UNACKNOWLEDGED.labels(self.service).set(0)
+        async with self.engine.begin() as conn:
+            locked = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
+            if not locked:
+                self._replace_producer = self._replace_producer or in_flight.failed()
+                log.info("relay.in_flight_left_to_active_relay", service=self.service, rows=len(in_flight.rows))
+                return None
+            sent = acknowledged_in_key_order(in_flight.rows, in_flight.outcomes())
+            marked = 0
+            if sent:
+                result = await conn.execute(_MARK_SENT_IF_UNSENT, {"ids": [row.id for row in sent]})
+                marked = result.rowcount or 0
+        PUBLISHED.labels(self.service).inc(marked)
+        log.info("relay.in_flight_acknowledged", service=self.service, rows=len(in_flight.rows), marked=marked)
+        self._settled(in_flight, marked)
+        return marked
+
+    def _settled(self, in_flight: InFlight, marked: int) -> int:
+        """After a batch's marks committed: keep what is still in flight, or report what failed."""
+        if pending := in_flight.pending():
+            self._in_flight = in_flight
+            UNACKNOWLEDGED.labels(self.service).set(pending)
+            raise AwaitingAcknowledgement(len(in_flight.rows), pending)
+        if in_flight.failed():
+            self._replace_producer = True
+            cause = next(o for o in in_flight.outcomes() if isinstance(o, BaseException))
+            raise PublishFailed(len(in_flight.rows), marked, cause)
+        return len(in_flight.rows)
+
+    async def _send(self, rows: Sequence[Any]) -> list[asyncio.Future[Any]]:
+        """Each row's delivery: the future of Kafka's acknowledgement, or a failed one holding the exception
+        that stopped its ``send`` call (a row after a failed ``send`` call is not sent at all)."""
+        sends: list[asyncio.Future[Any]] = []
         for row in rows:
             try:
-                pending.append(
+                sends.append(
                     await self.producer.send(
                         row.topic,
                         value=bytes(row.value),
@@ -123,19 +189,24 @@ class OutboxRelay:
                     )
                 )
             except Exception as exc:  # e.g. no metadata for the topic while the broker is down
-                outcomes: list[object] = list(await asyncio.gather(*pending, return_exceptions=True))
-                return outcomes + [exc] * (len(rows) - len(pending))
-        return list(await asyncio.gather(*pending, return_exceptions=True))
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                sends.extend([failed] * (len(rows) - len(sends)))
+                break
+        return sends
 
     async def _renew_producer(self) -> None:
         """Replace the producer (its sends failed); raises while the broker is still away (retried)."""
         assert self.new_producer is not None
         old, self.producer = self.producer, self.new_producer()
-        with contextlib.suppress(Exception):
-            await old.stop()
+        await stop_producer(old, self.ack_timeout_s)
         await self.producer.start()
         self._replace_producer = False
         log.info("relay.producer_replaced", service=self.service)
+
+    async def close(self) -> None:
+        """Stop the producer in use (after ``run``), waiting a few seconds at most for what it still holds."""
+        await stop_producer(self.producer, min(self.ack_timeout_s, 5.0))
 
     async def purge(self) -> int:
         async with self.engine.begin() as conn:
@@ -162,6 +233,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; database and broker outages are retried with backoff."""
         log.info("relay.started", service=self.service)
+        self._stop = stop
         reporter = asyncio.create_task(self._report_backlog(stop))
         try:
             await self._relay(stop)
@@ -179,6 +251,8 @@ class OutboxRelay:
             published: int | None = 0
             failed = False
             try:
+                if self._in_flight is not None:
+                    await self.confirm_in_flight()
                 if self._replace_producer and self.new_producer is not None:
                     await self._renew_producer()
                 published = await self.publish_batch()
@@ -190,6 +264,9 @@ class OutboxRelay:
                         log.info("relay.purged", rows=purged)
             except asyncio.CancelledError:
                 raise
+            except AwaitingAcknowledgement as exc:  # its wait was the pause; no backoff, no new batch
+                log.warning("relay.awaiting_kafka", rows=exc.claimed, unacknowledged=exc.pending)
+                continue
             except Exception as exc:
                 failed = True
                 log.warning("relay.retry", error=repr(exc), retry_in_s=backoff)
@@ -200,6 +277,42 @@ class OutboxRelay:
                 await _sleep_until(stop, 1.0)
             elif published < self.batch_size:
                 await _sleep_until(stop, self.idle_interval_s)
+
+
+class InFlight:
+    """A batch's rows and their sends (futures the producer resolves when Kafka answers)."""
+
+    def __init__(self, rows: Sequence[Any], sends: list[asyncio.Future[Any]]) -> None:
+        self.rows, self.sends = rows, sends
+
+    def pending(self) -> int:
+        return sum(not send.done() for send in self.sends)
+
+    def outcomes(self) -> list[object]:
+        """Each row's acknowledgement or exception; a row still waiting counts as not acknowledged."""
+        return [_outcome(send) for send in self.sends]
+
+    def failed(self) -> bool:
+        return any(isinstance(outcome, BaseException) for outcome in self.outcomes())
+
+
+def _outcome(send: asyncio.Future[Any]) -> object:
+    if not send.done():
+        return _NOT_YET_ACKNOWLEDGED
+    if send.cancelled():
+        return asyncio.CancelledError()
+    return send.exception() or send.result()
+
+
+class AwaitingAcknowledgement(Exception):
+    """Part of a batch is still in flight after the ack timeout: Kafka is away (see the module)."""
+
+    def __init__(self, claimed: int, pending: int) -> None:
+        super().__init__(f"{pending} of {claimed} outbox messages still wait for Kafka's acknowledgement")
+        self.claimed, self.pending = claimed, pending
+
+
+_NOT_YET_ACKNOWLEDGED = TimeoutError("not acknowledged within the relay's ack timeout")
 
 
 class PublishFailed(Exception):
@@ -221,6 +334,34 @@ def acknowledged_in_key_order(rows: Sequence[Any], outcomes: Sequence[object]) -
         elif row.key not in blocked:
             sent.append(row)
     return sent
+
+
+async def _wait_for_acks(sends: Sequence[asyncio.Future[Any]], timeout_s: float, stop: asyncio.Event) -> None:
+    """Until every send is answered, ``timeout_s`` passed or ``stop`` is set; cancels none of them."""
+    pending = {send for send in sends if not send.done()}
+    if not pending:
+        return
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    answered: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
+    try:
+        await asyncio.wait([answered, stopping], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+
+
+async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> None:
+    """Stop ``producer``, waiting at most ``timeout_s`` for what it still has to deliver.
+
+    aiokafka's ``stop`` waits until every batch is delivered, and an idempotent producer retries a batch for
+    as long as Kafka is away: the relay would not stop (or replace its producer) until Kafka came back. What
+    is left unacknowledged stays unsent in the outbox and is published again by the next relay."""
+    stopping = asyncio.ensure_future(producer.stop())
+    done, _ = await asyncio.wait([stopping], timeout=timeout_s)
+    if not done:
+        stopping.cancel()
+        log.warning("relay.producer_abandoned", waited_s=timeout_s)
+    elif stopping.exception() is not None:
+        log.warning("relay.producer_stop_failed", error=repr(stopping.exception()))
 
 
 async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:

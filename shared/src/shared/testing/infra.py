@@ -34,9 +34,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -51,6 +54,7 @@ __all__ = [
     "InfraError",
     "KafkaHandle",
     "PostgresHandle",
+    "PrivateKafka",
     "asyncpg_url",
     "docker_available",
     "kafka_bootstrap",
@@ -536,6 +540,63 @@ def kafka_bootstrap(
     env["KAFKA_KEEP_DATA"] = "1" if keep_data else env.get("KAFKA_KEEP_DATA", "0")
     bootstrap, started_here, stopper = _start_local("kafka-local.sh", env, timeout)
     return KafkaHandle(bootstrap, source="local", started_here=started_here, stopper=stopper)
+
+
+class PrivateKafka:
+    """A broker of its own, for a fault test or benchmark that stops, freezes or restarts it: kafka-local.sh
+    with its own run directory (under /tmp) and a port below the ephemeral range (a client retrying a closed
+    port in that range can end up connected to itself on it, and the broker could not start there again).
+    The shared test broker is never touched. ``remove`` stops it and deletes its run directory.
+    ``auto_create_topics=False``: a metadata request for a missing topic does not create it."""
+
+    def __init__(self, *, auto_create_topics: bool = True) -> None:
+        self.auto_create_topics = auto_create_topics
+        self.base = Path(tempfile.mkdtemp(prefix="tierstream-private-kafka-"))
+        self.run_dir = self.base / "kafka"
+        self.port = port_below_ephemeral_range()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def _script(self, command: str, *, keep_data: bool = False, timeout: float = 180.0) -> None:
+        env = {
+            **os.environ,
+            "KAFKA_RUN_DIR": str(self.run_dir),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_KEEP_DATA": "1" if keep_data else "0",
+            "KAFKA_AUTO_CREATE_TOPICS": "true" if self.auto_create_topics else "false",
+        }
+        proc = _run_script(_script("kafka-local.sh"), command, env, timeout)
+        if proc.returncode != 0:
+            raise _script_failed(_script("kafka-local.sh"), command, proc)
+
+    def start(self, *, keep_data: bool = False) -> str:
+        """Start the broker (again, on its data, with ``keep_data``); its bootstrap address."""
+        self._script("start", keep_data=keep_data)
+        return self.bootstrap
+
+    @property
+    def pid(self) -> int:
+        return int((self.run_dir / "kafka.pid").read_text())
+
+    def stop(self) -> None:
+        with contextlib.suppress(InfraError):
+            self._script("stop", timeout=90.0)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def port_below_ephemeral_range() -> int:
+    """A free TCP port on 127.0.0.1 between 20000 and 30000 (see :class:`PrivateKafka`)."""
+    for _ in range(200):
+        port = random.randint(20_000, 30_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise InfraError("no free port in 20000-30000")
 
 
 # --------------------------------------------------------------------------------------------- postgres
