@@ -188,9 +188,15 @@ class SilentProducer:
         self.sent_some.set()
         return future
 
-    def answer(self) -> None:
-        for _, future in self.sends:
-            if not future.done():
+    def answer(self, *, refuse: bytes | None = None, after: int = 0) -> None:
+        """Acknowledge every waiting send; with ``refuse``, fail that key's sends from the ``after``-th on (the
+        producer gave up on them)."""
+        for n, (key, future) in enumerate(self.sends):
+            if future.done():
+                continue
+            if key == refuse and n >= after:
+                future.set_exception(ConnectionError("the producer gave up"))
+            else:
                 future.set_result(object())
         self.answered.set()
 
@@ -277,3 +283,49 @@ async def test_a_relay_stops_promptly_while_kafka_does_not_answer(
     await asyncio.wait_for(relay.close(), 10)
     assert await transactions_open(orders_engine) == []
     assert await unsent(orders_engine) == 2  # left for the next relay
+
+
+async def test_a_relay_asked_to_stop_marks_what_kafka_acknowledges_just_after(
+    orders_engine,  # type: ignore[no-untyped-def]
+    topics: Topics,
+) -> None:
+    """A deploy stops a busy relay while its batch is out; the acknowledgements arrive a moment later. They
+    are marked, so the next relay does not publish the batch again."""
+    await place_orders(orders_engine, topics, customers=2, per_customer=2)
+    silent = SilentProducer()
+    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test")  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    await asyncio.wait_for(silent.sent_some.wait(), 10)
+    stop.set()
+    asyncio.get_running_loop().call_later(0.2, silent.answer)
+    await asyncio.wait_for(running, 10)  # a guard against hanging
+    assert await unsent(orders_engine) == 0
+
+
+async def test_in_flight_rows_survive_a_database_failure_while_they_are_marked(
+    orders_engine,  # type: ignore[no-untyped-def]
+    topics: Topics,
+) -> None:
+    await place_orders(orders_engine, topics, customers=2, per_customer=2)  # ids 1-8: c-0, c-1, c-0, c-1 pairs
+    silent = SilentProducer()
+    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.1)  # type: ignore[arg-type]
+    with pytest.raises(AwaitingAcknowledgement):
+        await relay.publish_batch()
+    silent.answer(refuse=b"c-1", after=3)  # Kafka took c-1's first event; the producer gave up on the other
+    unreachable = create_engine("postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none")
+    relay.engine = unreachable
+    try:
+        with pytest.raises(OSError):
+            await relay.confirm_in_flight()
+    finally:
+        await unreachable.dispose()
+        relay.engine = orders_engine
+    assert relay._in_flight is not None and relay._replace_producer  # kept for the next attempt
+
+    with pytest.raises(PublishFailed, match="3 of 8 outbox messages not acknowledged"):
+        await relay.confirm_in_flight()
+    async with orders_engine.connect() as conn:
+        left = (await conn.execute(text("SELECT key FROM outbox WHERE sent_at IS NULL ORDER BY id"))).scalars().all()
+    assert left == ["c-1"] * 3  # c-1 from its first refused event on; everything else marked
+    assert relay._in_flight is None and relay._replace_producer

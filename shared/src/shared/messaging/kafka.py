@@ -15,9 +15,10 @@ TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy":
 
 
 #: How long a request waits for the broker, and how long a batch for a partition without a known leader
-#: waits before it fails (the relay then replaces its producer and backs off). A batch already sent to a
-#: leader does not expire: the idempotent producer retries it until the broker answers (the relay's
-#: ACK_TIMEOUT_S bounds its own wait). 10 s rather than aiokafka's 30 s.
+#: waits before it fails (the relay then replaces its producer and backs off). A batch sent to a leader
+#: that stays known does not expire: the idempotent producer retries it until the broker answers (the
+#: relay's ACK_TIMEOUT_S bounds its own wait); if the leader becomes unknown meanwhile, a batch older than
+#: this fails at once. 10 s rather than aiokafka's 30 s.
 PRODUCER_REQUEST_TIMEOUT_MS = 10_000
 #: Least time from the end of one metadata refresh a producer asks for to the start of the next (aiokafka's
 #: retry_backoff_ms default; the Java producer waits retry.backoff.ms likewise). See pace_metadata_refreshes.
@@ -40,11 +41,11 @@ def make_producer(
         request_timeout_ms=request_timeout_ms,
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
-    pace_metadata_refreshes(producer.client, METADATA_REFRESH_MIN_INTERVAL_S)
+    pace_metadata_refreshes(producer.client, METADATA_REFRESH_MIN_INTERVAL_S, timeout_s=request_timeout_ms / 1000)
     return producer
 
 
-def pace_metadata_refreshes(client: AIOKafkaClient, min_interval_s: float) -> None:
+def pace_metadata_refreshes(client: AIOKafkaClient, min_interval_s: float, *, timeout_s: float) -> None:
     """Make ``client.force_metadata_update`` start a refresh ``min_interval_s`` after the previous one ended.
 
     While it holds a batch for a partition without a known leader (a topic deleted, a broker shutting
@@ -52,8 +53,9 @@ def pace_metadata_refreshes(client: AIOKafkaClient, min_interval_s: float) -> No
     (``unknown_leaders_exist`` in aiokafka/producer/sender.py; neither ``retry_backoff_ms`` nor
     ``metadata_max_age_ms`` reaches it), until the batch expires after the request timeout: a core busy and
     ~4,000 metadata requests a second at the broker, or ~13,000 refused connects a second with it away.
-    Calls while a refresh is pending or waiting join it, as aiokafka's own calls do. aiokafka offers no
-    setting for it, so this replaces the method on this one client instance."""
+    Calls while a refresh is pending or waiting join it, as aiokafka's own calls do. A refresh that has
+    not ended after ``timeout_s`` counts as failed (``False``): one the client's ``close`` interrupted never
+    ends. aiokafka offers no setting for it, so this replaces the method on this one client instance."""
     force = client.force_metadata_update
     next_at = 0.0
     pending: asyncio.Future[bool] | None = None
@@ -64,7 +66,9 @@ def pace_metadata_refreshes(client: AIOKafkaClient, min_interval_s: float) -> No
         if (delay := next_at - loop.time()) > 0:
             await asyncio.sleep(delay)
         try:
-            return bool(await force())
+            return bool(await asyncio.wait_for(force(), timeout_s))
+        except TimeoutError:
+            return False
         finally:
             next_at = loop.time() + min_interval_s
 

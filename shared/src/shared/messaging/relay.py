@@ -1,8 +1,8 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in order, at least once.
 
 One batch at a time holds a transaction-level advisory lock, so however many relay instances run,
-exactly one publishes at a time (the others stand by) and each batch starts after the previous one's
-"sent" marks are committed: per-key order is the order of commits. The batch transaction publishes
+exactly one claims and marks rows at a time (the others stand by) and each batch starts after the previous
+one's "sent" marks are committed: per-key order is the order of commits. The batch transaction publishes
 with the idempotent producer, waits for every acknowledgement, then marks the rows sent; a crash in
 between republishes them, and consumers drop the duplicates by event_id.
 
@@ -19,8 +19,12 @@ transaction open for the whole outage (holding back vacuum on the outbox and the
 the relay from stopping. So after ``ack_timeout_s`` the transaction commits what was acknowledged and ends;
 the rest stays *in flight*: the producer keeps retrying it, the relay claims nothing new and waits for it
 outside any transaction (``tierstream_outbox_unacknowledged`` counts it), and once Kafka answered, marks
-it sent in a new transaction under the lock — nothing is sent twice for the outage. A relay stopping
-meanwhile leaves it unsent, and whoever publishes next sends it again (at least once, as after a crash).
+it sent in a new transaction under the lock: when the producer's retries get through, nothing is sent
+twice for the outage. What is not marked — the producer gave up on it in the end (a partition that lost its
+leader), the relay stopped meanwhile, or a standby relay took the lock — stays unsent, and whoever
+publishes next sends it again (at least once, as after a crash; the late originals are duplicates only,
+since every claim starts at the oldest unsent row). A relay asked to stop gives the acknowledgements on
+their way ``STOP_GRACE_S`` more, so a deploy does not re-send the batch it interrupted.
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ _OLDEST_UNSENT = text(
 #: How long a batch waits for Kafka's acknowledgements inside its transaction (see the module). Longer
 #: than the producer's request timeout, so that a broker that answers late is not mistaken for one away.
 ACK_TIMEOUT_S = 15.0
+#: How long a relay asked to stop still waits for the acknowledgements of the batch it sent (normally
+#: milliseconds away): what they confirm is marked, and not published again by the next relay.
+STOP_GRACE_S = 3.0
 
 
 def relay_lock_key(service: str) -> int:
@@ -125,13 +132,14 @@ class OutboxRelay:
             if not rows:
                 return 0
             in_flight = InFlight(rows, await self._send(rows))
-            await _wait_for_acks(in_flight.sends, self.ack_timeout_s, self._stop)
+            await in_flight.wait(self.ack_timeout_s, self._stop)
             fault_point("relay_exit_after_ack")  # inert unless TIERSTREAM_FAULT_INJECT names it (tests)
             sent = acknowledged_in_key_order(rows, in_flight.outcomes())
             if sent:
                 await conn.execute(_MARK_SENT, {"ids": [row.id for row in sent]})
+        in_flight.marked = len(sent)
         PUBLISHED.labels(self.service).inc(len(sent))
-        return self._settled(in_flight, len(sent))
+        return self._settled(in_flight)
 
     async def confirm_in_flight(self) -> int | None:
         """Mark the in-flight rows sent once Kafka answered for all of them; the count newly marked, or None
@@ -141,28 +149,31 @@ class OutboxRelay:
         :class:`PublishFailed` when Kafka refused some in the end."""
         in_flight = self._in_flight
         assert in_flight is not None
-        await _wait_for_acks(in_flight.sends, self.ack_timeout_s, self._stop)
+        await in_flight.wait(self.ack_timeout_s, self._stop)
         if in_flight.pending():
             raise AwaitingAcknowledgement(len(in_flight.rows), in_flight.pending())
-        self._in_flight = None
-        UNACKNOWLEDGED.labels(self.service).set(0)
+        self._replace_producer = self._replace_producer or in_flight.failed()  # before anything can fail here
         async with self.engine.begin() as conn:
             locked = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
-            if not locked:
-                self._replace_producer = self._replace_producer or in_flight.failed()
-                log.info("relay.in_flight_left_to_active_relay", service=self.service, rows=len(in_flight.rows))
-                return None
-            sent = acknowledged_in_key_order(in_flight.rows, in_flight.outcomes())
-            marked = 0
-            if sent:
-                result = await conn.execute(_MARK_SENT_IF_UNSENT, {"ids": [row.id for row in sent]})
-                marked = result.rowcount or 0
-        PUBLISHED.labels(self.service).inc(marked)
-        log.info("relay.in_flight_acknowledged", service=self.service, rows=len(in_flight.rows), marked=marked)
-        self._settled(in_flight, marked)
-        return marked
+            if locked:
+                sent = acknowledged_in_key_order(in_flight.rows, in_flight.outcomes())
+                if sent:
+                    result = await conn.execute(_MARK_SENT_IF_UNSENT, {"ids": [row.id for row in sent]})
+                    newly = result.rowcount or 0
+                    in_flight.marked += newly
+                    PUBLISHED.labels(self.service).inc(newly)
+        self._in_flight = None  # only now: a database failure above keeps it for the next attempt
+        UNACKNOWLEDGED.labels(self.service).set(0)
+        if not locked:
+            log.info("relay.in_flight_left_to_active_relay", service=self.service, rows=len(in_flight.rows))
+            return None
+        log.info(
+            "relay.in_flight_acknowledged", service=self.service, rows=len(in_flight.rows), marked=in_flight.marked
+        )
+        self._settled(in_flight)
+        return in_flight.marked
 
-    def _settled(self, in_flight: InFlight, marked: int) -> int:
+    def _settled(self, in_flight: InFlight) -> int:
         """After a batch's marks committed: keep what is still in flight, or report what failed."""
         if pending := in_flight.pending():
             self._in_flight = in_flight
@@ -171,7 +182,7 @@ class OutboxRelay:
         if in_flight.failed():
             self._replace_producer = True
             cause = next(o for o in in_flight.outcomes() if isinstance(o, BaseException))
-            raise PublishFailed(len(in_flight.rows), marked, cause)
+            raise PublishFailed(len(in_flight.rows), in_flight.marked, cause)
         return len(in_flight.rows)
 
     async def _send(self, rows: Sequence[Any]) -> list[asyncio.Future[Any]]:
@@ -280,10 +291,29 @@ class OutboxRelay:
 
 
 class InFlight:
-    """A batch's rows and their sends (futures the producer resolves when Kafka answers)."""
+    """A batch's rows, their sends (futures the producer resolves when Kafka answers), and how many of the
+    rows are marked sent so far."""
 
     def __init__(self, rows: Sequence[Any], sends: list[asyncio.Future[Any]]) -> None:
         self.rows, self.sends = rows, sends
+        self.marked = 0
+        #: resolved when every send is answered; one per batch, however often it is waited for
+        self.answered: asyncio.Future[Any] = asyncio.gather(
+            *{send for send in sends if not send.done()}, return_exceptions=True
+        )
+
+    async def wait(self, timeout_s: float, stop: asyncio.Event) -> None:
+        """Until every send is answered or ``timeout_s`` passed; once ``stop`` is set, ``STOP_GRACE_S`` at
+        most. Cancels none of the sends."""
+        if self.answered.done():
+            return
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([self.answered, stopping], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if stop.is_set() and not self.answered.done():
+            await asyncio.wait([self.answered], timeout=STOP_GRACE_S)
 
     def pending(self) -> int:
         return sum(not send.done() for send in self.sends)
@@ -336,19 +366,6 @@ def acknowledged_in_key_order(rows: Sequence[Any], outcomes: Sequence[object]) -
     return sent
 
 
-async def _wait_for_acks(sends: Sequence[asyncio.Future[Any]], timeout_s: float, stop: asyncio.Event) -> None:
-    """Until every send is answered, ``timeout_s`` passed or ``stop`` is set; cancels none of them."""
-    pending = {send for send in sends if not send.done()}
-    if not pending:
-        return
-    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-    answered: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
-    try:
-        await asyncio.wait([answered, stopping], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-
-
 async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> None:
     """Stop ``producer``, waiting at most ``timeout_s`` for what it still has to deliver.
 
@@ -360,7 +377,7 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> None:
     if not done:
         stopping.cancel()
         log.warning("relay.producer_abandoned", waited_s=timeout_s)
-    elif stopping.exception() is not None:
+    elif not stopping.cancelled() and stopping.exception() is not None:
         log.warning("relay.producer_stop_failed", error=repr(stopping.exception()))
 
 
