@@ -259,11 +259,13 @@ async def test_in_flight_rows_another_relay_took_over_are_left_to_it(
     relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.1)  # type: ignore[arg-type]
     with pytest.raises(AwaitingAcknowledgement):
         await relay.publish_batch()
-    silent.answer()
+    silent.answer(refuse=b"c-0", after=1)  # the producer gave up on the second in the end
     async with orders_engine.begin() as conn:  # another relay is active (holds the lock)
         assert await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": relay.lock_key})
         assert await relay.confirm_in_flight() is None
     assert await unsent(orders_engine) == 2  # the active relay publishes them (again): at least once
+    assert relay._in_flight is None
+    assert relay._replace_producer  # its producer failed: the next batch, if any, gets a new one
 
 
 async def test_a_relay_stops_promptly_while_kafka_does_not_answer(

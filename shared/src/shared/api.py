@@ -121,16 +121,23 @@ async def expected_version(
 ExpectedVersion = Annotated[int | None, Depends(expected_version)]
 
 
+#: How long /health/ready waits for the database's ``SELECT 1`` (probes time out after a few seconds).
+READY_CHECK_TIMEOUT_S = 3.0
+
+
 class DatabaseCheck:
     """Readiness of the service's own database; ``create_app`` also finds the engine for idempotency here."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, timeout_s: float = READY_CHECK_TIMEOUT_S) -> None:
         self.engine = engine
+        self.timeout_s = timeout_s
 
     async def __call__(self) -> bool:
+        """``SELECT 1`` within ``timeout_s``: a hung server is not ready (and does not hang the probe)."""
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(self.timeout_s):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
             return True
         except Exception:
             return False

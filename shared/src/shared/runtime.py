@@ -59,8 +59,14 @@ class Container(Generic[S]):
     topics: Topics
     parts: dict[str, Any] = field(default_factory=dict)
 
-    async def close(self) -> None:
-        await self.engine.dispose()
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Close the pool's connections; a server that does not answer (hung) is left after ``timeout_s``
+        (the process is ending: the operating system closes the sockets)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.engine.dispose()
+        except TimeoutError:
+            log.warning("database.close_abandoned", waited_s=timeout_s)
 
 
 @dataclass

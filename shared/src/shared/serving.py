@@ -96,13 +96,23 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_http(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve ``app`` on a bound socket until ``stop`` is set (then drain open requests)."""
+#: How long a stopping server waits for open requests before it cancels them: below a container's 30 s
+#: stop grace, with room for the other roles' shutdown and closing the database pool after it. A request
+#: waits that long only on a hung dependency (a PostgreSQL that does not answer).
+GRACEFUL_SHUTDOWN_S = 15
+
+
+async def serve_http(
+    app: FastAPI, sock: socket.socket, stop: asyncio.Event, *, graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S
+) -> None:
+    """Serve ``app`` on a bound socket until ``stop`` is set (then drain open requests, at most
+    ``graceful_shutdown_s``)."""
     config = uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=graceful_shutdown_s,
         # C parser; the loop itself is uvloop, chosen by build_cli's runner (uvicorn's own
         # loop setting only applies when uvicorn creates the loop).
         http="httptools",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.api import create_app
 from shared.idempotency import (
@@ -321,6 +322,11 @@ def failing_app() -> FastAPI:
         wrapped.__cause__ = driver_error
         raise DBAPIError("connect", {}, wrapped)
 
+    @router.post("/pool-exhausted")
+    async def pool_exhausted() -> None:
+        """What SQLAlchemy raises when every pooled connection is stuck on a hung server."""
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out, timeout 10.00")
+
     @router.post("/bug")
     async def bug() -> None:
         raise RuntimeError("bug")
@@ -341,10 +347,12 @@ async def test_a_database_outage_is_503_with_retry_after_and_anything_else_500()
     async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as c:
         down = await c.post("/down")
         shutting_down = await c.post("/shutting-down")
+        pool_exhausted = await c.post("/pool-exhausted")
         bug = await c.post("/bug")
     assert down.status_code == 503
     assert int(down.headers["Retry-After"]) > 0
     assert "nothing was changed" in down.json()["detail"]
     assert "X-Correlation-ID" in down.headers
     assert shutting_down.status_code == 503
+    assert pool_exhausted.status_code == 503  # was 500 "internal error", with a traceback logged for each
     assert bug.status_code == 500 and bug.json() == {"detail": "internal error"}

@@ -84,6 +84,8 @@ _LOAD_OFFSETS = text(
 )
 #: Records decoded between two chances for the transaction in flight to proceed (see ``_fetch``).
 _DECODE_CHUNK = 250
+#: How long a stopping consumer waits for Kafka to take its leave (see ``ProjectionConsumer._stop_client``).
+STOP_TIMEOUT_S = 10.0
 
 
 class Projection(Protocol):
@@ -214,8 +216,18 @@ class ProjectionConsumer:
             ahead.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await ahead
-            await self.consumer.stop()
+            await self._stop_client()
             log.info("consumer.stopped", group=self.group_id)
+
+    async def _stop_client(self) -> None:
+        """Leave the group and close, waiting ``STOP_TIMEOUT_S`` at most: with the broker hung, aiokafka's
+        LeaveGroup waits its 40 s request timeout, longer than a container's stop grace. Positions are in
+        PostgreSQL; the coordinator drops a member that left silently after the session timeout."""
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await self.consumer.stop()
+        except TimeoutError:
+            log.warning("consumer.stop_abandoned", group=self.group_id, waited_s=STOP_TIMEOUT_S)
 
     async def _fetch(self) -> _Poll:
         """The next poll, decoded in chunks that let a transaction in flight go on between them."""

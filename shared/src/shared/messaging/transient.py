@@ -8,6 +8,7 @@ from the consumer so that the consumer's position bookkeeping (``positions``) ca
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 #: SQLSTATEs meaning "the server cannot serve right now", not "the statement is wrong": class 08
 #: (connection exception), admin / crash shutdown, cannot connect now (e.g. "the database system is
@@ -16,8 +17,11 @@ _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when ``exc`` means the database (or the network to it) is unavailable: retry later."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+    """True when ``exc`` means the database (or the network to it) is unavailable: retry later.
+
+    That includes the pool's checkout timeout (SQLAlchemy's own ``TimeoutError``, not the built-in one):
+    with the server hung, every pooled connection waits on it and the next callers find none free."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
