@@ -224,13 +224,18 @@ async def unsent(engine) -> int:  # type: ignore[no-untyped-def]
         return int(await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")) or 0)
 
 
+async def silent_relay(engine, topics: Topics, customers: int, per_customer: int, **options: float):  # type: ignore[no-untyped-def]
+    """Orders placed (two events each), and a relay whose Kafka does not answer until ``answer()``."""
+    await place_orders(engine, topics, customers=customers, per_customer=per_customer)
+    silent = SilentProducer()
+    return silent, OutboxRelay(engine, silent, service="orders-silent-test", **options)  # type: ignore[arg-type]
+
+
 async def test_a_batch_kafka_does_not_answer_ends_its_transaction_and_is_marked_once_kafka_answers(
     orders_engine,  # type: ignore[no-untyped-def]
     topics: Topics,
 ) -> None:
-    await place_orders(orders_engine, topics, customers=2, per_customer=2)  # 8 events
-    silent = SilentProducer()
-    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.2)  # type: ignore[arg-type]
+    silent, relay = await silent_relay(orders_engine, topics, 2, 2, ack_timeout_s=0.2)  # 8 events
 
     with pytest.raises(AwaitingAcknowledgement, match="8 of 8 outbox messages still wait"):
         await asyncio.wait_for(relay.publish_batch(), 10)  # a guard: it used to wait for Kafka for ever
@@ -254,9 +259,7 @@ async def test_in_flight_rows_another_relay_took_over_are_left_to_it(
     orders_engine,  # type: ignore[no-untyped-def]
     topics: Topics,
 ) -> None:
-    await place_orders(orders_engine, topics, customers=1, per_customer=1)  # 2 events
-    silent = SilentProducer()
-    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.1)  # type: ignore[arg-type]
+    silent, relay = await silent_relay(orders_engine, topics, 1, 1, ack_timeout_s=0.1)  # 2 events
     with pytest.raises(AwaitingAcknowledgement):
         await relay.publish_batch()
     silent.answer(refuse=b"c-0", after=1)  # the producer gave up on the second in the end
@@ -272,9 +275,7 @@ async def test_a_relay_stops_promptly_while_kafka_does_not_answer(
     orders_engine,  # type: ignore[no-untyped-def]
     topics: Topics,
 ) -> None:
-    await place_orders(orders_engine, topics, customers=1, per_customer=1)
-    silent = SilentProducer()
-    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=30)  # type: ignore[arg-type]
+    silent, relay = await silent_relay(orders_engine, topics, 1, 1, ack_timeout_s=30)
     stop = asyncio.Event()
     running = asyncio.create_task(relay.run(stop))
     await asyncio.wait_for(silent.sent_some.wait(), 10)
@@ -293,9 +294,7 @@ async def test_a_relay_asked_to_stop_marks_what_kafka_acknowledges_just_after(
 ) -> None:
     """A deploy stops a busy relay while its batch is out; the acknowledgements arrive a moment later. They
     are marked, so the next relay does not publish the batch again."""
-    await place_orders(orders_engine, topics, customers=2, per_customer=2)
-    silent = SilentProducer()
-    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test")  # type: ignore[arg-type]
+    silent, relay = await silent_relay(orders_engine, topics, 2, 2)
     stop = asyncio.Event()
     running = asyncio.create_task(relay.run(stop))
     await asyncio.wait_for(silent.sent_some.wait(), 10)
@@ -309,9 +308,9 @@ async def test_in_flight_rows_survive_a_database_failure_while_they_are_marked(
     orders_engine,  # type: ignore[no-untyped-def]
     topics: Topics,
 ) -> None:
-    await place_orders(orders_engine, topics, customers=2, per_customer=2)  # ids 1-8: c-0, c-1, c-0, c-1 pairs
-    silent = SilentProducer()
-    relay = OutboxRelay(orders_engine, silent, service="orders-silent-test", ack_timeout_s=0.1)  # type: ignore[arg-type]
+    silent, relay = await silent_relay(
+        orders_engine, topics, 2, 2, ack_timeout_s=0.1
+    )  # ids 1-8: c-0, c-1, c-0, c-1 pairs
     with pytest.raises(AwaitingAcknowledgement):
         await relay.publish_batch()
     silent.answer(refuse=b"c-1", after=3)  # Kafka took c-1's first event; the producer gave up on the other

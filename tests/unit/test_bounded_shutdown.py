@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -53,22 +53,14 @@ async def test_closing_a_container_leaves_a_database_that_does_not_answer() -> N
 
 
 async def test_a_stopping_consumer_does_not_wait_for_a_broker_that_does_not_answer(
-    monkeypatch: pytest.MonkeyPatch,
+    offline_consumer: Callable[..., ProjectionConsumer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class HungKafkaConsumer:
         async def stop(self) -> None:  # LeaveGroup to a frozen broker
             await forever()
 
-    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", lambda **options: HungKafkaConsumer())
     monkeypatch.setattr(consumer_module, "STOP_TIMEOUT_S", 0.1)
-    consumer = ProjectionConsumer(
-        object(),  # type: ignore[arg-type]
-        object(),  # type: ignore[arg-type]
-        bootstrap_servers="127.0.0.1:1",
-        group_id="g",
-        topics=["t.customers"],
-        deadletter_topic="t.deadletter",
-    )
+    consumer = offline_consumer(HungKafkaConsumer())
     await asyncio.wait_for(consumer._stop_client(), 5)
 
 

@@ -8,6 +8,7 @@ an invalid event said neither why nor which event. No broker and no database are
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,17 +30,9 @@ def record(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | N
 
 
 @pytest.fixture
-def consumer(monkeypatch: pytest.MonkeyPatch) -> ProjectionConsumer:
+def consumer(offline_consumer: Callable[..., ProjectionConsumer]) -> ProjectionConsumer:
     """A ProjectionConsumer whose Kafka client, engine and projection are never reached."""
-    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", lambda **options: object())
-    return ProjectionConsumer(
-        object(),  # type: ignore[arg-type]
-        object(),  # type: ignore[arg-type]
-        bootstrap_servers="127.0.0.1:1",
-        group_id="g",
-        topics=["t.customers"],
-        deadletter_topic="t.deadletter",
-    )
+    return offline_consumer()
 
 
 class RecordingLog:
