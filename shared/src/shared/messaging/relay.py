@@ -61,8 +61,8 @@ OLDEST_UNSENT = Gauge(
 )
 
 _CLAIM = text("SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT :limit")
-_MARK_SENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)")
-_MARK_SENT_IF_UNSENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids) AND sent_at IS NULL")
+#: (``sent_at IS NULL``: in-flight rows confirmed late may have been marked by a relay that took over)
+_MARK_SENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids) AND sent_at IS NULL")
 _PURGE = text("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => :secs)")
 _BACKLOG = text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 _OLDEST_UNSENT = text(
@@ -158,7 +158,7 @@ class OutboxRelay:
             if locked:
                 sent = acknowledged_in_key_order(in_flight.rows, in_flight.outcomes())
                 if sent:
-                    result = await conn.execute(_MARK_SENT_IF_UNSENT, {"ids": [row.id for row in sent]})
+                    result = await conn.execute(_MARK_SENT, {"ids": [row.id for row in sent]})
                     newly = result.rowcount or 0
                     in_flight.marked += newly
                     PUBLISHED.labels(self.service).inc(newly)
@@ -372,13 +372,13 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> None:
     aiokafka's ``stop`` waits until every batch is delivered, and an idempotent producer retries a batch for
     as long as Kafka is away: the relay would not stop (or replace its producer) until Kafka came back. What
     is left unacknowledged stays unsent in the outbox and is published again by the next relay."""
-    stopping = asyncio.ensure_future(producer.stop())
-    done, _ = await asyncio.wait([stopping], timeout=timeout_s)
-    if not done:
-        stopping.cancel()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await producer.stop()
+    except TimeoutError:
         log.warning("relay.producer_abandoned", waited_s=timeout_s)
-    elif not stopping.cancelled() and stopping.exception() is not None:
-        log.warning("relay.producer_stop_failed", error=repr(stopping.exception()))
+    except Exception as exc:
+        log.warning("relay.producer_stop_failed", error=repr(exc))
 
 
 async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
